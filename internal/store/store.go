@@ -1,0 +1,245 @@
+// Package store defines the storage contract of taskwire: the Store
+// interface every backend implements, the params of its operations and the
+// errors it answers with. The rules of the task life cycle live here and in
+// the conformance suite (storetest), not in the backends' callers: every
+// transition is decided atomically inside the backend.
+//
+// A Store never reads a clock: every operation that depends on time carries
+// Now, so tests drive time and every backend agrees on it.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// Store is a task storage backend. Every method is safe for concurrent use.
+// A method that returns without error has made its change durable.
+type Store interface {
+	// CreateTask inserts p.Task as a pending task. When p.IdempotencyKey
+	// was used by a task created after p.Now - p.IdempotencyWindow, it
+	// returns that task with created false and changes nothing, also when
+	// two such calls race.
+	CreateTask(ctx context.Context, p CreateTaskParams) (task *taskwire.Task, created bool, err error)
+
+	// GetTask returns a task with its whole result, or a *TaskNotFoundError.
+	GetTask(ctx context.Context, id string) (*taskwire.Task, error)
+
+	// ListTasks returns one page of the tasks matching p and the number of
+	// all matching tasks. Results over taskwire.ListResultLimit bytes are
+	// left out of the rows (Result nil, ResultTruncated true, ResultSize set).
+	ListTasks(ctx context.Context, p ListTasksParams) (tasks []*taskwire.Task, total int, err error)
+
+	// ClaimTasks atomically takes up to p.MaxTasks ready tasks for a
+	// registered, online worker: first the pending tasks reserved for it
+	// (task.assign, any queue), then unreserved pending tasks of p.Queues
+	// whose RunAt has come, highest priority first, oldest first within a
+	// priority. Each becomes in_progress, assigned to the worker, with
+	// Attempt+1 and a lease of its LeaseMs. No task is handed to two
+	// workers. An empty p.Queues means the worker's registered queues, or
+	// the default queue when it registered none. An unknown or offline
+	// worker gets a *WorkerNotFoundError. No ready task: an empty slice.
+	ClaimTasks(ctx context.Context, p ClaimTasksParams) ([]*taskwire.Task, error)
+
+	// UpdateTask changes the given fields of a task (see UpdateTaskParams
+	// for the rules) and returns it without its result.
+	UpdateTask(ctx context.Context, p UpdateTaskParams) (*taskwire.Task, error)
+
+	// CompleteTask finalizes an assigned pending or in_progress task as
+	// completed (with p.Result) or failed (with p.Error) and returns it
+	// without its result. See CompleteTaskParams for the rules.
+	CompleteTask(ctx context.Context, p CompleteTaskParams) (*taskwire.Task, error)
+
+	// AssignTask reserves a pending task for a registered worker. Assigning
+	// it again to the same worker changes nothing; a task that is not
+	// pending, or is reserved for another worker, is a *ConflictError.
+	AssignTask(ctx context.Context, p AssignTaskParams) (*taskwire.Task, error)
+
+	// UnassignTask clears a task's assignment; an in_progress task goes
+	// back to pending (its attempt kept, its lease cleared). It returns the
+	// previous assignment ("" when there was none). A final task is a
+	// *ConflictError.
+	UnassignTask(ctx context.Context, p UnassignTaskParams) (previous string, task *taskwire.Task, err error)
+
+	// DeleteTask removes a task, its result and every trace of it.
+	DeleteTask(ctx context.Context, p DeleteTaskParams) error
+
+	// RegisterWorker creates or refreshes a worker; it is online afterwards.
+	RegisterWorker(ctx context.Context, p RegisterWorkerParams) error
+
+	// HeartbeatWorker records that a worker is alive and renews the leases
+	// of all its in_progress tasks. It reports false, changing nothing, for
+	// a worker that went offline; an unknown worker is a *WorkerNotFoundError.
+	HeartbeatWorker(ctx context.Context, p HeartbeatWorkerParams) (alive bool, err error)
+
+	// UnregisterWorker removes a worker. Its in_progress tasks go back to
+	// pending at once (attempt kept) and its reservations are cleared; it
+	// returns how many in_progress tasks went back.
+	UnregisterWorker(ctx context.Context, p UnregisterWorkerParams) (requeued int, err error)
+
+	// ListWorkers returns every registered worker with the ids of its
+	// in_progress tasks, ordered by id.
+	ListWorkers(ctx context.Context) ([]taskwire.Worker, error)
+
+	// Stats counts tasks by queue and status and finds each queue's oldest
+	// pending task.
+	Stats(ctx context.Context) (*Stats, error)
+
+	// OpenResult streams the stored result of a task. A task without a
+	// stored result (not final yet) is ErrNoResult.
+	OpenResult(ctx context.Context, id string) (r io.ReadCloser, size int64, err error)
+
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+
+	// Close releases the backend. Operations after Close fail.
+	Close() error
+}
+
+// CreateTaskParams are the params of Store.CreateTask.
+type CreateTaskParams struct {
+	// Task is the new task, its ID, Queue, Text, Priority, Metadata,
+	// MaxAttempts, LeaseMs, RunAt, CreatedAt and UpdatedAt set; its Status
+	// is pending.
+	Task taskwire.Task
+	// IdempotencyKey, when not empty, makes the create happen at most once
+	// within IdempotencyWindow.
+	IdempotencyKey    string
+	IdempotencyWindow time.Duration
+	Now               time.Time
+}
+
+// ClaimTasksParams are the params of Store.ClaimTasks.
+type ClaimTasksParams struct {
+	WorkerID string
+	// Queues to take unreserved tasks from; empty means the worker's own.
+	Queues   []string
+	MaxTasks int
+	Now      time.Time
+}
+
+// UpdateTaskParams are the params of Store.UpdateTask.
+//
+// Rules: a stale Attempt (not the task's current one) is a *ConflictError.
+// With WorkerID set the caller acts as that worker: the task must be
+// in_progress and assigned to it (else *ConflictError), and the update
+// renews the task's lease. A status change to pending requeues the task
+// (assignment and lease cleared; from a final state it is a re-run and the
+// result, error and completion are cleared too); to completed or failed it
+// finalizes the task as CompleteTask does; to in_progress it is allowed only
+// when the task is already in_progress. Metadata is merged key by key (a key
+// set to null is removed); a merged object over taskwire.MaxMetadataBytes is
+// ErrTooLarge.
+type UpdateTaskParams struct {
+	ID       string
+	Updates  taskwire.TaskUpdates
+	WorkerID string
+	Attempt  *int
+	Now      time.Time
+}
+
+// CompleteTaskParams are the params of Store.CompleteTask.
+//
+// Rules: the task must exist (*TaskNotFoundError), be pending or in_progress
+// and assigned (*ConflictError otherwise); with WorkerID set it must be the
+// assigned worker, and with Attempt set it must be the current attempt
+// (*ConflictError otherwise, nothing changed). A call repeating a
+// completion that already succeeded, by the same worker with the same
+// outcome (status, error, result), returns the task as the first call left
+// it. DurationMs becomes CompletedAt - CreatedAt.
+type CompleteTaskParams struct {
+	ID       string
+	WorkerID string
+	// Failed selects status failed with Error; otherwise completed with Result.
+	Failed  bool
+	Error   string
+	Result  json.RawMessage
+	Attempt *int
+	Now     time.Time
+}
+
+// AssignTaskParams are the params of Store.AssignTask.
+type AssignTaskParams struct {
+	TaskID   string
+	WorkerID string
+	Now      time.Time
+}
+
+// UnassignTaskParams are the params of Store.UnassignTask.
+type UnassignTaskParams struct {
+	TaskID string
+	Now    time.Time
+}
+
+// DeleteTaskParams are the params of Store.DeleteTask.
+type DeleteTaskParams struct {
+	ID  string
+	Now time.Time
+}
+
+// RegisterWorkerParams are the params of Store.RegisterWorker.
+type RegisterWorkerParams struct {
+	ID       string
+	Roles    []string
+	Queues   []string
+	Metadata json.RawMessage
+	Now      time.Time
+}
+
+// HeartbeatWorkerParams are the params of Store.HeartbeatWorker.
+type HeartbeatWorkerParams struct {
+	ID  string
+	Now time.Time
+}
+
+// UnregisterWorkerParams are the params of Store.UnregisterWorker.
+type UnregisterWorkerParams struct {
+	ID  string
+	Now time.Time
+}
+
+// ListTasksParams are the params of Store.ListTasks. Zero values filter
+// nothing. Rows are ordered by OrderBy, then by id in the same direction.
+type ListTasksParams struct {
+	Status     taskwire.Status
+	AssignedTo string
+	Priority   *int
+	Queue      string
+	Limit      int
+	Offset     int
+	OrderBy    OrderBy
+	Desc       bool
+}
+
+// OrderBy names the column task.list sorts on.
+type OrderBy string
+
+// The columns task.list may sort on.
+const (
+	OrderByCreatedAt   OrderBy = "createdAt"
+	OrderByUpdatedAt   OrderBy = "updatedAt"
+	OrderByPriority    OrderBy = "priority"
+	OrderByStatus      OrderBy = "status"
+	OrderByAssignedTo  OrderBy = "assignedTo"
+	OrderByCompletedAt OrderBy = "completedAt"
+)
+
+// Stats are task counts as Store.Stats reports them.
+type Stats struct {
+	Queues []QueueStats
+	// Workers counts registered workers by status.
+	Workers map[taskwire.WorkerStatus]int
+}
+
+// QueueStats counts one queue's tasks by status.
+type QueueStats struct {
+	Queue    string
+	ByStatus map[taskwire.Status]int
+	// OldestPending is the creation time of the queue's oldest pending
+	// task, zero when it has none.
+	OldestPending time.Time
+}

@@ -1,0 +1,135 @@
+package taskwire
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// The Validate methods check the rules that span several fields; the bounds
+// of single fields are in the jsonschema tags, which the server checks
+// first. Each returns a *Error with the code the contract gives.
+
+// InvalidParams returns a -32602 error whose data names what is wrong.
+func InvalidParams(format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{Code: CodeInvalidParams, Message: "Invalid params: " + msg,
+		Data: map[string]any{"validation": msg}}
+}
+
+// TooLarge returns a -32004 error for a field over its limit in bytes.
+func TooLarge(field string, limit int) *Error {
+	return &Error{Code: CodeTooLarge,
+		Message: fmt.Sprintf("Payload too large: %s is over %d bytes", field, limit),
+		Data:    map[string]any{"field": field, "limit": limit}}
+}
+
+// oneOf returns whichever of a (named an) and b (named bn) is set; both set
+// to different values, or neither, is an error.
+func oneOf(an, a, bn, b string) (string, error) {
+	switch {
+	case a == "" && b == "":
+		return "", InvalidParams("%s or %s is required", an, bn)
+	case a != "" && b != "" && a != b:
+		return "", InvalidParams("%s and %s name different values", an, bn)
+	case a != "":
+		return a, nil
+	}
+	return b, nil
+}
+
+func checkMetadata(field string, m json.RawMessage) error {
+	if len(m) > MaxMetadataBytes {
+		return TooLarge(field, MaxMetadataBytes)
+	}
+	return nil
+}
+
+// Validate checks that runAt and delayMs are not both given and that
+// metadata fits its limit.
+func (p *CreateParams) Validate() error {
+	if p.RunAt != nil && p.DelayMs != nil {
+		return InvalidParams("runAt and delayMs are mutually exclusive")
+	}
+	return checkMetadata("metadata", p.Metadata)
+}
+
+// Validate checks that metadata fits its limit.
+func (p *UpdateParams) Validate() error { return checkMetadata("updates.metadata", p.Updates.Metadata) }
+
+// TaskRef returns the task id, from id or taskId.
+func (p *CompleteParams) TaskRef() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.TaskID
+}
+
+// Validate checks that the task is named by id or taskId and that the
+// result fits its limit.
+func (p *CompleteParams) Validate() error {
+	if _, err := oneOf("id", p.ID, "taskId", p.TaskID); err != nil {
+		return err
+	}
+	if len(p.Result) > MaxResultBytes {
+		return TooLarge("result", MaxResultBytes)
+	}
+	return nil
+}
+
+// Worker returns the worker id, from workerId or instanceId.
+func (p *AssignParams) Worker() string {
+	if p.WorkerID != "" {
+		return p.WorkerID
+	}
+	return p.InstanceID
+}
+
+// Validate checks that the worker is named by workerId or instanceId.
+func (p *AssignParams) Validate() error {
+	_, err := oneOf("workerId", p.WorkerID, "instanceId", p.InstanceID)
+	return err
+}
+
+// Worker returns the worker id, from id or workerId.
+func (p *RegisterParams) Worker() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.WorkerID
+}
+
+// Validate checks that the worker is named and its metadata fits its limit.
+func (p *RegisterParams) Validate() error {
+	if _, err := oneOf("id", p.ID, "workerId", p.WorkerID); err != nil {
+		return err
+	}
+	return checkMetadata("metadata", p.Metadata)
+}
+
+// Worker returns the worker id, from instanceId or workerId.
+func (p *HeartbeatParams) Worker() string {
+	if p.WorkerID != "" {
+		return p.WorkerID
+	}
+	return p.InstanceID
+}
+
+// Validate checks that the worker is named by instanceId or workerId.
+func (p *HeartbeatParams) Validate() error {
+	_, err := oneOf("instanceId", p.InstanceID, "workerId", p.WorkerID)
+	return err
+}
+
+// Worker returns the worker id, from id or workerId.
+func (p *UnregisterParams) Worker() string {
+	if p.ID != "" {
+		return p.ID
+	}
+	return p.WorkerID
+}
+
+// Validate checks that the worker is named by id or workerId.
+func (p *UnregisterParams) Validate() error {
+	_, err := oneOf("id", p.ID, "workerId", p.WorkerID)
+	return err
+}
