@@ -1,0 +1,94 @@
+// Command taskwire is the task coordination server and its command line.
+//
+//	taskwire serve [flags]     run the server (embedded SQLite by default)
+//	taskwire version           print the version
+//
+// Run `taskwire serve --help` for the flags; every flag also reads a
+// TASKWIRE_* environment variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; by
+// default it comes from the module's build information.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var exit exitError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &exit):
+		fmt.Fprintln(os.Stderr, "taskwire:", exit.err)
+		os.Exit(exit.code)
+	default:
+		fmt.Fprintln(os.Stderr, "taskwire:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit status (2 for usage errors).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+
+func usageError(format string, args ...any) error {
+	return exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+const usage = `taskwire: a task coordination server speaking JSON-RPC 2.0.
+
+Usage:
+  taskwire serve [flags]   run the server (embedded SQLite unless --redis and --postgres)
+  taskwire version         print the version
+
+Example:
+  taskwire serve --listen 127.0.0.1:7700 --data ./taskwire-data
+
+Run 'taskwire serve --help' for the flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError("a command is required")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, buildVersion())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError("unknown command %q", args[0])
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

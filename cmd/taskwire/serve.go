@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/taskwire/taskwire/internal/server"
+	"github.com/taskwire/taskwire/internal/service"
+)
+
+// serveConfig is what the serve flags and TASKWIRE_* variables set.
+type serveConfig struct {
+	listen        string
+	data          string
+	redisURL      string
+	postgresURL   string
+	insecure      bool
+	rateLimits    map[string]service.Limit
+	noRateLimit   bool
+	workerTimeout time.Duration
+	logFormat     string
+}
+
+const serveUsage = `Usage: taskwire serve [flags]
+
+Runs the server. With neither --redis nor --postgres it runs embedded on
+SQLite in --data. Every flag also reads the environment variable named in
+brackets.
+
+Example:
+  taskwire serve --listen 127.0.0.1:7700 --rate-limit task.claim=600/1m
+
+Flags:
+`
+
+func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+	c := &serveConfig{rateLimits: service.DefaultRateLimits()}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	fs.StringVar(&c.listen, "listen", env("TASKWIRE_LISTEN", "127.0.0.1:7700"), "address to listen on [TASKWIRE_LISTEN]")
+	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
+	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
+	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
+	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
+	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
+	fs.DurationVar(&c.workerTimeout, "worker-timeout", envDuration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
+	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
+	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
+	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
+		if spec = strings.TrimSpace(spec); spec != "" {
+			if err := c.addRateLimit(spec); err != nil {
+				return nil, usageError("TASKWIRE_RATE_LIMIT: %v", err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, err
+		}
+		return nil, exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	return c, c.check()
+}
+
+func (c *serveConfig) addRateLimit(spec string) error {
+	method, l, err := service.ParseRateLimit(spec)
+	if err != nil {
+		return err
+	}
+	c.rateLimits[method] = l
+	return nil
+}
+
+// check refuses the combinations SPEC section 8 forbids.
+func (c *serveConfig) check() error {
+	switch {
+	case (c.redisURL == "") != (c.postgresURL == ""):
+		return usageError("distributed mode needs both --redis and --postgres; give both, or neither to run embedded on SQLite")
+	case c.redisURL != "":
+		return usageError("distributed mode (--redis with --postgres) is not available in this version; run embedded without them")
+	case c.logFormat != "text" && c.logFormat != "json":
+		return usageError("--log-format must be text or json, got %q", c.logFormat)
+	case c.workerTimeout < time.Second:
+		return usageError("--worker-timeout must be at least 1s, got %s", c.workerTimeout)
+	case !server.IsLoopback(c.listen) && !c.insecure:
+		return usageError("--listen %s is not a loopback address and authentication is off: "+
+			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
+	}
+	if c.noRateLimit {
+		c.rateLimits = map[string]service.Limit{}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(c.logFormat, stderr)
+	srv, err := server.New(ctx, server.Config{
+		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
+		Version: buildVersion(), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, c.listen, func(addr string) {
+		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (embedded, SQLite in %s)\n", buildVersion(), addr, c.data)
+	})
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string) bool {
+	switch strings.ToLower(os.Getenv(name)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}

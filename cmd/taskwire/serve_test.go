@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpctest"
+	"github.com/taskwire/taskwire/internal/service"
+)
+
+func TestParseServeRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // part of the error
+	}{
+		// Only one of the two distributed backends.
+		{"redis without postgres", []string{"--redis", "redis://127.0.0.1:6379"}, "needs both --redis and --postgres"},
+		{"postgres without redis", []string{"--postgres", "postgres://x"}, "needs both --redis and --postgres"},
+		// No auth exists yet, so any non-loopback address needs --insecure.
+		{"public address", []string{"--listen", "0.0.0.0:7700"}, "pass --insecure"},
+		{"all interfaces", []string{"--listen", ":7700"}, "not a loopback address"},
+		{"bad rate limit", []string{"--rate-limit", "task.claim=lots"}, "METHOD=N/DURATION"},
+		{"bad log format", []string{"--log-format", "xml"}, "text or json"},
+		{"stray argument", []string{"now"}, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServe(tt.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("parseServe(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseServeFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("TASKWIRE_DATA", "/tmp/from-env")
+	t.Setenv("TASKWIRE_RATE_LIMIT", "task.list=5/1s")
+	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "45s")
+	c, err := parseServe([]string{"--listen", "[::1]:9000", "--rate-limit", "task.claim=600/1m", "--rate-limit", "task.update=0/1m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != "[::1]:9000" || c.data != "/tmp/from-env" || c.workerTimeout != 45*time.Second {
+		t.Errorf("got listen %q data %q timeout %s", c.listen, c.data, c.workerTimeout)
+	}
+	want := map[string]service.Limit{
+		"task.claim":    {N: 600, Per: time.Minute},
+		"task.update":   {N: 0, Per: time.Minute},
+		"task.list":     {N: 5, Per: time.Second},
+		"task.complete": {N: 100, Per: time.Minute},
+	}
+	for m, l := range want {
+		if c.rateLimits[m] != l {
+			t.Errorf("rate limit of %s = %v, want %v", m, c.rateLimits[m], l)
+		}
+	}
+	c, err = parseServe([]string{"--no-rate-limit", "--listen", "0.0.0.0:1", "--insecure"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.rateLimits) != 0 {
+		t.Errorf("--no-rate-limit left %v", c.rateLimits)
+	}
+}
+
+// TestSIGTERMFinishesInFlightAndExitsZero sends SIGTERM while a long-poll
+// claim waits: the claim is answered, and the process exits 0.
+func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	srv := startChild(t, "--data", t.TempDir())
+	cl := rpctest.New(srv.URL)
+	ctx := context.Background()
+	if err := cl.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": "w1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		var r taskwire.ClaimResult
+		answered <- cl.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 30000}, &r)
+	}()
+	time.Sleep(300 * time.Millisecond) // let the claim start waiting
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Errorf("in-flight claim: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("in-flight long poll was not answered within 10s of SIGTERM")
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not exit within 10s of SIGTERM")
+	}
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/service"
+)
+
+// metrics exports taskwire_* series: task counts by queue and status read
+// from the store at scrape time, claim and completion counters, and the
+// latency of every JSON-RPC call by method.
+type metrics struct {
+	requests *prometheus.HistogramVec
+	known    map[string]bool
+}
+
+func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Service) *metrics {
+	m := &metrics{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskwire_rpc_request_duration_seconds",
+			Help:    "Latency of JSON-RPC calls by method and outcome (ok or the error code).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
+		}, []string{"method", "code"}),
+		known: map[string]bool{},
+	}
+	for _, name := range allMethods {
+		m.known[name] = true
+	}
+	reg.MustRegister(m.requests,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&storeCollector{ctx: context.WithoutCancel(ctx), svc: svc},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "taskwire_tasks_claimed_total", Help: "Tasks claimed by workers through this process.",
+		}, func() float64 { c, _ := svc.Rates(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "taskwire_tasks_completed_total", Help: "Tasks completed or failed through this process.",
+		}, func() float64 { _, c := svc.Rates(); return float64(c) }),
+	)
+	return m
+}
+
+var allMethods = []string{
+	taskwire.MethodTaskCreate, taskwire.MethodTaskClaim, taskwire.MethodTaskUpdate,
+	taskwire.MethodTaskComplete, taskwire.MethodTaskList, taskwire.MethodTaskGet,
+	taskwire.MethodTaskAssign, taskwire.MethodTaskUnassign, taskwire.MethodTaskDelete,
+	taskwire.MethodSystemRegister, taskwire.MethodSystemHeartbeat, taskwire.MethodSystemUnregister,
+	taskwire.MethodSystemWorkers, taskwire.MethodSystemHealth, taskwire.MethodSystemMetrics,
+	taskwire.MethodDiscover,
+}
+
+// observe records one call; unknown method names share one label value so
+// that a client cannot grow the series without bound.
+func (m *metrics) observe(method string, d time.Duration, code taskwire.Code) {
+	if !m.known[method] {
+		method = "unknown"
+	}
+	outcome := "ok"
+	if code != 0 {
+		outcome = strconv.Itoa(int(code))
+	}
+	m.requests.WithLabelValues(method, outcome).Observe(d.Seconds())
+}
+
+// storeCollector reads task and worker counts from the store per scrape.
+type storeCollector struct {
+	ctx context.Context // the server's, for store reads at scrape time
+	svc *service.Service
+}
+
+var (
+	tasksDesc = prometheus.NewDesc("taskwire_tasks",
+		"Tasks by queue and status.", []string{"queue", "status"}, nil)
+	oldestDesc = prometheus.NewDesc("taskwire_oldest_pending_age_seconds",
+		"Age of the oldest pending task by queue.", []string{"queue"}, nil)
+	workersDesc = prometheus.NewDesc("taskwire_workers",
+		"Registered workers by status.", []string{"status"}, nil)
+)
+
+// Describe sends the descriptors of the store's series.
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tasksDesc
+	ch <- oldestDesc
+	ch <- workersDesc
+}
+
+// Collect reads the counts; a store error leaves the series out.
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	st, err := c.svc.Store().Stats(ctx)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, q := range st.Queues {
+		for status, n := range q.ByStatus {
+			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(n), q.Queue, string(status))
+		}
+		if !q.OldestPending.IsZero() {
+			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, now.Sub(q.OldestPending).Seconds(), q.Queue)
+		}
+	}
+	for status, n := range st.Workers {
+		ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(n), string(status))
+	}
+}

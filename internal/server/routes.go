@@ -1,0 +1,73 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/rpc", rpcHandler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/tasks/{id}/result", s.result)
+	return mux
+}
+
+// readyz answers 200 when the store answers, else 503.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.svc.Store().Ping(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// result streams the stored result bytes of a task: 404 with a JSON-RPC
+// error object when the task does not exist or has no result yet.
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rc, size, err := s.svc.Store().OpenResult(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeInvalidParams,
+			Message: "Task not found: " + id, Data: map[string]any{"taskId": id}})
+		return
+	case errors.Is(err, store.ErrNoResult):
+		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeConflict,
+			Message: "Task has no result yet: " + id, Data: map[string]any{"taskId": id}})
+		return
+	case err != nil:
+		s.log.Error("open result", "task", id, "err", err)
+		writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	if _, err := io.Copy(w, rc); err != nil {
+		s.log.Warn("stream result", "task", id, "err", err)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e *taskwire.Error) {
+	writeJSON(w, status, map[string]any{"jsonrpc": "2.0", "error": e, "id": nil})
+}

@@ -1,0 +1,52 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// ClaimTasks implements task.claim. With waitMs it long-polls: when nothing
+// is ready it waits for a ready signal (a task created, requeued or
+// unassigned in this process, or a delayed task come due) and tries again,
+// until a claim succeeds, the wait ends or the caller goes away.
+func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*taskwire.ClaimResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskClaim, p.WorkerID); err != nil {
+		return nil, err
+	}
+	var deadline <-chan time.Time
+	if wait := int64Or(p.WaitMs, 0); wait > 0 {
+		t := time.NewTimer(time.Duration(wait) * time.Millisecond)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		woken := s.ready.wait() // taken before the attempt, so no signal is missed
+		tasks, err := s.store.ClaimTasks(ctx, store.ClaimTasksParams{
+			WorkerID: p.WorkerID, Queues: p.Queues,
+			MaxTasks: intOr(p.MaxTasks, 1), Now: s.now(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(tasks) > 0 {
+			s.rates.addClaimed(s.now(), len(tasks))
+			return &taskwire.ClaimResult{Claimed: true, TaskID: tasks[0].ID,
+				Task: tasks[0], Tasks: tasks}, nil
+		}
+		if deadline == nil {
+			return &taskwire.ClaimResult{}, nil
+		}
+		select {
+		case <-woken:
+		case <-deadline:
+			return &taskwire.ClaimResult{}, nil
+		case <-s.draining:
+			return &taskwire.ClaimResult{}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// CompleteTask implements task.complete: with error the task fails,
+// otherwise it completes with result. A retry of a completion that already
+// succeeded, with the same outcome, answers as the first call did.
+func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) (*taskwire.CompleteResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskComplete, p.WorkerID); err != nil {
+		return nil, err
+	}
+	q := store.CompleteTaskParams{
+		ID: p.TaskRef(), WorkerID: p.WorkerID, Result: p.Result,
+		Attempt: p.Attempt, Now: s.now(),
+	}
+	if q.Result == nil {
+		q.Result = json.RawMessage("null") // every final task has a result to read
+	}
+	if p.Error != nil {
+		q.Failed, q.Error = true, *p.Error
+	}
+	task, err := s.store.CompleteTask(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s.rates.addCompleted(s.now())
+	return &taskwire.CompleteResult{ID: task.ID, Status: task.Status,
+		CompletedAt: taskwire.NewTime(task.CompletedAt)}, nil
+}

@@ -1,0 +1,123 @@
+package service
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/taskwire/taskwire"
+)
+
+// Limit allows N calls per Per for one principal; N == 0 is unlimited.
+type Limit struct {
+	N   int
+	Per time.Duration
+}
+
+// String writes the limit as N/DURATION.
+func (l Limit) String() string { return fmt.Sprintf("%d/%s", l.N, l.Per) }
+
+// DefaultRateLimits are the contract's defaults (SPEC section 6): every
+// method not listed is unlimited.
+func DefaultRateLimits() map[string]Limit {
+	return map[string]Limit{
+		taskwire.MethodTaskComplete: {N: 100, Per: time.Minute},
+		taskwire.MethodTaskClaim:    {N: 100, Per: time.Minute},
+		taskwire.MethodTaskUpdate:   {N: 20, Per: time.Minute},
+		taskwire.MethodTaskList:     {N: 100, Per: time.Minute},
+	}
+}
+
+// ParseRateLimit reads METHOD=N/DURATION (task.claim=600/1m); N = 0 makes
+// the method unlimited.
+func ParseRateLimit(s string) (method string, l Limit, err error) {
+	method, spec, ok := strings.Cut(s, "=")
+	n, per, ok2 := strings.Cut(spec, "/")
+	if !ok || !ok2 || method == "" {
+		return "", Limit{}, fmt.Errorf("rate limit %q: want METHOD=N/DURATION, e.g. task.claim=600/1m", s)
+	}
+	if _, err := fmt.Sscanf(n, "%d", &l.N); err != nil || l.N < 0 || fmt.Sprint(l.N) != n {
+		return "", Limit{}, fmt.Errorf("rate limit %q: N must be a whole number >= 0", s)
+	}
+	if l.Per, err = time.ParseDuration(per); err != nil || l.Per <= 0 {
+		return "", Limit{}, fmt.Errorf("rate limit %q: DURATION must be positive, e.g. 1m or 10s", s)
+	}
+	return method, l, nil
+}
+
+// limiter holds one token bucket per method and principal. A bucket holds
+// N tokens and refills at N per Per, so a principal gets at most N calls in
+// any window of Per after an idle period, and N per Per sustained.
+type limiter struct {
+	limits  map[string]Limit
+	mu      sync.Mutex
+	buckets map[bucketKey]*bucket
+	calls   int
+}
+
+type bucketKey struct{ method, principal string }
+
+type bucket struct {
+	lim      *rate.Limiter
+	lastUsed time.Time
+}
+
+// idleBucket is how long an unused bucket is kept; a full bucket forgets
+// nothing by being dropped.
+const idleBucket = 10 * time.Minute
+
+func newLimiter(limits map[string]Limit) *limiter {
+	return &limiter{limits: limits, buckets: map[bucketKey]*bucket{}}
+}
+
+// allow takes one token of method for principal at now, or returns the
+// -32000 error that says when to retry.
+func (l *limiter) allow(method, principal string, now time.Time) error {
+	lim, ok := l.limits[method]
+	if !ok || lim.N == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	k := bucketKey{method, principal}
+	b := l.buckets[k]
+	if b == nil {
+		every := rate.Every(lim.Per / time.Duration(lim.N))
+		b = &bucket{lim: rate.NewLimiter(every, lim.N)}
+		l.buckets[k] = b
+	}
+	b.lastUsed = now
+	r := b.lim.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	if wait == 0 {
+		return nil
+	}
+	r.CancelAt(now)
+	retry := wait.Milliseconds()
+	if retry < 1 {
+		retry = 1
+	}
+	return &taskwire.Error{
+		Code:    taskwire.CodeRateLimited,
+		Message: fmt.Sprintf("Rate limit exceeded for %s: %d calls per %s", method, lim.N, lim.Per),
+		Data: map[string]any{"method": method, "limit": lim.N,
+			"windowMs": lim.Per.Milliseconds(), "retryAfterMs": retry},
+	}
+}
+
+// sweep drops idle buckets every few thousand calls; it runs under l.mu.
+func (l *limiter) sweep(now time.Time) {
+	l.calls++
+	if l.calls%4096 != 0 {
+		return
+	}
+	for k, b := range l.buckets {
+		if now.Sub(b.lastUsed) > idleBucket {
+			delete(l.buckets, k)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package service
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// limit applies the rate limit of method to the caller: its token name,
+// else the worker id the call names, else its client address.
+func (s *Service) limit(ctx context.Context, method, workerID string) error {
+	c := CallerFrom(ctx)
+	principal := c.Name
+	if principal == "" {
+		principal = workerID
+	}
+	if principal == "" {
+		principal = c.Addr
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+			principal = host
+		}
+	}
+	return s.limiter.allow(method, principal, s.now())
+}
+
+// CreateTask implements task.create.
+func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*taskwire.Task, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskCreate, ""); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	t := taskwire.Task{
+		ID:          s.ids.taskID(now),
+		Queue:       orDefault(p.Queue, taskwire.DefaultQueue),
+		Text:        p.Text,
+		Status:      taskwire.StatusPending,
+		Priority:    intOr(p.Priority, taskwire.DefaultPriority),
+		Metadata:    nullToNil(p.Metadata),
+		MaxAttempts: intOr(p.MaxAttempts, taskwire.DefaultMaxAttempts),
+		LeaseMs:     int64Or(p.LeaseMs, taskwire.DefaultLeaseMs),
+		RunAt:       now,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	switch {
+	case p.RunAt != nil:
+		t.RunAt = p.RunAt.UTC().Truncate(time.Millisecond)
+	case p.DelayMs != nil:
+		t.RunAt = now.Add(time.Duration(*p.DelayMs) * time.Millisecond)
+	}
+	task, created, err := s.store.CreateTask(ctx, store.CreateTaskParams{
+		Task: t, IdempotencyKey: p.IdempotencyKey,
+		IdempotencyWindow: s.cfg.IdempotencyWindow, Now: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.ready.notifyAt(task.RunAt.Sub(now))
+	}
+	return task, nil
+}
+
+// GetTask implements task.get.
+func (s *Service) GetTask(ctx context.Context, p *taskwire.GetParams) (*taskwire.Task, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskGet, ""); err != nil {
+		return nil, err
+	}
+	return s.store.GetTask(ctx, p.ID)
+}
+
+// ListTasks implements task.list.
+func (s *Service) ListTasks(ctx context.Context, p *taskwire.ListParams) (*taskwire.ListResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskList, ""); err != nil {
+		return nil, err
+	}
+	q := store.ListTasksParams{
+		Status: p.Status, AssignedTo: p.AssignedTo, Priority: p.Priority,
+		Queue: p.Queue, Limit: intOr(p.Limit, taskwire.DefaultListSize),
+		Offset:  intOr(p.Offset, 0),
+		OrderBy: store.OrderBy(orDefault(p.OrderBy, string(store.OrderByCreatedAt))),
+		Desc:    p.Order != "asc",
+	}
+	tasks, total, err := s.store.ListTasks(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if tasks == nil {
+		tasks = []*taskwire.Task{}
+	}
+	return &taskwire.ListResult{Tasks: tasks, TotalCount: total,
+		HasMore: q.Offset+len(tasks) < total}, nil
+}
+
+// UpdateTask implements task.update.
+func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*taskwire.Task, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskUpdate, p.WorkerID); err != nil {
+		return nil, err
+	}
+	task, err := s.store.UpdateTask(ctx, store.UpdateTaskParams{
+		ID: p.ID, Updates: p.Updates, WorkerID: p.WorkerID,
+		Attempt: p.Attempt, Now: s.now(),
+	})
+	if err != nil {
+		return nil, tooLargeMetadata(err)
+	}
+	if task.Status == taskwire.StatusPending {
+		s.ready.notify()
+	}
+	return task, nil
+}
+
+// AssignTask implements task.assign.
+func (s *Service) AssignTask(ctx context.Context, p *taskwire.AssignParams) (*taskwire.AssignResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskAssign, ""); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if _, err := s.store.AssignTask(ctx, store.AssignTaskParams{
+		TaskID: p.TaskID, WorkerID: p.Worker(), Now: now,
+	}); err != nil {
+		return nil, err
+	}
+	s.ready.notify()
+	return &taskwire.AssignResult{TaskID: p.TaskID, WorkerID: p.Worker(),
+		AssignedAt: taskwire.NewTime(now)}, nil
+}
+
+// UnassignTask implements task.unassign.
+func (s *Service) UnassignTask(ctx context.Context, p *taskwire.UnassignParams) (*taskwire.UnassignResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskUnassign, ""); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	prev, _, err := s.store.UnassignTask(ctx, store.UnassignTaskParams{TaskID: p.TaskID, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	s.ready.notify()
+	r := &taskwire.UnassignResult{TaskID: p.TaskID, UnassignedAt: taskwire.NewTime(now)}
+	if prev != "" {
+		r.PreviousAssignment = &prev
+	}
+	return r, nil
+}
+
+// DeleteTask implements task.delete.
+func (s *Service) DeleteTask(ctx context.Context, p *taskwire.DeleteParams) (*taskwire.DeleteResult, error) {
+	if err := s.limit(ctx, taskwire.MethodTaskDelete, ""); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.store.DeleteTask(ctx, store.DeleteTaskParams{ID: p.ID, Now: now}); err != nil {
+		return nil, err
+	}
+	return &taskwire.DeleteResult{ID: p.ID, Deleted: true, DeletedAt: taskwire.NewTime(now)}, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func int64Or(p *int64, def int64) int64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func nullToNil(m []byte) []byte {
+	if string(m) == "null" {
+		return nil
+	}
+	return m
+}
