@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// ClaimTasks takes up to p.MaxTasks ready tasks for a worker by the rules
+// of store.Store.ClaimTasks. It runs in the writer, which runs one
+// operation at a time, so a task read as ready here is still ready when it
+// is taken, and no task is handed out twice. Each lookup is a seek in a
+// partial index of pending tasks, whatever their number.
+func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*taskwire.Task, error) {
+	n := max(p.MaxTasks, 1)
+	now := truncMs(p.Now)
+	var tasks []*taskwire.Task
+	err := s.w.do(ctx, func(tx *writeTx) error {
+		w, err := getWorker(tx, p.WorkerID)
+		if err != nil {
+			return err
+		}
+		if w.Status != taskwire.WorkerOnline {
+			return &store.WorkerNotFoundError{ID: p.WorkerID}
+		}
+		queues := p.Queues
+		if len(queues) == 0 {
+			queues = w.Queues
+		}
+		if len(queues) == 0 {
+			queues = []string{taskwire.DefaultQueue}
+		}
+		picked, err := reservedFor(tx, p.WorkerID, now, n)
+		if err != nil {
+			return err
+		}
+		if len(picked) < n {
+			ready, err := readyIn(tx, queues, now, n-len(picked))
+			if err != nil {
+				return err
+			}
+			picked = append(picked, ready...)
+		}
+		tasks = make([]*taskwire.Task, 0, len(picked))
+		for _, c := range picked {
+			r, err := scanTask(tx.queryRow(`UPDATE tasks SET status = 'in_progress', assigned_to = ?,
+				attempt = attempt + 1, lease_expires_at = ? + lease_ms, updated_at = ?
+				WHERE seq = ? RETURNING `+taskColumns, p.WorkerID, now.UnixMilli(), now.UnixMilli(), c.seq))
+			if err != nil {
+				return err
+			}
+			tasks = append(tasks, r.Task)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim for %s: %w", p.WorkerID, err)
+	}
+	return tasks, nil
+}
+
+// candidate is a ready task in claim order.
+type candidate struct {
+	seq       int64
+	priority  int
+	createdAt int64
+}
+
+func (c candidate) compare(d candidate) int {
+	return cmp.Or(cmp.Compare(d.priority, c.priority), cmp.Compare(c.createdAt, d.createdAt), cmp.Compare(c.seq, d.seq))
+}
+
+// reservedQuery selects a worker's ready reserved tasks in claim order:
+// args worker, now (ms), limit.
+const reservedQuery = `SELECT seq, priority, created_at FROM tasks
+	WHERE assigned_to = ? AND status = 'pending' AND (run_at IS NULL OR run_at <= ?)
+	ORDER BY priority DESC, created_at, seq LIMIT ?`
+
+// readyQuery selects a queue's unreserved ready tasks in claim order: args
+// queue, now (ms), limit.
+const readyQuery = `SELECT seq, priority, created_at FROM tasks
+	WHERE queue = ? AND status = 'pending' AND assigned_to IS NULL AND (run_at IS NULL OR run_at <= ?)
+	ORDER BY priority DESC, created_at, seq LIMIT ?`
+
+// reservedFor returns up to n ready tasks reserved for worker, best first.
+func reservedFor(tx *writeTx, worker string, now time.Time, n int) ([]candidate, error) {
+	return candidates(tx, reservedQuery, worker, now.UnixMilli(), n)
+}
+
+// readyIn returns up to n unreserved ready tasks of the queues, best first:
+// the best n of each queue, merged.
+func readyIn(tx *writeTx, queues []string, now time.Time, n int) ([]candidate, error) {
+	var all []candidate
+	for _, q := range slices.Compact(slices.Sorted(slices.Values(queues))) {
+		cs, err := candidates(tx, readyQuery, q, now.UnixMilli(), n)
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", q, err)
+		}
+		all = append(all, cs...)
+	}
+	slices.SortFunc(all, candidate.compare)
+	return all[:min(n, len(all))], nil
+}
+
+func candidates(tx *writeTx, query string, args ...any) ([]candidate, error) {
+	rows, err := tx.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cs []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.seq, &c.priority, &c.createdAt); err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, rows.Err()
+}

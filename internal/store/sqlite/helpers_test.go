@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// t0 is the epoch of these tests' clock.
+var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// open opens a fresh store in t's temporary directory, closed at cleanup.
+func open(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "taskwire.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// task returns pending task n of the default queue, created n ms after t0.
+func task(n int) taskwire.Task {
+	at := t0.Add(time.Duration(n) * time.Millisecond)
+	return taskwire.Task{
+		ID: fmt.Sprintf("t-%026d", n), Queue: taskwire.DefaultQueue, Text: fmt.Sprintf("task %d", n),
+		Status: taskwire.StatusPending, Priority: taskwire.DefaultPriority,
+		MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: taskwire.DefaultLeaseMs,
+		RunAt: at, CreatedAt: at, UpdatedAt: at,
+	}
+}
+
+func create(t testing.TB, s *Store, tk taskwire.Task) {
+	t.Helper()
+	if _, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: tk.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func register(t testing.TB, s *Store, id string) {
+	t.Helper()
+	if err := s.RegisterWorker(t.Context(), store.RegisterWorkerParams{ID: id, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,70 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// oldestPendingQuery finds the creation time of a queue's oldest pending
+// task: arg queue.
+const oldestPendingQuery = "SELECT min(created_at) FROM tasks WHERE queue = ? AND status = 'pending'"
+
+// Stats counts tasks by queue and status from the counts the schema's
+// triggers keep, and finds each queue's oldest pending task with one index
+// seek: it never scans the tasks.
+func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
+	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
+	err := s.view(ctx, func(tx *readTx) error {
+		rows, err := tx.query("SELECT queue, status, n FROM task_counts WHERE n > 0 ORDER BY queue")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var queue, status string
+			var n int
+			if err := rows.Scan(&queue, &status, &n); err != nil {
+				return err
+			}
+			if len(st.Queues) == 0 || st.Queues[len(st.Queues)-1].Queue != queue {
+				st.Queues = append(st.Queues, store.QueueStats{Queue: queue, ByStatus: map[taskwire.Status]int{}})
+			}
+			st.Queues[len(st.Queues)-1].ByStatus[taskwire.Status(status)] = n
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i, q := range st.Queues {
+			if q.ByStatus[taskwire.StatusPending] == 0 {
+				continue
+			}
+			var oldest sql.NullInt64
+			if err := tx.queryRow(oldestPendingQuery, q.Queue).Scan(&oldest); err != nil {
+				return err
+			}
+			st.Queues[i].OldestPending = fromMs(oldest)
+		}
+		workers, err := tx.query("SELECT status, count(*) FROM workers GROUP BY status")
+		if err != nil {
+			return err
+		}
+		defer workers.Close()
+		for workers.Next() {
+			var status string
+			var n int
+			if err := workers.Scan(&status, &n); err != nil {
+				return err
+			}
+			st.Workers[taskwire.WorkerStatus(status)] = n
+		}
+		return workers.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+const workerColumns = "id, status, roles, queues, metadata, registered_at, last_seen"
+
+func scanWorker(sc scanner) (*taskwire.Worker, error) {
+	var (
+		w                    taskwire.Worker
+		status, roles, qs    string
+		metadata             sql.NullString
+		registered, lastSeen int64
+	)
+	if err := sc.Scan(&w.ID, &status, &roles, &qs, &metadata, &registered, &lastSeen); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(roles), &w.Roles); err != nil {
+		return nil, fmt.Errorf("worker %s roles: %w", w.ID, err)
+	}
+	if err := json.Unmarshal([]byte(qs), &w.Queues); err != nil {
+		return nil, fmt.Errorf("worker %s queues: %w", w.ID, err)
+	}
+	w.Status = taskwire.WorkerStatus(status)
+	if metadata.Valid {
+		w.Metadata = json.RawMessage(metadata.String)
+	}
+	w.RegisteredAt, w.LastSeen = time.UnixMilli(registered).UTC(), time.UnixMilli(lastSeen).UTC()
+	return &w, nil
+}
+
+// getWorker reads a registered worker, online or not, without its tasks.
+func getWorker(q querier, id string) (*taskwire.Worker, error) {
+	w, err := scanWorker(q.queryRow("SELECT "+workerColumns+" FROM workers WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, &store.WorkerNotFoundError{ID: id}
+	}
+	return w, err
+}
+
+// RegisterWorker creates a worker, or refreshes one registered before (its
+// roles, queues and metadata replaced, its first registration time kept);
+// it is online afterwards.
+func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams) error {
+	roles, err := json.Marshal(p.Roles)
+	if err != nil {
+		return fmt.Errorf("register worker %s: %w", p.ID, err)
+	}
+	queues, err := json.Marshal(p.Queues)
+	if err != nil {
+		return fmt.Errorf("register worker %s: %w", p.ID, err)
+	}
+	now := ms(p.Now)
+	err = s.w.do(ctx, func(tx *writeTx) error {
+		_, err := tx.exec(`INSERT INTO workers (`+workerColumns+`) VALUES (?, 'online', ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET status = 'online', roles = excluded.roles,
+			queues = excluded.queues, metadata = excluded.metadata, last_seen = excluded.last_seen`,
+			p.ID, string(roles), string(queues), nullJSON(p.Metadata), now, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("register worker %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// HeartbeatWorker records that an online worker is alive and renews the
+// leases of its in_progress tasks; an offline worker gets false.
+func (s *Store) HeartbeatWorker(ctx context.Context, p store.HeartbeatWorkerParams) (bool, error) {
+	now := ms(p.Now)
+	alive := false
+	err := s.w.do(ctx, func(tx *writeTx) error {
+		w, err := getWorker(tx, p.ID)
+		if err != nil || w.Status != taskwire.WorkerOnline {
+			return err
+		}
+		if _, err := tx.exec("UPDATE workers SET last_seen = ? WHERE id = ?", now, p.ID); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`UPDATE tasks SET lease_expires_at = ? + lease_ms
+			WHERE assigned_to = ? AND status = 'in_progress'`, now, p.ID); err != nil {
+			return err
+		}
+		alive = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of %s: %w", p.ID, err)
+	}
+	return alive, nil
+}
+
+// UnregisterWorker removes a worker: its in_progress tasks go back to
+// pending (attempt kept) and its reservations are cleared.
+func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerParams) (int, error) {
+	now := ms(p.Now)
+	requeued := 0
+	err := s.w.do(ctx, func(tx *writeTx) error {
+		if _, err := getWorker(tx, p.ID); err != nil {
+			return err
+		}
+		res, err := tx.exec(`UPDATE tasks SET status = 'pending', assigned_to = NULL,
+			lease_expires_at = NULL, updated_at = ?
+			WHERE assigned_to = ? AND status = 'in_progress'`, now, p.ID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.exec(`UPDATE tasks SET assigned_to = NULL, updated_at = ?
+			WHERE assigned_to = ? AND status = 'pending'`, now, p.ID); err != nil {
+			return err
+		}
+		if _, err := tx.exec("DELETE FROM workers WHERE id = ?", p.ID); err != nil {
+			return err
+		}
+		requeued = int(n)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("unregister worker %s: %w", p.ID, err)
+	}
+	return requeued, nil
+}
+
+// ListWorkers returns every registered worker with the ids of its
+// in_progress tasks, ordered by id, from one snapshot.
+func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
+	var workers []taskwire.Worker
+	err := s.view(ctx, func(tx *readTx) error {
+		rows, err := tx.query("SELECT " + workerColumns + " FROM workers ORDER BY id")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		index := map[string]int{}
+		for rows.Next() {
+			w, err := scanWorker(rows)
+			if err != nil {
+				return err
+			}
+			index[w.ID] = len(workers)
+			workers = append(workers, *w)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		running, err := tx.query(`SELECT assigned_to, id FROM tasks
+			WHERE status = 'in_progress' ORDER BY assigned_to, seq`)
+		if err != nil {
+			return err
+		}
+		defer running.Close()
+		for running.Next() {
+			var worker, id string
+			if err := running.Scan(&worker, &id); err != nil {
+				return err
+			}
+			if i, ok := index[worker]; ok {
+				workers[i].Tasks = append(workers[i].Tasks, id)
+			}
+		}
+		return running.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	return workers, nil
+}

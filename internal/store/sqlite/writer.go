@@ -1,0 +1,253 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+var errClosed = errors.New("sqlite: store is closed")
+
+// An op is one write submitted to the writer. fn runs inside the batch
+// transaction in a savepoint of its own; its error rolls back its own
+// changes only.
+type op struct {
+	ctx  context.Context
+	fn   func(tx *writeTx) error
+	done chan error
+}
+
+// writer owns the one connection that writes, and commits the ops queued
+// behind each other in one transaction: group commit. SQLite admits one
+// writer at a time anyway; batching makes the ops of concurrent callers
+// share one BEGIN/COMMIT and so one fsync of the WAL.
+type writer struct {
+	db   *sql.DB
+	conn *sql.Conn
+	tx   *writeTx
+	ops  chan *op
+	max  int
+
+	mu      sync.RWMutex // held for reading while sending on ops
+	closed  bool
+	stopped chan struct{}
+}
+
+func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *writer {
+	return &writer{
+		db: db, conn: conn,
+		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
+		ops:     make(chan *op, maxBatch),
+		max:     maxBatch,
+		stopped: make(chan struct{}),
+	}
+}
+
+// do submits fn to the writer and waits until its batch has committed.
+// When ctx ends before fn has started, fn never runs; when it ends while
+// fn's batch is committing, do returns ctx's error and the change may or
+// may not have been made. fn's statements run on the writer's context,
+// never on ctx: interrupting one would roll back the whole batch.
+func (w *writer) do(ctx context.Context, fn func(tx *writeTx) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case w.ops <- o:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return unavailable(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run commits batches until the ops channel is closed and drained.
+func (w *writer) run() {
+	defer close(w.stopped)
+	batch := make([]*op, 0, w.max)
+	for o := range w.ops {
+		batch = append(batch[:0], o)
+		// Let the callers the last commit woke submit their next op
+		// before the batch is cut: it keeps batches full under load.
+		runtime.Gosched()
+	drain:
+		for len(batch) < w.max {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit runs batch in one transaction and answers every op. An op that
+// fails is rolled back to its savepoint and gets its error; when the
+// transaction itself fails, every op that had not failed on its own gets
+// that error.
+func (w *writer) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	err := w.runBatch(batch, errs)
+	if err == nil {
+		if _, err = w.tx.exec("COMMIT"); err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err != nil {
+		_, _ = w.conn.ExecContext(w.tx.ctx, "ROLLBACK")
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	for i, o := range batch {
+		o.done <- errs[i]
+	}
+}
+
+// runBatch begins the transaction and runs each op in a savepoint, setting
+// errs[i] to op i's error. It returns an error when the transaction can no
+// longer be committed.
+func (w *writer) runBatch(batch []*op, errs []error) error {
+	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for i, o := range batch {
+		if errs[i] = o.ctx.Err(); errs[i] != nil {
+			continue
+		}
+		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+		if errs[i] = o.fn(w.tx); errs[i] != nil {
+			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
+				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
+			}
+		}
+		if _, err := w.tx.exec("RELEASE op"); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	return nil
+}
+
+func (w *writer) isClosed() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.closed
+}
+
+// stop lets the writer finish every op already submitted, then closes its
+// connection. It reports false when the writer was already stopped.
+func (w *writer) stop() (bool, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return false, nil
+	}
+	w.closed = true
+	close(w.ops)
+	w.mu.Unlock()
+	<-w.stopped
+	var errs []error
+	for _, st := range w.tx.stmts {
+		errs = append(errs, st.Close())
+	}
+	return true, errors.Join(append(errs, w.conn.Close(), w.db.Close())...)
+}
+
+// writeTx is the writer's open transaction as ops see it. Its statements
+// are prepared once per query text and reused: the writer's queries are a
+// fixed set, and preparing is a large part of a small op's cost.
+type writeTx struct {
+	ctx   context.Context
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func (t *writeTx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.conn.PrepareContext(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+func (t *writeTx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func (t *writeTx) query(query string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(t.ctx, args...)
+}
+
+func (t *writeTx) queryRow(query string, args ...any) *sql.Row {
+	st, err := t.stmt(query)
+	if err != nil {
+		// The same query on the connection reports the same error.
+		return t.conn.QueryRowContext(t.ctx, query, args...)
+	}
+	return st.QueryRowContext(t.ctx, args...)
+}
+
+// querier runs queries: the writer's transaction or a read transaction.
+type querier interface {
+	query(query string, args ...any) (*sql.Rows, error)
+	queryRow(query string, args ...any) *sql.Row
+}
+
+// readTx is a read-only transaction on a read connection: every query of
+// one Store call sees the same snapshot.
+type readTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (t *readTx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
+func (t *readTx) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *readTx) error) error {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback()
+	return unavailable(fn(&readTx{ctx: ctx, tx: tx}))
+}

@@ -1,0 +1,141 @@
+package sqlite
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// An op that fails in a batch is rolled back alone: the ops before and
+// after it in the same transaction commit.
+func TestBatchRollsBackFailedOpAlone(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	ctx := t.Context()
+
+	// Hold the writer in a first batch until the next ops are all queued,
+	// so that they form one batch.
+	running, release := make(chan struct{}), make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		holder <- s.w.do(ctx, func(*writeTx) error {
+			close(running)
+			<-release
+			return nil
+		})
+	}()
+	<-running
+
+	insert := func(id string) func(*writeTx) error {
+		return func(tx *writeTx) error {
+			_, err := tx.exec("INSERT INTO workers (id, status, roles, queues, registered_at, last_seen) VALUES (?, 'online', 'null', 'null', 0, 0)", id)
+			return err
+		}
+	}
+	errBoom := errors.New("boom")
+	ops := []func(*writeTx) error{
+		insert("a"),
+		func(tx *writeTx) error {
+			if err := insert("b")(tx); err != nil {
+				return err
+			}
+			return errBoom
+		},
+		insert("c"),
+		insert("a"), // duplicate key: fails in SQLite
+	}
+	errs := make([]chan error, len(ops))
+	for i, fn := range ops {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- s.w.do(ctx, fn) }()
+		for len(s.w.ops) != i+1 { // queued in order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	if err := <-holder; err != nil {
+		t.Fatal(err)
+	}
+	got := make([]error, len(ops))
+	for i := range ops {
+		got[i] = <-errs[i]
+	}
+	if got[0] != nil || !errors.Is(got[1], errBoom) || got[2] != nil || got[3] == nil {
+		t.Errorf("op errors = %v, want [nil boom nil constraint]", got)
+	}
+	workers, err := s.ListWorkers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, w := range workers {
+		names = append(names, w.ID)
+	}
+	if len(names) != 2 || names[0] != "a" || names[1] != "c" {
+		t.Errorf("workers = %v, want [a c]", names)
+	}
+}
+
+// Close finishes the ops already submitted; later ones fail. What was
+// acknowledged is there when the file is opened again.
+func TestCloseDrains(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, release := make(chan struct{}), make(chan struct{})
+	go s.w.do(t.Context(), func(*writeTx) error {
+		close(running)
+		<-release
+		return nil
+	})
+	<-running
+	const queued = 10
+	done := make(chan error, queued)
+	for n := range queued {
+		go func() { done <- createErr(t, s, n+1) }()
+	}
+	for len(s.w.ops) < queued {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	for !s.w.isClosed() {
+		time.Sleep(time.Millisecond)
+	}
+	if err := createErr(t, s, 99); !errors.Is(err, errClosed) {
+		t.Errorf("create after Close: %v, want errClosed", err)
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for range queued {
+		if err := <-done; err != nil {
+			t.Errorf("create queued before Close: %v", err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	s, err = Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, total, err := s.ListTasks(t.Context(), store.ListTasksParams{}); err != nil || total != queued {
+		t.Errorf("after reopening: %d tasks, %v; want the %d acknowledged", total, err, queued)
+	}
+}
+
+func createErr(t *testing.T, s *Store, n int) error {
+	tk := task(n)
+	_, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: tk.CreatedAt})
+	return err
+}

@@ -1,0 +1,176 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+func testConcurrency(t *testing.T, newStore newStoreFunc) {
+	// Many workers claiming at once: every task is handed out, each to
+	// exactly one worker.
+	t.Run("ClaimRace", func(t *testing.T) {
+		t.Parallel()
+		const tasks, workers, goroutines = 500, 5, 20
+		s := setup(t, newStore)
+		for n := 1; n <= tasks; n++ {
+			tk := newTask(n)
+			tk.Priority = n % 7
+			s.create(tk)
+		}
+		for w := range workers {
+			s.register(fmt.Sprintf("w%d", w))
+		}
+
+		var (
+			mu      sync.Mutex
+			claimer = map[string]string{} // task id -> worker
+			twice   []string
+			wg      sync.WaitGroup
+			start   = make(chan struct{}) // all go at once
+		)
+		for g := range goroutines {
+			wg.Go(func() {
+				<-start
+				worker := fmt.Sprintf("w%d", g%workers)
+				for {
+					got, err := s.st.ClaimTasks(s.ctx, store.ClaimTasksParams{
+						WorkerID: worker, MaxTasks: 1 + g%taskwire.MaxClaimTasks, Now: t0.Add(time.Second)})
+					if err != nil {
+						t.Errorf("%s: ClaimTasks: %v", worker, err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, tk := range got {
+						if prev, ok := claimer[tk.ID]; ok {
+							twice = append(twice, fmt.Sprintf("%s to %s and %s", tk.ID, prev, worker))
+						}
+						claimer[tk.ID] = worker
+						if tk.AssignedTo != worker || tk.Status != taskwire.StatusInProgress || tk.Attempt != 1 {
+							t.Errorf("%s claimed %s: %s, assigned to %q, attempt %d", worker, tk.ID, tk.Status, tk.AssignedTo, tk.Attempt)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(twice) > 0 {
+			t.Errorf("%d tasks handed out twice, first %v", len(twice), twice[:min(len(twice), 5)])
+		}
+		if len(claimer) != tasks {
+			t.Errorf("%d distinct tasks claimed, want all %d", len(claimer), tasks)
+		}
+		held := 0
+		for _, w := range s.workers() {
+			held += len(w.Tasks)
+			for _, id := range w.Tasks {
+				if claimer[id] != w.ID {
+					t.Errorf("ListWorkers: %s holds %s, claimed by %q", w.ID, id, claimer[id])
+				}
+			}
+		}
+		if held != tasks {
+			t.Errorf("ListWorkers: workers hold %d tasks, want %d", held, tasks)
+		}
+		if ids, total := s.list(store.ListTasksParams{Status: taskwire.StatusPending, Limit: 10}); total != 0 {
+			t.Errorf("pending after the race: %v, total %d; want none", ids, total)
+		}
+	})
+
+	// Creates racing with one idempotency key make one task; every caller
+	// gets it.
+	t.Run("IdempotencyRace", func(t *testing.T) {
+		t.Parallel()
+		const goroutines = 20
+		s := setup(t, newStore)
+		var (
+			mu      sync.Mutex
+			created []string
+			got     = map[string]int{} // returned id -> callers
+			wg      sync.WaitGroup
+			start   = make(chan struct{})
+		)
+		for g := range goroutines {
+			wg.Go(func() {
+				<-start
+				tk := newTask(g + 1)
+				tk.CreatedAt = t0
+				task, ok, err := s.st.CreateTask(s.ctx, store.CreateTaskParams{
+					Task: tk, IdempotencyKey: "same", IdempotencyWindow: time.Hour, Now: t0})
+				if err != nil {
+					t.Errorf("CreateTask(%s): %v", tk.ID, err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if ok {
+					created = append(created, tk.ID)
+				}
+				got[task.ID]++
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(created) != 1 {
+			t.Fatalf("created %v, want exactly one task", created)
+		}
+		if got[created[0]] != goroutines || len(got) != 1 {
+			t.Errorf("callers got %v, want all %d to get %s", got, goroutines, created[0])
+		}
+		if ids, total := s.list(store.ListTasksParams{Limit: 100}); total != 1 {
+			t.Errorf("ListTasks = %v, total %d; want one task", ids, total)
+		}
+	})
+
+	// Completions racing with different outcomes: one wins, the others are
+	// conflicts, and the winner's outcome is stored.
+	t.Run("CompleteRace", func(t *testing.T) {
+		t.Parallel()
+		const goroutines = 20
+		s := setup(t, newStore)
+		inProgress(s)
+		var (
+			mu        sync.Mutex
+			winners   []string
+			conflicts int
+			wg        sync.WaitGroup
+			start     = make(chan struct{})
+		)
+		for g := range goroutines {
+			wg.Go(func() {
+				<-start
+				msg := fmt.Sprintf("error %d", g)
+				_, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Attempt: ptr(1),
+					Failed: true, Error: msg, Now: t0.Add(time.Duration(g+10) * time.Second)})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					winners = append(winners, msg)
+				case errors.Is(err, store.ErrConflict):
+					conflicts++
+				default:
+					t.Errorf("CompleteTask(%q): %v", msg, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(winners) != 1 || conflicts != goroutines-1 {
+			t.Fatalf("%d winners %v and %d conflicts; want 1 and %d", len(winners), winners, conflicts, goroutines-1)
+		}
+		if got := s.get(taskID(1)); got.Status != taskwire.StatusFailed || got.Error != winners[0] {
+			t.Errorf("stored %s with error %q, want failed with the winner's %q", got.Status, got.Error, winners[0])
+		}
+	})
+}
