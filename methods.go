@@ -87,7 +87,7 @@ type CompleteParams struct {
 	TaskID   string          `json:"taskId,omitempty" jsonschema:"minLength=1,maxLength=128"`
 	WorkerID string          `json:"workerId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
 	Result   json.RawMessage `json:"result,omitempty"`
-	Error    *string         `json:"error,omitempty" jsonschema:"maxLength=65536"`
+	Error    *string         `json:"error,omitempty" jsonschema:"minLength=1,maxLength=65536"`
 	Attempt  *int            `json:"attempt,omitempty" jsonschema:"minimum=0"`
 }
 
