@@ -1,0 +1,90 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// defaultRetryAfter is the retryAfterMs of a -32001 whose backend did not
+// say when to retry.
+const defaultRetryAfter = time.Second
+
+// errorFor maps an error returned by a method to the JSON-RPC error its
+// caller receives (SPEC section 2). An error it does not know becomes
+// -32603 "Internal error" with no details; it is logged with the method.
+func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
+	var (
+		rpcErr      *taskwire.Error
+		taskErr     *store.TaskNotFoundError
+		workerErr   *store.WorkerNotFoundError
+		conflictErr *store.ConflictError
+		unavailErr  *store.UnavailableError
+	)
+	switch {
+	case errors.As(err, &rpcErr):
+		return rpcErr
+	case errors.As(err, &taskErr):
+		return &taskwire.Error{Code: taskwire.CodeInvalidParams,
+			Message: "Task not found: " + taskErr.ID,
+			Data:    map[string]any{"taskId": taskErr.ID}}
+	case errors.As(err, &workerErr):
+		return &taskwire.Error{Code: taskwire.CodeInvalidParams,
+			Message: "Worker not registered: " + workerErr.ID,
+			Data:    map[string]any{"workerId": workerErr.ID}}
+	case errors.As(err, &conflictErr):
+		var assignedTo *string
+		if conflictErr.AssignedTo != "" {
+			assignedTo = &conflictErr.AssignedTo
+		}
+		return &taskwire.Error{Code: taskwire.CodeConflict,
+			Message: "Conflict: " + conflictErr.Reason,
+			Data: map[string]any{"taskId": conflictErr.TaskID,
+				"status": conflictErr.Status, "assignedTo": assignedTo}}
+	case errors.As(err, &unavailErr):
+		return unavailable(unavailErr.Backend, unavailErr.RetryAfter)
+	case errors.Is(err, store.ErrUnavailable):
+		return unavailable("", 0)
+	case errors.Is(err, store.ErrTooLarge):
+		// The store's only size limit is that of merged metadata.
+		return taskwire.TooLarge("metadata", taskwire.MaxMetadataBytes)
+	}
+	log.Error("rpc: method failed", "method", method, "error", err)
+	return internalError()
+}
+
+// unavailable is the -32001 of a backend that cannot be reached.
+func unavailable(backend string, retryAfter time.Duration) *taskwire.Error {
+	if retryAfter <= 0 {
+		retryAfter = defaultRetryAfter
+	}
+	msg := "Backend unavailable"
+	if backend != "" {
+		msg += ": " + backend
+	}
+	return &taskwire.Error{Code: taskwire.CodeUnavailable, Message: msg,
+		Data: map[string]any{"backend": backend, "retryAfterMs": retryAfter.Milliseconds()}}
+}
+
+func internalError() *taskwire.Error {
+	return &taskwire.Error{Code: taskwire.CodeInternalError, Message: "Internal error"}
+}
+
+func parseError() *taskwire.Error {
+	return &taskwire.Error{Code: taskwire.CodeParseError, Message: "Parse error"}
+}
+
+func invalidRequest(format string, args ...any) *taskwire.Error {
+	return &taskwire.Error{Code: taskwire.CodeInvalidRequest,
+		Message: "Invalid Request: " + fmt.Sprintf(format, args...)}
+}
+
+func methodNotFound(method string) *taskwire.Error {
+	return &taskwire.Error{Code: taskwire.CodeMethodNotFound,
+		Message: "Method not found: " + method,
+		Data:    map[string]any{"method": method}}
+}

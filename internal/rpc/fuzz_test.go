@@ -1,0 +1,231 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/taskwire/taskwire"
+)
+
+// FuzzDecode feeds any body to the server and any JSON to the scanner. The
+// server must answer a well-formed response (or none) without panicking;
+// on valid JSON, the scanner must split objects and arrays exactly as
+// encoding/json reads them. Seeds: testdata/fuzz/FuzzDecode.
+func FuzzDecode(f *testing.F) {
+	s := NewServer(testMethods(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkResponse(t, body, s.handle(context.Background(), body))
+		// On any text, the scanner must not panic or read out of bounds.
+		pathAt(body, len(body)/2)
+		_ = eachMember(body, func(k, v []byte) error { return nil })
+		_ = eachElement(body, func(v []byte) error { return nil })
+		if !json.Valid(body) {
+			return
+		}
+		v := body[skipSpace(body, 0):]
+		switch v[0] {
+		case '{':
+			checkMembers(t, v)
+		case '[':
+			checkElements(t, v)
+		}
+	})
+}
+
+// checkResponse checks the response parts out to body.
+func checkResponse(t *testing.T, body []byte, out [][]byte) {
+	t.Helper()
+	if out == nil {
+		return
+	}
+	resp := bytes.Join(out, nil)
+	dec := json.NewDecoder(bytes.NewReader(resp))
+	dec.UseNumber() // an id may be too large for a float64
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		t.Fatalf("response %q is not JSON: %v", resp, err)
+	}
+	if !json.Valid(body) {
+		if string(resp) != `{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}` {
+			t.Fatalf("body not JSON, response %s", resp)
+		}
+		return
+	}
+	objects, ok := v.([]any)
+	if !ok {
+		objects = []any{v}
+	}
+	for _, o := range objects {
+		m, ok := o.(map[string]any)
+		if !ok || m["jsonrpc"] != "2.0" || len(m) != 3 {
+			t.Fatalf("response object %v", o)
+		}
+		_, hasResult := m["result"]
+		e, hasError := m["error"].(map[string]any)
+		if hasResult == hasError {
+			t.Fatalf("response object %v: want one of result and error", o)
+		}
+		if hasError {
+			if _, ok := e["code"].(json.Number); !ok {
+				t.Fatalf("error %v without a code", e)
+			}
+		}
+	}
+}
+
+// checkMembers compares eachMember with encoding/json on the object obj.
+func checkMembers(t *testing.T, obj []byte) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	err := eachMember(obj, func(k, v []byte) error {
+		if !aliases(obj, k) || !aliases(obj, v) {
+			t.Fatal("member not a sub-slice")
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("scanner found a member after the last: %q", k)
+		}
+		key, err := unquote(k)
+		if err != nil || key != tok {
+			t.Fatalf("key %q (%v), encoding/json read %q", key, err, tok)
+		}
+		var want json.RawMessage
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v, bytes.TrimSpace(want)) {
+			t.Fatalf("value %q, encoding/json read %q", v, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("eachMember: %v", err)
+	}
+	if dec.More() {
+		t.Fatal("scanner missed members")
+	}
+}
+
+// checkElements compares eachElement with encoding/json on the array arr.
+func checkElements(t *testing.T, arr []byte) {
+	t.Helper()
+	var want []json.RawMessage
+	if err := json.Unmarshal(arr, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	if err := eachElement(arr, func(v []byte) error {
+		got = append(got, v)
+		return nil
+	}); err != nil {
+		t.Fatalf("eachElement: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d elements, encoding/json read %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], bytes.TrimSpace(want[i])) {
+			t.Fatalf("element %d: %q, encoding/json read %q", i, got[i], want[i])
+		}
+	}
+}
+
+// fuzzParams has fields and bounds of every kind the wire types use.
+type fuzzParams struct {
+	Name  string          `json:"name" jsonschema:"minLength=1,maxLength=8,pattern=^[a-z]+$"`
+	Count *int            `json:"count,omitempty" jsonschema:"minimum=0,maximum=100"`
+	Ratio float64         `json:"ratio,omitempty" jsonschema:"exclusiveMinimum=0,maximum=1"`
+	Tags  []string        `json:"tags,omitempty" jsonschema:"maxItems=4,uniqueItems=true,maxLength=5"`
+	Kind  string          `json:"kind,omitempty" jsonschema:"enum=a,enum=b"`
+	At    *taskwire.Time  `json:"at,omitempty"`
+	Meta  json.RawMessage `json:"meta,omitempty" jsonschema:"oneof_type=object;null"`
+	Blob  json.RawMessage `json:"blob,omitempty"`
+	Inner *fuzzInner      `json:"inner,omitempty"`
+	Flag  bool            `json:"flag,omitempty"`
+}
+
+type fuzzInner struct {
+	Size int64           `json:"size" jsonschema:"minimum=-5,maximum=5"`
+	Raw  json.RawMessage `json:"raw,omitempty"`
+}
+
+// FuzzParams decodes and validates any params object. An error must be a
+// well-formed -32602; params it accepts must be valid UTF-8, within every
+// bound, and decode exactly as encoding/json decodes them, with raw
+// members aliasing the input. Seeds: testdata/fuzz/FuzzParams.
+func FuzzParams(f *testing.F) {
+	pt := newParamsType("fuzz", reflect.TypeFor[fuzzParams]())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) || data[skipSpace(data, 0)] != '{' {
+			return // the envelope refuses these before params are read
+		}
+		var got fuzzParams
+		err := pt.decode(data, !utf8.Valid(data), reflect.ValueOf(&got).Elem())
+		if err != nil {
+			var e *taskwire.Error
+			if !errors.As(err, &e) || e.Code != taskwire.CodeInvalidParams {
+				t.Fatalf("error %v, want a -32602", err)
+			}
+			text, ok := strings.CutPrefix(e.Message, "Invalid params: ")
+			if data, _ := e.Data.(map[string]any); !ok || data["validation"] != text {
+				t.Fatalf("error %+v", e)
+			}
+			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("accepted invalid UTF-8: %q", data)
+		}
+		var want fuzzParams
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v, encoding/json %+v", got, want)
+		}
+		checkFuzzBounds(t, data, &got)
+	})
+}
+
+// checkFuzzBounds checks the bounds of fuzzParams on accepted params p.
+func checkFuzzBounds(t *testing.T, data []byte, p *fuzzParams) {
+	t.Helper()
+	n := utf8.RuneCountInString(p.Name)
+	if n < 1 || n > 8 || strings.Trim(p.Name, "abcdefghijklmnopqrstuvwxyz") != "" {
+		t.Fatalf("name %q", p.Name)
+	}
+	if p.Count != nil && (*p.Count < 0 || *p.Count > 100) {
+		t.Fatalf("count %d", *p.Count)
+	}
+	if p.Ratio < 0 || p.Ratio > 1 {
+		t.Fatalf("ratio %v", p.Ratio)
+	}
+	if len(p.Tags) > 4 || len(slices.Compact(slices.Sorted(slices.Values(p.Tags)))) != len(p.Tags) {
+		t.Fatalf("tags %q", p.Tags)
+	}
+	if p.Kind != "" && p.Kind != "a" && p.Kind != "b" {
+		t.Fatalf("kind %q", p.Kind)
+	}
+	if len(p.Meta) > 0 && p.Meta[0] != '{' && string(p.Meta) != "null" {
+		t.Fatalf("meta %q", p.Meta)
+	}
+	if p.Inner != nil && (p.Inner.Size < -5 || p.Inner.Size > 5) {
+		t.Fatalf("inner size %d", p.Inner.Size)
+	}
+	for _, raw := range [][]byte{p.Meta, p.Blob} {
+		if len(raw) > 0 && !aliases(data, raw) {
+			t.Fatalf("raw member %q is a copy", raw)
+		}
+	}
+}

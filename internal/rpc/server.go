@@ -1,0 +1,283 @@
+// Package rpc serves taskwire's JSON-RPC 2.0 methods over HTTP (POST /rpc),
+// following the JSON-RPC 2.0 specification to the letter: single requests,
+// notifications and batches, the standard error codes and those of SPEC
+// section 2. Methods are Go functions registered with their params and
+// result types; the params are validated against a JSON Schema generated
+// from those types, which rpc.discover publishes as an OpenRPC document.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/taskwire/taskwire"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxBodyBytes fits a 1 GiB result and the rest of its request.
+	DefaultMaxBodyBytes     = 1<<30 + 1<<20
+	DefaultMaxBatch         = 1000
+	DefaultBatchConcurrency = 32
+)
+
+// Options tune a Server. Zero values take the defaults.
+type Options struct {
+	// MaxBodyBytes is the largest request body; a larger one is answered
+	// with HTTP 413 and a -32004 error. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxBatch is the most requests a batch may hold. Default
+	// DefaultMaxBatch.
+	MaxBatch int
+	// BatchConcurrency is how many requests of one batch run at once.
+	// Default DefaultBatchConcurrency.
+	BatchConcurrency int
+	// Version is the info.version of the rpc.discover document. Default
+	// "dev".
+	Version string
+	// Logger receives internal errors and panics. Default slog.Default().
+	Logger *slog.Logger
+	// Observe, when set, is called once per call of a registered method
+	// (notifications included) with its duration, params decoding
+	// included, and its error code, 0 on success.
+	Observe func(method string, d time.Duration, code taskwire.Code)
+}
+
+// Server is an http.Handler serving JSON-RPC 2.0 over HTTP POST. It is safe
+// for concurrent use.
+type Server struct {
+	methods map[string]*Method
+	opts    Options
+	log     *slog.Logger
+}
+
+// NewServer returns a Server for methods and the built-in rpc.discover. It
+// panics if two methods share a name or one is named rpc.discover.
+func NewServer(methods []Method, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.BatchConcurrency <= 0 {
+		opts.BatchConcurrency = DefaultBatchConcurrency
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{methods: map[string]*Method{}, opts: opts, log: opts.Logger}
+	for _, m := range methods {
+		if _, dup := s.methods[m.name]; dup || m.name == taskwire.MethodDiscover {
+			panic(fmt.Sprintf("rpc: method %s registered twice (rpc.discover is built in)", m.name))
+		}
+		s.methods[m.name] = &m
+	}
+	doc := discoverDocument(methods, opts.Version)
+	discover := Register(taskwire.MethodDiscover, "Returns the OpenRPC document of every method.",
+		func(context.Context, *taskwire.NoParams) (json.RawMessage, error) { return doc, nil })
+	s.methods[discover.name] = &discover
+	return s
+}
+
+type clientAddrKey struct{}
+
+// ClientAddr returns the network address of the client whose request ctx
+// belongs to (http.Request.RemoteAddr), or "" outside a request.
+func ClientAddr(ctx context.Context) string {
+	addr, _ := ctx.Value(clientAddrKey{}).(string)
+	return addr
+}
+
+// ServeHTTP answers a JSON-RPC request or batch sent with POST. Every
+// response with a body is HTTP 200, except 413 for a body over
+// MaxBodyBytes and 405 for a method other than POST; a notification, or a
+// batch of them only, is HTTP 204 with no body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed,
+			errorResponse(nil, invalidRequest("HTTP method %s is not allowed, use POST", r.Method)))
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeJSON(w, http.StatusRequestEntityTooLarge,
+				errorResponse(nil, taskwire.TooLarge("body", int(s.opts.MaxBodyBytes))))
+		}
+		// Otherwise the client went away mid-body: there is no one to
+		// answer.
+		return
+	}
+	ctx := context.WithValue(r.Context(), clientAddrKey{}, r.RemoteAddr)
+	out := s.handle(ctx, body)
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, out...)
+}
+
+// readBody reads the whole body into one buffer: of exactly the announced
+// size when there is a Content-Length, so a large body is never copied.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength < 0 {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeJSON writes the response made of parts.
+func writeJSON(w http.ResponseWriter, status int, parts ...[]byte) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(status)
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+	}
+}
+
+// handle answers the body of a POST: the parts of the response body, nil
+// when there is none.
+func (s *Server) handle(ctx context.Context, body []byte) [][]byte {
+	if !json.Valid(body) {
+		return [][]byte{errorResponse(nil, parseError())}
+	}
+	checkUTF8 := !utf8.Valid(body)
+	v := body[skipSpace(body, 0):]
+	if v[0] == '[' {
+		return s.batch(ctx, v, checkUTF8)
+	}
+	if resp := s.answer(ctx, v, checkUTF8); resp != nil {
+		return [][]byte{resp}
+	}
+	return nil
+}
+
+// answer runs the request object b and returns its response, nil for a
+// notification.
+func (s *Server) answer(ctx context.Context, b []byte, checkUTF8 bool) []byte {
+	req, rpcErr := parseRequest(b, checkUTF8)
+	if rpcErr != nil {
+		return errorResponse(req.id, rpcErr)
+	}
+	var result []byte
+	if m := s.methods[req.method]; m == nil {
+		rpcErr = methodNotFound(req.method)
+	} else {
+		result, rpcErr = s.call(ctx, m, req.params, checkUTF8)
+	}
+	switch {
+	case req.id == nil:
+		return nil
+	case rpcErr != nil:
+		return errorResponse(req.id, rpcErr)
+	}
+	return resultResponse(req.id, result)
+}
+
+// call runs method m with the raw params and returns its encoded result.
+// A panic in the method is an internal error, logged with its stack.
+func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 bool) (result []byte, rpcErr *taskwire.Error) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("rpc: method panicked", "method", m.name, "panic", p, "stack", string(debug.Stack()))
+			result, rpcErr = nil, internalError()
+		}
+		if s.opts.Observe != nil {
+			var code taskwire.Code
+			if rpcErr != nil {
+				code = rpcErr.Code
+			}
+			s.opts.Observe(m.name, time.Since(start), code)
+		}
+	}()
+	switch {
+	case params == nil:
+		params = emptyObject
+	case params[0] == '[':
+		return nil, taskwire.InvalidParams("params must be an object of named params")
+	}
+	v, err := m.call(ctx, params, checkUTF8)
+	if err != nil {
+		return nil, errorFor(s.log, m.name, err)
+	}
+	if result, err = encodeJSON(v); err != nil {
+		s.log.Error("rpc: cannot encode result", "method", m.name, "error", err)
+		return nil, internalError()
+	}
+	return result, nil
+}
+
+// resultResponse encodes a success response; result is the encoded result.
+func resultResponse(id, result []byte) []byte {
+	b := make([]byte, 0, len(`{"jsonrpc":"2.0","result":,"id":}`)+len(result)+len(id))
+	b = append(b, `{"jsonrpc":"2.0","result":`...)
+	b = append(b, result...)
+	b = append(b, `,"id":`...)
+	b = append(b, id...)
+	return append(b, '}')
+}
+
+// errorResponse encodes an error response; a nil id is written null.
+func errorResponse(id []byte, e *taskwire.Error) []byte {
+	if id == nil {
+		id = jsonNull
+	}
+	enc, err := encodeJSON(e)
+	if err != nil {
+		// Only a method's own *taskwire.Error can carry data that does
+		// not encode; its code and message still do.
+		enc, _ = encodeJSON(taskwire.Error{Code: e.Code, Message: e.Message})
+	}
+	b := make([]byte, 0, len(`{"jsonrpc":"2.0","error":,"id":}`)+len(enc)+len(id))
+	b = append(b, `{"jsonrpc":"2.0","error":`...)
+	b = append(b, enc...)
+	b = append(b, `,"id":`...)
+	b = append(b, id...)
+	return append(b, '}')
+}
+
+// encodeJSON is json.Marshal without the escaping of <, > and &, which
+// would make messages such as "must be <= 100" hard to read.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
