@@ -1,0 +1,133 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// The event builders below give each event type its payload and metadata
+// (SPEC section 5), so that every backend writes the same events. A backend
+// calls them inside the transaction of the change and stores the result in
+// its event log, which assigns the ID.
+
+// SystemActor is the By of changes the server makes on its own: lease
+// expiry, offline workers.
+const SystemActor = "system"
+
+func event(typ taskwire.EventType, taskID string, now time.Time, payload, metadata any) taskwire.Event {
+	p, _ := json.Marshal(payload)  // maps of plain values: cannot fail
+	m, _ := json.Marshal(metadata) // likewise
+	return taskwire.Event{Type: typ, TaskID: taskID, Payload: p, Metadata: m, Timestamp: now.UnixMilli()}
+}
+
+// TaskCreatedEvent: payload {id, text, status, priority, createdAt},
+// metadata {createdBy}.
+func TaskCreatedEvent(t *taskwire.Task, by string) taskwire.Event {
+	return event(taskwire.EventTaskCreated, t.ID, t.CreatedAt, map[string]any{
+		"id": t.ID, "text": t.Text, "status": t.Status, "priority": t.Priority,
+		"createdAt": taskwire.NewTime(t.CreatedAt),
+	}, map[string]any{"createdBy": by})
+}
+
+// TaskClaimedEvent: payload {taskId, workerId}, metadata {claimedAt}.
+func TaskClaimedEvent(taskID, workerID string, now time.Time) taskwire.Event {
+	return event(taskwire.EventTaskClaimed, taskID, now,
+		map[string]any{"taskId": taskID, "workerId": workerID},
+		map[string]any{"claimedAt": taskwire.NewTime(now)})
+}
+
+// TaskUpdatedEvent: payload the task (without its result), metadata
+// {updatedBy, changes: [field names]}.
+func TaskUpdatedEvent(t *taskwire.Task, by string, changes []string, now time.Time) taskwire.Event {
+	view := *t
+	view.Result, view.ResultSize, view.ResultTruncated = nil, 0, false
+	if changes == nil {
+		changes = []string{}
+	}
+	return event(taskwire.EventTaskUpdated, t.ID, now, view,
+		map[string]any{"updatedBy": by, "changes": changes})
+}
+
+// TaskCompletedEvent: payload {id, status, duration} (duration in ms),
+// metadata {completedBy}. A lease that expires on the last attempt fails
+// the task with this event too, completedBy SystemActor.
+func TaskCompletedEvent(t *taskwire.Task, by string) taskwire.Event {
+	return event(taskwire.EventTaskCompleted, t.ID, t.CompletedAt,
+		map[string]any{"id": t.ID, "status": t.Status, "duration": t.DurationMs},
+		map[string]any{"completedBy": by})
+}
+
+// TaskAssignedEvent: payload {taskId, workerId, assignedAt}, metadata
+// {assignedBy}.
+func TaskAssignedEvent(taskID, workerID, by string, now time.Time) taskwire.Event {
+	return event(taskwire.EventTaskAssigned, taskID, now,
+		map[string]any{"taskId": taskID, "workerId": workerID, "assignedAt": taskwire.NewTime(now)},
+		map[string]any{"assignedBy": by})
+}
+
+// TaskUnassignedEvent: payload {taskId, previousAssignment, unassignedAt},
+// metadata {unassignedBy}.
+func TaskUnassignedEvent(taskID, previous, by string, now time.Time) taskwire.Event {
+	var prev any
+	if previous != "" {
+		prev = previous
+	}
+	return event(taskwire.EventTaskUnassigned, taskID, now,
+		map[string]any{"taskId": taskID, "previousAssignment": prev, "unassignedAt": taskwire.NewTime(now)},
+		map[string]any{"unassignedBy": by})
+}
+
+// TaskDeletedEvent: payload {id, deletedAt}, metadata {deletedBy}.
+func TaskDeletedEvent(taskID, by string, now time.Time) taskwire.Event {
+	return event(taskwire.EventTaskDeleted, taskID, now,
+		map[string]any{"id": taskID, "deletedAt": taskwire.NewTime(now)},
+		map[string]any{"deletedBy": by})
+}
+
+// Reasons a task goes back to pending, in task.requeued payloads.
+const (
+	RequeueLeaseExpired  = "lease expired"
+	RequeueWorkerOffline = "worker offline"
+	RequeueUnregistered  = "worker unregistered"
+	RequeueUpdate        = "status set to pending"
+)
+
+// TaskRequeuedEvent: payload {taskId, previousWorker, attempt, reason},
+// metadata {requeuedBy}.
+func TaskRequeuedEvent(taskID, previousWorker string, attempt int, reason, by string, now time.Time) taskwire.Event {
+	return event(taskwire.EventTaskRequeued, taskID, now,
+		map[string]any{"taskId": taskID, "previousWorker": previousWorker, "attempt": attempt, "reason": reason},
+		map[string]any{"requeuedBy": by})
+}
+
+// WorkerRegisteredEvent: payload {workerId, queues, roles}, metadata
+// {registeredBy}.
+func WorkerRegisteredEvent(workerID string, queues, roles []string, by string, now time.Time) taskwire.Event {
+	return event(taskwire.EventWorkerRegistered, "", now,
+		map[string]any{"workerId": workerID, "queues": nonNil(queues), "roles": nonNil(roles)},
+		map[string]any{"registeredBy": by})
+}
+
+// WorkerOfflineEvent: payload {workerId, lastSeen}, metadata {detectedBy}.
+func WorkerOfflineEvent(workerID string, lastSeen, now time.Time) taskwire.Event {
+	return event(taskwire.EventWorkerOffline, "", now,
+		map[string]any{"workerId": workerID, "lastSeen": taskwire.NewTime(lastSeen)},
+		map[string]any{"detectedBy": SystemActor})
+}
+
+// WorkerUnregisteredEvent: payload {workerId, requeued}, metadata
+// {unregisteredBy}.
+func WorkerUnregisteredEvent(workerID string, requeued int, by string, now time.Time) taskwire.Event {
+	return event(taskwire.EventWorkerUnregistered, "", now,
+		map[string]any{"workerId": workerID, "requeued": requeued},
+		map[string]any{"unregisteredBy": by})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
