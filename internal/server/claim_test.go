@@ -142,6 +142,31 @@ func TestClaimUnregisteredAfterUnregister(t *testing.T) {
 	wantUnchanged(t, b, task)
 }
 
+func TestClaimOrderAcrossQueues(t *testing.T) {
+	t.Parallel()
+	b, clk := withFakeClock(t)
+	register(t, b, "w1", "a", "b")
+	// Priority first, then age, whatever queue a task is in.
+	var ids []string
+	for _, p := range []params{
+		{"queue": "b", "priority": 5}, {"queue": "a", "priority": 5}, {"queue": "b", "priority": 5},
+		{"queue": "a", "priority": 6}, {"queue": "a", "priority": 5},
+	} {
+		ids = append(ids, createTask(t, b, p).ID)
+		clk.Advance(time.Millisecond)
+	}
+	want := []string{ids[3], ids[0], ids[1], ids[2], ids[4]}
+	var got []string
+	for _, n := range []int{2, 1, 10} {
+		for _, task := range claim(t, b, "w1", params{"maxTasks": n}).Tasks {
+			got = append(got, task.ID)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("claim order across queues (-want +got):\n%s", diff)
+	}
+}
+
 func TestClaimQueues(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -297,4 +322,52 @@ func ids(tasks []*taskwire.Task) []string {
 		out = append(out, t.ID)
 	}
 	return out
+}
+
+func TestClaimLongPollDelayedTask(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "w1")
+	task := createTask(t, b, params{"delayMs": 300})
+	start := time.Now()
+	// Nothing is ready when the claim starts; the task comes due during the
+	// wait.
+	r := claim(t, b, "w1", params{"waitMs": 20_000})
+	if !r.Claimed || r.TaskID != task.ID {
+		t.Fatalf("claim = %+v, want %s once due", r, task.ID)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second+300*time.Millisecond {
+		t.Errorf("a task due after 300 ms was claimed after %v", elapsed)
+	}
+}
+
+func TestClaimLongPollManyWaiters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const waiters = 5
+	results := make(chan taskwire.ClaimResult, waiters)
+	for i := 0; i < waiters; i++ {
+		worker := "w" + string(rune('a'+i))
+		register(t, b, worker)
+		go func() {
+			var r taskwire.ClaimResult
+			if err := b.cl.Call(context.Background(), taskwire.MethodTaskClaim,
+				params{"workerId": worker, "waitMs": 1500}, &r); err != nil {
+				t.Error(err)
+			}
+			results <- r
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	task := createTask(t, b, nil)
+	// One waiter gets the task; the others wait out their time with nothing.
+	var got []string
+	for i := 0; i < waiters; i++ {
+		if r := <-results; r.Claimed {
+			got = append(got, r.TaskID)
+		}
+	}
+	if diff := cmp.Diff([]string{task.ID}, got); diff != "" {
+		t.Errorf("claims of %d waiters for one task (-want +got):\n%s", waiters, diff)
+	}
 }

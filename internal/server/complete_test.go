@@ -355,3 +355,23 @@ func TestCompleteResultIsExactBytes(t *testing.T) {
 		t.Errorf("stored result %s, want %s", got, result)
 	}
 }
+
+func TestCompleteReserved(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "w1")
+	task := createTask(t, b, nil)
+	call[taskwire.AssignResult](t, b, taskwire.MethodTaskAssign, params{"taskId": task.ID, "workerId": "w1"})
+	// A pending task assigned to the worker may be completed by it.
+	r := call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, params{"id": task.ID, "workerId": "w1", "result": "r"})
+	if r.Status != taskwire.StatusCompleted {
+		t.Fatalf("status %s", r.Status)
+	}
+	if got := getTask(t, b, task.ID); got.Status != taskwire.StatusCompleted || string(got.Result) != `"r"` {
+		t.Errorf("task %s result %s", got.Status, got.Result)
+	}
+	// A final task is claimed by no one.
+	if c := claim(t, b, "w1", nil); c.Claimed {
+		t.Errorf("claimed completed task %s", c.TaskID)
+	}
+}

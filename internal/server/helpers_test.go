@@ -251,7 +251,7 @@ func jsonValue(tb testing.TB, v any) any {
 	return out
 }
 
-// rawJSON decodes raw into map or fails.
+// rawObject decodes the JSON object raw, or fails the test.
 func rawObject(tb testing.TB, raw []byte) map[string]any {
 	tb.Helper()
 	var m map[string]any
@@ -300,9 +300,6 @@ func httpGet(tb testing.TB, b *bundle, path string) (*http.Response, []byte) {
 	}
 	return resp, body
 }
-
-// ptr returns a pointer to v.
-func ptr[T any](v T) *T { return &v }
 
 // wantCodeData checks that method fails with code and exactly data, and
 // some message.

@@ -56,6 +56,13 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", "application/json")
+	if size == 0 {
+		// A final task with no result value (a failed task): its result
+		// is JSON null, as task.get shows it.
+		w.Header().Set("Content-Length", "4")
+		_, _ = io.WriteString(w, "null")
+		return
+	}
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	if _, err := io.Copy(w, rc); err != nil {
 		s.log.Warn("stream result", "task", id, "err", err)

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskwire/taskwire"
+)
+
+// Tests of GET /v1/tasks/{id}/result.
+
+// completeRaw completes task id for worker with the JSON text result,
+// sent as is.
+func completeRaw(tb testing.TB, b *bundle, id, worker string, result []byte) {
+	tb.Helper()
+	var body bytes.Buffer
+	fmt.Fprintf(&body, `{"jsonrpc":"2.0","id":1,"method":"task.complete","params":{"id":%q,"workerId":%q,"result":`, id, worker)
+	body.Write(result)
+	body.WriteString(`}}`)
+	status, raw := post(tb, b, body.String())
+	if status != 200 {
+		tb.Fatalf("complete: HTTP %d %s", status, clipText(string(raw)))
+	}
+	if e := rawJSON(tb, raw)["error"]; e != nil {
+		tb.Fatalf("complete: %s", e)
+	}
+}
+
+func TestResultStreamLarge(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	task := claimed(t, b, "w1")
+	// A 20 MiB JSON array of numbers and strings, no two chunks alike.
+	var result bytes.Buffer
+	result.WriteByte('[')
+	for i := 0; result.Len() < 20<<20; i++ {
+		if i > 0 {
+			result.WriteByte(',')
+		}
+		fmt.Fprintf(&result, `{"i":%d,"s":"row %d ✓"}`, i, i*7919)
+	}
+	result.WriteByte(']')
+	completeRaw(t, b, task.ID, "w1", result.Bytes())
+
+	resp, body := httpGet(t, b, "/v1/tasks/"+task.ID+"/result")
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d: %s", resp.StatusCode, clipText(string(body)))
+	}
+	if got, want := resp.Header.Get("Content-Length"), strconv.Itoa(result.Len()); got != want {
+		t.Errorf("Content-Length %s, want %s", got, want)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	if !bytes.Equal(body, result.Bytes()) {
+		t.Errorf("streamed %d bytes that differ from the %d stored", len(body), result.Len())
+	}
+	// task.get returns it whole too; task.list leaves it out.
+	if got := getTask(t, b, task.ID); !bytes.Equal(got.Result, result.Bytes()) {
+		t.Errorf("task.get result: %d bytes, want the %d stored", len(got.Result), result.Len())
+	}
+	row := listTasks(t, b, params{}).Tasks[0]
+	if row.Result != nil || !row.ResultTruncated || row.ResultSize != int64(result.Len()) {
+		t.Errorf("list row: result %d bytes, truncated %v, size %d", len(row.Result), row.ResultTruncated, row.ResultSize)
+	}
+}
+
+func TestResultStreamTypes(t *testing.T) {
+	t.Parallel()
+	for _, result := range []string{`{"a":[1,2]}`, `[]`, `"text"`, `0`, `false`, `true`, `-2.5`} {
+		t.Run(result, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			task := claimed(t, b, "w1")
+			completeRaw(t, b, task.ID, "w1", []byte(result))
+			resp, body := httpGet(t, b, "/v1/tasks/"+task.ID+"/result")
+			if resp.StatusCode != 200 || string(body) != result {
+				t.Errorf("HTTP %d %q, want 200 %q", resp.StatusCode, body, result)
+			}
+		})
+	}
+}
+
+func TestResultStreamNull(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		params params
+	}{
+		// The worker sent result null.
+		{"null result", params{"result": nil}},
+		// The worker sent no result at all.
+		{"no result", params{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			task := claimed(t, b, "w1")
+			p := params{"id": task.ID, "workerId": "w1"}
+			for k, v := range tt.params {
+				p[k] = v
+			}
+			call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, p)
+			// The stored result is JSON null: the body is a JSON document.
+			resp, body := httpGet(t, b, "/v1/tasks/"+task.ID+"/result")
+			if resp.StatusCode != 200 || string(body) != "null" {
+				t.Errorf("HTTP %d %q, want 200 \"null\"", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+func TestResultStreamNotFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pending := createTask(t, b, params{"queue": "later"})
+	running := claimed(t, b, "w1")
+	rerun := createTask(t, b, params{"queue": "rerun"})
+	claim(t, b, "w1", params{"queues": []string{"rerun"}})
+	call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, params{"id": rerun.ID, "result": "v1"})
+	call[*taskwire.Task](t, b, taskwire.MethodTaskUpdate, params{"id": rerun.ID, "updates": params{"status": "pending"}})
+	tests := []struct {
+		name string
+		id   string
+		code taskwire.Code
+		// message is the exact message, "" to check code and data only.
+		message string
+	}{
+		// No such task: the error of task.get.
+		{"unknown task", "t-nope", taskwire.CodeInvalidParams, "Task not found: t-nope"},
+		// Not final yet: no result to stream.
+		{"pending task", pending.ID, taskwire.CodeConflict, ""},
+		{"running task", running.ID, taskwire.CodeConflict, ""},
+		// Sent back to the queue by an admin: its old result is gone.
+		{"re-run task", rerun.ID, taskwire.CodeConflict, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := httpGet(t, b, "/v1/tasks/"+tt.id+"/result")
+			if resp.StatusCode != 404 {
+				t.Errorf("HTTP %d, want 404", resp.StatusCode)
+			}
+			var got struct {
+				JSONRPC string          `json:"jsonrpc"`
+				ID      json.RawMessage `json:"id"`
+				Error   *taskwire.Error `json:"error"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil || got.Error == nil {
+				t.Fatalf("body is not a JSON-RPC error: %s", clipText(string(body)))
+			}
+			if got.JSONRPC != "2.0" || string(got.ID) != "null" {
+				t.Errorf("jsonrpc %q id %s, want 2.0 and null", got.JSONRPC, got.ID)
+			}
+			want := map[string]any{"code": float64(tt.code), "data": map[string]any{"taskId": tt.id}}
+			have := map[string]any{"code": float64(got.Error.Code), "data": got.Error.Data}
+			if diff := cmp.Diff(want, have); diff != "" {
+				t.Errorf("error (-want +got):\n%s", diff)
+			}
+			if tt.message != "" && got.Error.Message != tt.message {
+				t.Errorf("message %q, want %q", got.Error.Message, tt.message)
+			}
+		})
+	}
+}
+
+func TestResultStreamFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	task := claimed(t, b, "w1")
+	call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, params{"id": task.ID, "workerId": "w1", "error": "boom"})
+	// A failed task has no result: either the JSON null that task.get
+	// shows, or a 404 with a JSON-RPC error; never an empty JSON body.
+	resp, body := httpGet(t, b, "/v1/tasks/"+task.ID+"/result")
+	switch resp.StatusCode {
+	case 200:
+		if string(body) != "null" {
+			t.Errorf("HTTP 200 %q, want null", body)
+		}
+	case 404:
+		if e := rawJSON(t, body)["error"]; e == nil {
+			t.Errorf("HTTP 404 without a JSON-RPC error: %q", body)
+		}
+	default:
+		t.Errorf("HTTP %d %q", resp.StatusCode, body)
+	}
+}
