@@ -11,18 +11,23 @@ import (
 // ClaimTasks implements task.claim. With waitMs it long-polls: when nothing
 // is ready it waits for a ready signal (a task created, requeued or
 // unassigned in this process, or a delayed task come due) and tries again,
-// until a claim succeeds, the wait ends or the caller goes away.
+// until a claim succeeds, the wait ends or the caller goes away. A worker
+// waiting in a long poll is alive: the wait heartbeats for it when it
+// starts and every third of the worker timeout.
 func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*taskwire.ClaimResult, error) {
 	if err := s.limit(ctx, taskwire.MethodTaskClaim, p.WorkerID); err != nil {
 		return nil, err
 	}
-	var deadline <-chan time.Time
+	var deadline, keepAlive <-chan time.Time
 	if wait := int64Or(p.WaitMs, 0); wait > 0 {
 		t := time.NewTimer(time.Duration(wait) * time.Millisecond)
 		defer t.Stop()
 		deadline = t.C
+		tick := time.NewTicker(s.cfg.WorkerTimeout / 3)
+		defer tick.Stop()
+		keepAlive = tick.C
 	}
-	for {
+	for waited := false; ; waited = true {
 		woken := s.ready.wait() // taken before the attempt, so no signal is missed
 		tasks, err := s.store.ClaimTasks(ctx, store.ClaimTasksParams{
 			WorkerID: p.WorkerID, Queues: p.Queues,
@@ -39,7 +44,16 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 		if deadline == nil {
 			return &taskwire.ClaimResult{}, nil
 		}
+		if !waited {
+			if err := s.heartbeat(ctx, p.WorkerID); err != nil {
+				return nil, err
+			}
+		}
 		select {
+		case <-keepAlive:
+			if err := s.heartbeat(ctx, p.WorkerID); err != nil {
+				return nil, err
+			}
 		case <-woken:
 		case <-deadline:
 			return &taskwire.ClaimResult{}, nil
@@ -49,4 +63,10 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// heartbeat keeps a worker that waits in a long poll alive.
+func (s *Service) heartbeat(ctx context.Context, workerID string) error {
+	_, err := s.store.HeartbeatWorker(ctx, store.HeartbeatWorkerParams{ID: workerID, Now: s.now()})
+	return err
 }

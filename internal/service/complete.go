@@ -17,7 +17,7 @@ func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) 
 	}
 	q := store.CompleteTaskParams{
 		ID: p.TaskRef(), WorkerID: p.WorkerID, Result: p.Result,
-		Attempt: p.Attempt, Now: s.now(),
+		Attempt: p.Attempt, By: principal(ctx, p.WorkerID), Now: s.now(),
 	}
 	if q.Result == nil {
 		q.Result = json.RawMessage("null") // every final task has a result to read

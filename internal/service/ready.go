@@ -13,6 +13,10 @@ import (
 type readySignal struct {
 	mu sync.Mutex
 	ch chan struct{}
+	// timer wakes the waiters when the earliest known delayed task is due
+	// (at due); the sweeper reports the next one after it fires.
+	timer *time.Timer
+	due   time.Time
 }
 
 func newReadySignal() *readySignal { return &readySignal{ch: make(chan struct{})} }
@@ -32,11 +36,30 @@ func (r *readySignal) notify() {
 	r.ch = make(chan struct{})
 }
 
-// notifyAt wakes the waiters after d (a delayed task coming due).
+// notifyAt wakes the waiters after d, unless a wake-up is already set for
+// earlier than that.
 func (r *readySignal) notifyAt(d time.Duration) {
 	if d <= 0 {
 		r.notify()
 		return
 	}
-	time.AfterFunc(d, r.notify)
+	at := time.Now().Add(d)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.timer == nil:
+		r.timer = time.AfterFunc(d, r.fire)
+	case r.due.IsZero() || at.Before(r.due):
+		r.timer.Reset(d)
+	default:
+		return
+	}
+	r.due = at
+}
+
+func (r *readySignal) fire() {
+	r.mu.Lock()
+	r.due = time.Time{}
+	r.mu.Unlock()
+	r.notify()
 }

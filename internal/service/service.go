@@ -26,6 +26,11 @@ type Config struct {
 	// IdempotencyWindow is how long an idempotency key is remembered
 	// (default 24h).
 	IdempotencyWindow time.Duration
+	// EventRetention and MaxEvents bound the event log: events older than
+	// EventRetention (default 24h) or beyond the newest MaxEvents (default
+	// 1,000,000) are dropped by the sweeper.
+	EventRetention time.Duration
+	MaxEvents      int
 	// Backend names the store in system.health ("sqlite").
 	Backend string
 	// Version is reported by system.health.
@@ -61,6 +66,12 @@ func New(st store.Store, cfg Config) *Service {
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = 24 * time.Hour
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 24 * time.Hour
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 1_000_000
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -9,21 +9,26 @@ import (
 	"github.com/taskwire/taskwire/internal/store"
 )
 
-// limit applies the rate limit of method to the caller: its token name,
-// else the worker id the call names, else its client address.
-func (s *Service) limit(ctx context.Context, method, workerID string) error {
+// principal names the caller of ctx: its token name, else the worker id
+// the call names, else its client address (host only). Rate limits are
+// kept per principal, and events name it as who made the change.
+func principal(ctx context.Context, workerID string) string {
 	c := CallerFrom(ctx)
-	principal := c.Name
-	if principal == "" {
-		principal = workerID
+	if c.Name != "" {
+		return c.Name
 	}
-	if principal == "" {
-		principal = c.Addr
-		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
-			principal = host
-		}
+	if workerID != "" {
+		return workerID
 	}
-	return s.limiter.allow(method, principal, s.now())
+	if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+		return host
+	}
+	return c.Addr
+}
+
+// limit applies the rate limit of method to the caller's principal.
+func (s *Service) limit(ctx context.Context, method, workerID string) error {
+	return s.limiter.allow(method, principal(ctx, workerID), s.now())
 }
 
 // CreateTask implements task.create.
@@ -53,7 +58,7 @@ func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*ta
 	}
 	task, created, err := s.store.CreateTask(ctx, store.CreateTaskParams{
 		Task: t, IdempotencyKey: p.IdempotencyKey,
-		IdempotencyWindow: s.cfg.IdempotencyWindow, Now: now,
+		IdempotencyWindow: s.cfg.IdempotencyWindow, By: principal(ctx, ""), Now: now,
 	})
 	if err != nil {
 		return nil, err
@@ -102,7 +107,7 @@ func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*ta
 	}
 	task, err := s.store.UpdateTask(ctx, store.UpdateTaskParams{
 		ID: p.ID, Updates: p.Updates, WorkerID: p.WorkerID,
-		Attempt: p.Attempt, Now: s.now(),
+		Attempt: p.Attempt, By: principal(ctx, p.WorkerID), Now: s.now(),
 	})
 	if err != nil {
 		return nil, tooLargeMetadata(err)
@@ -120,7 +125,7 @@ func (s *Service) AssignTask(ctx context.Context, p *taskwire.AssignParams) (*ta
 	}
 	now := s.now()
 	if _, err := s.store.AssignTask(ctx, store.AssignTaskParams{
-		TaskID: p.TaskID, WorkerID: p.Worker(), Now: now,
+		TaskID: p.TaskID, WorkerID: p.Worker(), By: principal(ctx, ""), Now: now,
 	}); err != nil {
 		return nil, err
 	}
@@ -135,7 +140,7 @@ func (s *Service) UnassignTask(ctx context.Context, p *taskwire.UnassignParams) 
 		return nil, err
 	}
 	now := s.now()
-	prev, _, err := s.store.UnassignTask(ctx, store.UnassignTaskParams{TaskID: p.TaskID, Now: now})
+	prev, _, err := s.store.UnassignTask(ctx, store.UnassignTaskParams{TaskID: p.TaskID, By: principal(ctx, ""), Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +158,7 @@ func (s *Service) DeleteTask(ctx context.Context, p *taskwire.DeleteParams) (*ta
 		return nil, err
 	}
 	now := s.now()
-	if err := s.store.DeleteTask(ctx, store.DeleteTaskParams{ID: p.ID, Now: now}); err != nil {
+	if err := s.store.DeleteTask(ctx, store.DeleteTaskParams{ID: p.ID, By: principal(ctx, ""), Now: now}); err != nil {
 		return nil, err
 	}
 	return &taskwire.DeleteResult{ID: p.ID, Deleted: true, DeletedAt: taskwire.NewTime(now)}, nil

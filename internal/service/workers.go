@@ -15,7 +15,7 @@ func (s *Service) RegisterWorker(ctx context.Context, p *taskwire.RegisterParams
 	}
 	if err := s.store.RegisterWorker(ctx, store.RegisterWorkerParams{
 		ID: id, Roles: p.Roles, Queues: p.Queues,
-		Metadata: nullToNil(p.Metadata), Now: s.now(),
+		Metadata: nullToNil(p.Metadata), By: principal(ctx, id), Now: s.now(),
 	}); err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (s *Service) UnregisterWorker(ctx context.Context, p *taskwire.UnregisterPa
 	if err := s.limit(ctx, taskwire.MethodSystemUnregister, id); err != nil {
 		return nil, err
 	}
-	n, err := s.store.UnregisterWorker(ctx, store.UnregisterWorkerParams{ID: id, Now: s.now()})
+	n, err := s.store.UnregisterWorker(ctx, store.UnregisterWorkerParams{ID: id, By: principal(ctx, id), Now: s.now()})
 	if err != nil {
 		return nil, err
 	}

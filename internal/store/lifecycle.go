@@ -13,18 +13,26 @@ import (
 type Lifecycle interface {
 	// Sweep, at p.Now: marks offline every online worker whose LastSeen is
 	// at or before Now - WorkerTimeout (event worker.offline) and releases
-	// its reservations; returns every in_progress task of those workers,
-	// and every in_progress task whose LeaseExpiresAt is at or before Now,
-	// to pending (assignment and lease cleared, attempt kept, event
-	// task.requeued) — or, when Attempt >= MaxAttempts, fails it with
-	// error "lease expired after N attempts" (event task.completed). It
-	// never touches a final task. It also drops events older than
-	// Now - EventRetention and beyond the newest MaxEvents.
+	// its reservations (event task.unassigned); returns every in_progress
+	// task of those workers, and every in_progress task whose
+	// LeaseExpiresAt is at or before Now, to pending (assignment and lease
+	// cleared, attempt kept, event task.requeued) — or, when Attempt >=
+	// MaxAttempts, fails it with error "lease expired after N attempts"
+	// (event task.completed; the task keeps its assignment, as every final
+	// task does). The events of a sweep are by SystemActor. It never
+	// touches a final task. It also trims the event log from its oldest
+	// end: the events older than Now - EventRetention and those beyond the
+	// newest MaxEvents.
+	//
+	// A sweep does a bounded amount of work; when it stops short it says
+	// so (SweepResult.More) and the caller sweeps again.
 	Sweep(ctx context.Context, p SweepParams) (*SweepResult, error)
 
-	// ReadEvents returns up to limit events with an ID after after ("" for
-	// the oldest the log holds), oldest first. An after that this backend
-	// never issued is an error.
+	// ReadEvents returns up to limit (> 0) events with an ID after after
+	// ("" for the oldest the log holds), oldest first. An after that this
+	// backend never issued is an error matching ErrNotFound; one that was
+	// issued and dropped since resumes at the oldest event the log still
+	// holds after it.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 
 	// EventsChanged returns a channel that is closed once events have been
@@ -32,7 +40,8 @@ type Lifecycle interface {
 	EventsChanged() <-chan struct{}
 }
 
-// SweepParams are the params of Sweep.
+// SweepParams are the params of Sweep. A zero WorkerTimeout,
+// EventRetention or MaxEvents disables that part of the sweep.
 type SweepParams struct {
 	Now            time.Time
 	WorkerTimeout  time.Duration
@@ -49,4 +58,7 @@ type SweepResult struct {
 	// NextRunAt is the earliest RunAt of a pending task still in the
 	// future, zero when there is none: when the next delayed task is due.
 	NextRunAt time.Time
+	// More reports that the sweep stopped at its bound with work possibly
+	// left: the caller sweeps again without waiting.
+	More bool
 }

@@ -19,11 +19,21 @@ import (
 
 // Store is a task storage backend. Every method is safe for concurrent use.
 // A method that returns without error has made its change durable.
+//
+// Every change a method makes is written to the event log (Lifecycle) in
+// the same transaction, as the events of the builders in events.go: a
+// committed change always has its events, a method that fails writes
+// none, and so does one that changes nothing (a repeated idempotent
+// create, a retried completion, an assignment repeated, a claim that
+// finds nothing, a heartbeat). The events of one call are consecutive in
+// the log; their order among themselves is left to the backend.
 type Store interface {
-	// CreateTask inserts p.Task as a pending task. When p.IdempotencyKey
-	// was used by a task created after p.Now - p.IdempotencyWindow, it
-	// returns that task with created false and changes nothing, also when
-	// two such calls race.
+	Lifecycle
+
+	// CreateTask inserts p.Task as a pending task (event task.created).
+	// When p.IdempotencyKey was used by a task created after
+	// p.Now - p.IdempotencyWindow, it returns that task with created false
+	// and changes nothing, also when two such calls race.
 	CreateTask(ctx context.Context, p CreateTaskParams) (task *taskwire.Task, created bool, err error)
 
 	// GetTask returns a task with its whole result, or a *TaskNotFoundError.
@@ -43,42 +53,54 @@ type Store interface {
 	// workers. An empty p.Queues means the worker's registered queues, or
 	// the default queue when it registered none. An unknown or offline
 	// worker gets a *WorkerNotFoundError. No ready task: an empty slice.
+	// Each claimed task has its event task.claimed.
 	ClaimTasks(ctx context.Context, p ClaimTasksParams) ([]*taskwire.Task, error)
 
 	// UpdateTask changes the given fields of a task (see UpdateTaskParams
-	// for the rules) and returns it without its result.
+	// for the rules) and returns it without its result. Event task.updated,
+	// its changes naming the fields whose value changed (ChangedFields);
+	// a status change that requeues the task adds task.requeued, one that
+	// finalizes it adds task.completed.
 	UpdateTask(ctx context.Context, p UpdateTaskParams) (*taskwire.Task, error)
 
 	// CompleteTask finalizes an assigned pending or in_progress task as
 	// completed (with p.Result) or failed (with p.Error) and returns it
-	// without its result. See CompleteTaskParams for the rules.
+	// without its result (event task.completed). See CompleteTaskParams
+	// for the rules.
 	CompleteTask(ctx context.Context, p CompleteTaskParams) (*taskwire.Task, error)
 
-	// AssignTask reserves a pending task for a registered worker. Assigning
-	// it again to the same worker changes nothing; a task that is not
-	// pending, or is reserved for another worker, is a *ConflictError.
+	// AssignTask reserves a pending task for a registered worker (event
+	// task.assigned). Assigning it again to the same worker changes
+	// nothing; a task that is not pending, or is reserved for another
+	// worker, is a *ConflictError.
 	AssignTask(ctx context.Context, p AssignTaskParams) (*taskwire.Task, error)
 
 	// UnassignTask clears a task's assignment; an in_progress task goes
-	// back to pending (its attempt kept, its lease cleared). It returns the
-	// previous assignment ("" when there was none). A final task is a
-	// *ConflictError.
+	// back to pending (its attempt kept, its lease cleared). Event
+	// task.unassigned, none when there was no assignment to clear. It
+	// returns the previous assignment ("" when there was none). A final
+	// task is a *ConflictError.
 	UnassignTask(ctx context.Context, p UnassignTaskParams) (previous string, task *taskwire.Task, err error)
 
-	// DeleteTask removes a task, its result and every trace of it.
+	// DeleteTask removes a task, its result and every trace of it (event
+	// task.deleted; the events of its past stay in the log).
 	DeleteTask(ctx context.Context, p DeleteTaskParams) error
 
-	// RegisterWorker creates or refreshes a worker; it is online afterwards.
+	// RegisterWorker creates or refreshes a worker; it is online afterwards,
+	// also when a sweep had marked it offline (event worker.registered).
 	RegisterWorker(ctx context.Context, p RegisterWorkerParams) error
 
 	// HeartbeatWorker records that a worker is alive and renews the leases
-	// of all its in_progress tasks. It reports false, changing nothing, for
-	// a worker that went offline; an unknown worker is a *WorkerNotFoundError.
+	// of all its in_progress tasks; it writes no event. It reports false,
+	// changing nothing, for a worker that went offline (it must register
+	// again); an unknown worker is a *WorkerNotFoundError.
 	HeartbeatWorker(ctx context.Context, p HeartbeatWorkerParams) (alive bool, err error)
 
-	// UnregisterWorker removes a worker. Its in_progress tasks go back to
-	// pending at once (attempt kept) and its reservations are cleared; it
-	// returns how many in_progress tasks went back.
+	// UnregisterWorker removes a worker (event worker.unregistered). Its
+	// in_progress tasks go back to pending at once, attempt kept (event
+	// task.requeued each), and its reservations are cleared (event
+	// task.unassigned each); it returns how many in_progress tasks went
+	// back.
 	UnregisterWorker(ctx context.Context, p UnregisterWorkerParams) (requeued int, err error)
 
 	// ListWorkers returns every registered worker with the ids of its
@@ -110,7 +132,10 @@ type CreateTaskParams struct {
 	// within IdempotencyWindow.
 	IdempotencyKey    string
 	IdempotencyWindow time.Duration
-	Now               time.Time
+	// By is who creates the task: the caller's principal, or SystemActor.
+	// It is written into the metadata of its event (createdBy).
+	By  string
+	Now time.Time
 }
 
 // ClaimTasksParams are the params of Store.ClaimTasks.
@@ -139,7 +164,11 @@ type UpdateTaskParams struct {
 	Updates  taskwire.TaskUpdates
 	WorkerID string
 	Attempt  *int
-	Now      time.Time
+	// By is who makes the update: the caller's principal, or SystemActor.
+	// It is written into the metadata of its events (updatedBy, and
+	// requeuedBy or completedBy as for CompleteTaskParams.By).
+	By  string
+	Now time.Time
 }
 
 // CompleteTaskParams are the params of Store.CompleteTask.
@@ -159,25 +188,38 @@ type CompleteTaskParams struct {
 	Error   string
 	Result  json.RawMessage
 	Attempt *int
-	Now     time.Time
+	// By is who completes the task: the caller's principal, or
+	// SystemActor. The event's completedBy is WorkerID when set, else By.
+	By  string
+	Now time.Time
 }
 
 // AssignTaskParams are the params of Store.AssignTask.
 type AssignTaskParams struct {
 	TaskID   string
 	WorkerID string
-	Now      time.Time
+	// By is who assigns the task: the caller's principal, or SystemActor.
+	// It is written into the metadata of its event (assignedBy).
+	By  string
+	Now time.Time
 }
 
 // UnassignTaskParams are the params of Store.UnassignTask.
 type UnassignTaskParams struct {
 	TaskID string
-	Now    time.Time
+	// By is who unassigns the task: the caller's principal, or
+	// SystemActor. It is written into the metadata of its event
+	// (unassignedBy).
+	By  string
+	Now time.Time
 }
 
 // DeleteTaskParams are the params of Store.DeleteTask.
 type DeleteTaskParams struct {
-	ID  string
+	ID string
+	// By is who deletes the task: the caller's principal, or SystemActor.
+	// It is written into the metadata of its event (deletedBy).
+	By  string
 	Now time.Time
 }
 
@@ -187,7 +229,11 @@ type RegisterWorkerParams struct {
 	Roles    []string
 	Queues   []string
 	Metadata json.RawMessage
-	Now      time.Time
+	// By is who registers the worker: the caller's principal (the worker
+	// itself without auth). It is written into the metadata of its event
+	// (registeredBy).
+	By  string
+	Now time.Time
 }
 
 // HeartbeatWorkerParams are the params of Store.HeartbeatWorker.
@@ -198,7 +244,11 @@ type HeartbeatWorkerParams struct {
 
 // UnregisterWorkerParams are the params of Store.UnregisterWorker.
 type UnregisterWorkerParams struct {
-	ID  string
+	ID string
+	// By is who unregisters the worker: the caller's principal. It is
+	// written into the metadata of its events (unregisteredBy, and the
+	// requeuedBy and unassignedBy of the events of its tasks).
+	By  string
 	Now time.Time
 }
 

@@ -20,7 +20,7 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 	n := max(p.MaxTasks, 1)
 	now := truncMs(p.Now)
 	var tasks []*taskwire.Task
-	err := s.w.do(ctx, func(tx *writeTx) error {
+	err := s.w.doRelaxed(ctx, func(tx *writeTx) error {
 		w, err := getWorker(tx, p.WorkerID)
 		if err != nil {
 			return err
@@ -52,6 +52,9 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 				attempt = attempt + 1, lease_expires_at = ? + lease_ms, updated_at = ?
 				WHERE seq = ? RETURNING `+taskColumns, p.WorkerID, now.UnixMilli(), now.UnixMilli(), c.seq))
 			if err != nil {
+				return err
+			}
+			if err := tx.appendEvent(store.TaskClaimedEvent(r.ID, p.WorkerID, now)); err != nil {
 				return err
 			}
 			tasks = append(tasks, r.Task)

@@ -51,9 +51,9 @@ func TestClaimConcurrentHandsOutOnce(t *testing.T) {
 	}
 }
 
-// The claim, stats and list queries are index seeks, never a scan or a sort
-// of the tasks, whatever their number; the claim and stats ones read the
-// index alone.
+// The claim, stats, list and sweep queries are index seeks, never a scan
+// or a sort of the tasks, whatever their number; the claim and stats ones
+// read the index alone.
 func TestQueryPlans(t *testing.T) {
 	t.Parallel()
 	s := open(t, Options{})
@@ -67,6 +67,9 @@ func TestQueryPlans(t *testing.T) {
 		{"oldest pending", oldestPendingQuery, []any{"q"}, "COVERING INDEX tasks_pending_age"},
 		{"running", "SELECT id FROM tasks WHERE assigned_to = ? AND status = 'in_progress'", []any{"w"}, "INDEX tasks_running"},
 		{"list", "SELECT id FROM tasks ORDER BY created_at DESC, id DESC LIMIT 100", nil, "INDEX tasks_created"},
+		{"expired leases", expiredQuery, []any{1, 10}, "INDEX tasks_lease"},
+		{"next run", nextRunQuery, []any{1}, "INDEX tasks_pending_run_at"},
+		{"silent workers", silentQuery, []any{1, 10}, "INDEX workers_seen"},
 	}
 	for _, q := range queries {
 		rows, err := s.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.query, q.args...)

@@ -52,7 +52,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			return err
 		}
 		task = r.Task
-		return nil
+		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
@@ -70,6 +70,15 @@ func finalize(tx *writeTx, r *taskRow, status taskwire.Status, errText string, r
 	r.LeaseExpiresAt, r.CompletedAt, r.UpdatedAt = time.Time{}, now, now
 	r.DurationMs = now.Sub(r.CreatedAt).Milliseconds()
 	return nil
+}
+
+// completedBy is who a task.completed event names: the worker when there
+// is one, else the caller.
+func completedBy(workerID, by string) string {
+	if workerID != "" {
+		return workerID
+	}
+	return by
 }
 
 // resultSum is the checksum stored next to a result.

@@ -99,6 +99,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 //     instead of failing; the single writer never contends with itself.
 //   - journal_size_limit: the WAL file shrinks back after a checkpoint that
 //     followed a large result, instead of keeping its peak size.
+//   - temp_store=MEMORY: the statement journal of each operation's SAVEPOINT
+//     stays in memory instead of a temporary file (a write syscall per
+//     journalled page was a fifth of the CPU time of a batch).
 //   - foreign_keys stays off: the schema declares none, DeleteTask removes
 //     a task's chunks and keys itself.
 //
@@ -108,6 +111,7 @@ func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_size_limit(67108864)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	if readOnly {

@@ -65,6 +65,9 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 				return err
 			}
 		}
+		if err := tx.appendEvent(store.TaskCreatedEvent(&t, p.By)); err != nil {
+			return err
+		}
 		task, created = &t, true
 		return nil
 	})
@@ -104,6 +107,7 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		if err != nil {
 			return err
 		}
+		before := *r.Task
 		if p.Attempt != nil && *p.Attempt != r.Attempt {
 			return conflict(r, "stale attempt %d, current %d", *p.Attempt, r.Attempt)
 		}
@@ -132,6 +136,14 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
+		if err := tx.appendEvent(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(&before, r.Task), now)); err != nil {
+			return err
+		}
+		if u.Status != nil {
+			if err := statusEvent(tx, &before, r, *u.Status, p, now); err != nil {
+				return err
+			}
+		}
 		task = r.Task
 		return nil
 	})
@@ -139,6 +151,22 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		return nil, fmt.Errorf("update task %s: %w", p.ID, err)
 	}
 	return task, nil
+}
+
+// statusEvent appends the event of a status change that moved the task,
+// before the update, to r: back to the queue (task.requeued) when it was
+// held, reserved or final, finalized (task.completed).
+func statusEvent(tx *writeTx, before *taskwire.Task, r *taskRow, to taskwire.Status, p store.UpdateTaskParams, now time.Time) error {
+	switch to {
+	case taskwire.StatusPending:
+		if before.Status == taskwire.StatusPending && before.AssignedTo == "" {
+			return nil
+		}
+		return tx.appendEvent(store.TaskRequeuedEvent(r.ID, before.AssignedTo, r.Attempt, store.RequeueUpdate, p.By, now))
+	case taskwire.StatusCompleted, taskwire.StatusFailed:
+		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+	}
+	return nil
 }
 
 // heldBy checks that r is in_progress and assigned to worker.
@@ -207,7 +235,7 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 			return err
 		}
 		task = r.Task
-		return nil
+		return tx.appendEvent(store.TaskAssignedEvent(r.ID, p.WorkerID, p.By, now))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("assign task %s to %s: %w", p.TaskID, p.WorkerID, err)
@@ -235,7 +263,10 @@ func (s *Store) UnassignTask(ctx context.Context, p store.UnassignTaskParams) (s
 		}
 		r.requeue()
 		r.UpdatedAt = now
-		return saveTask(tx, r)
+		if err := saveTask(tx, r); err != nil {
+			return err
+		}
+		return tx.appendEvent(store.TaskUnassignedEvent(r.ID, previous, p.By, now))
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("unassign task %s: %w", p.TaskID, err)
@@ -256,8 +287,10 @@ func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error 
 		if _, err := tx.exec("DELETE FROM idempotency_keys WHERE task_id = ?", r.ID); err != nil {
 			return err
 		}
-		_, err = tx.exec("DELETE FROM tasks WHERE seq = ?", r.seq)
-		return err
+		if _, err = tx.exec("DELETE FROM tasks WHERE seq = ?", r.seq); err != nil {
+			return err
+		}
+		return tx.appendEvent(store.TaskDeletedEvent(r.ID, p.By, truncMs(p.Now)))
 	})
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", p.ID, err)

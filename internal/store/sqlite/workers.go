@@ -59,13 +59,15 @@ func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", p.ID, err)
 	}
-	now := ms(p.Now)
+	now := truncMs(p.Now)
 	err = s.w.do(ctx, func(tx *writeTx) error {
-		_, err := tx.exec(`INSERT INTO workers (`+workerColumns+`) VALUES (?, 'online', ?, ?, ?, ?, ?)
+		if _, err := tx.exec(`INSERT INTO workers (`+workerColumns+`) VALUES (?, 'online', ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET status = 'online', roles = excluded.roles,
 			queues = excluded.queues, metadata = excluded.metadata, last_seen = excluded.last_seen`,
-			p.ID, string(roles), string(queues), nullJSON(p.Metadata), now, now)
-		return err
+			p.ID, string(roles), string(queues), nullJSON(p.Metadata), ms(now), ms(now)); err != nil {
+			return err
+		}
+		return tx.appendEvent(store.WorkerRegisteredEvent(p.ID, p.Queues, p.Roles, p.By, now))
 	})
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", p.ID, err)
@@ -78,7 +80,7 @@ func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams
 func (s *Store) HeartbeatWorker(ctx context.Context, p store.HeartbeatWorkerParams) (bool, error) {
 	now := ms(p.Now)
 	alive := false
-	err := s.w.do(ctx, func(tx *writeTx) error {
+	err := s.w.doRelaxed(ctx, func(tx *writeTx) error {
 		w, err := getWorker(tx, p.ID)
 		if err != nil || w.Status != taskwire.WorkerOnline {
 			return err
@@ -102,36 +104,77 @@ func (s *Store) HeartbeatWorker(ctx context.Context, p store.HeartbeatWorkerPara
 // UnregisterWorker removes a worker: its in_progress tasks go back to
 // pending (attempt kept) and its reservations are cleared.
 func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerParams) (int, error) {
-	now := ms(p.Now)
+	now := truncMs(p.Now)
 	requeued := 0
 	err := s.w.do(ctx, func(tx *writeTx) error {
 		if _, err := getWorker(tx, p.ID); err != nil {
 			return err
 		}
-		res, err := tx.exec(`UPDATE tasks SET status = 'pending', assigned_to = NULL,
+		rows, err := tx.query(`UPDATE tasks SET status = 'pending', assigned_to = NULL,
 			lease_expires_at = NULL, updated_at = ?
-			WHERE assigned_to = ? AND status = 'in_progress'`, now, p.ID)
+			WHERE assigned_to = ? AND status = 'in_progress' RETURNING id, attempt`, ms(now), p.ID)
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
+		var back []taskwire.Event
+		for rows.Next() {
+			var id string
+			var attempt int
+			if err := rows.Scan(&id, &attempt); err != nil {
+				rows.Close()
+				return err
+			}
+			back = append(back, store.TaskRequeuedEvent(id, p.ID, attempt, store.RequeueUnregistered, p.By, now))
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return err
 		}
-		if _, err := tx.exec(`UPDATE tasks SET assigned_to = NULL, updated_at = ?
-			WHERE assigned_to = ? AND status = 'pending'`, now, p.ID); err != nil {
+		for _, ev := range back {
+			if err := tx.appendEvent(ev); err != nil {
+				return err
+			}
+		}
+		if err := releaseReservations(tx, p.ID, p.By, now); err != nil {
 			return err
 		}
 		if _, err := tx.exec("DELETE FROM workers WHERE id = ?", p.ID); err != nil {
 			return err
 		}
-		requeued = int(n)
-		return nil
+		requeued = len(back)
+		return tx.appendEvent(store.WorkerUnregisteredEvent(p.ID, requeued, p.By, now))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("unregister worker %s: %w", p.ID, err)
 	}
 	return requeued, nil
+}
+
+// releaseReservations clears the reservations of worker (event
+// task.unassigned each, by by).
+func releaseReservations(tx *writeTx, worker, by string, now time.Time) error {
+	rows, err := tx.query(`UPDATE tasks SET assigned_to = NULL, updated_at = ?
+		WHERE assigned_to = ? AND status = 'pending' RETURNING id`, ms(now), worker)
+	if err != nil {
+		return err
+	}
+	var released []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		released = append(released, id)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for _, id := range released {
+		if err := tx.appendEvent(store.TaskUnassignedEvent(id, worker, by, now)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListWorkers returns every registered worker with the ids of its

@@ -18,6 +18,12 @@ type op struct {
 	ctx  context.Context
 	fn   func(tx *writeTx) error
 	done chan error
+	// relaxed marks an op whose loss on power failure would only return
+	// tasks to the queue (claims, heartbeats, sweeps: SPEC 7.1 lets them
+	// live in memory in distributed mode). A batch of relaxed ops alone
+	// commits with synchronous=NORMAL: durable against a process crash,
+	// without waiting for an fsync; the next FULL commit fsyncs it too.
+	relaxed bool
 }
 
 // writer owns the one connection that writes, and commits the ops queued
@@ -30,6 +36,10 @@ type writer struct {
 	tx   *writeTx
 	ops  chan *op
 	max  int
+	// changed fires after each commit that appended events.
+	changed *signal
+	// relaxedSync is whether the connection is at synchronous=NORMAL.
+	relaxedSync bool
 
 	mu      sync.RWMutex // held for reading while sending on ops
 	closed  bool
@@ -42,6 +52,7 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *w
 		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
+		changed: newSignal(),
 		stopped: make(chan struct{}),
 	}
 }
@@ -52,7 +63,17 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *w
 // may not have been made. fn's statements run on the writer's context,
 // never on ctx: interrupting one would roll back the whole batch.
 func (w *writer) do(ctx context.Context, fn func(tx *writeTx) error) error {
-	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return w.submit(&op{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// doRelaxed is do for an op whose loss on power failure only returns tasks
+// to the queue; see op.relaxed.
+func (w *writer) doRelaxed(ctx context.Context, fn func(tx *writeTx) error) error {
+	return w.submit(&op{ctx: ctx, fn: fn, done: make(chan error, 1), relaxed: true})
+}
+
+func (w *writer) submit(o *op) error {
+	ctx := o.ctx
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -102,7 +123,8 @@ func (w *writer) run() {
 // commit runs batch in one transaction and answers every op. An op that
 // fails is rolled back to its savepoint and gets its error; when the
 // transaction itself fails, every op that had not failed on its own gets
-// that error.
+// that error. When the committed ops appended events, the event signal
+// fires before any op is answered.
 func (w *writer) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	err := w.runBatch(batch, errs)
@@ -110,6 +132,9 @@ func (w *writer) commit(batch []*op) {
 		if _, err = w.tx.exec("COMMIT"); err != nil {
 			err = fmt.Errorf("commit: %w", err)
 		}
+	}
+	if err == nil && w.tx.appended > 0 {
+		w.changed.fire()
 	}
 	if err != nil {
 		_, _ = w.conn.ExecContext(w.tx.ctx, "ROLLBACK")
@@ -128,6 +153,10 @@ func (w *writer) commit(batch []*op) {
 // errs[i] to op i's error. It returns an error when the transaction can no
 // longer be committed.
 func (w *writer) runBatch(batch []*op, errs []error) error {
+	w.tx.appended = 0
+	if err := w.setSync(batch); err != nil {
+		return err
+	}
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -138,7 +167,9 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
+		appended := w.tx.appended
 		if errs[i] = o.fn(w.tx); errs[i] != nil {
+			w.tx.appended = appended // its events are rolled back with it
 			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
 				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
 			}
@@ -147,6 +178,27 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
+	return nil
+}
+
+// setSync puts the connection at synchronous=NORMAL for a batch of relaxed
+// ops alone, and back at FULL for any other batch.
+func (w *writer) setSync(batch []*op) error {
+	relaxed := true
+	for _, o := range batch {
+		relaxed = relaxed && o.relaxed
+	}
+	if relaxed == w.relaxedSync {
+		return nil
+	}
+	level := "FULL"
+	if relaxed {
+		level = "NORMAL"
+	}
+	if _, err := w.tx.exec("PRAGMA synchronous=" + level); err != nil {
+		return fmt.Errorf("synchronous=%s: %w", level, err)
+	}
+	w.relaxedSync = relaxed
 	return nil
 }
 
@@ -182,6 +234,9 @@ type writeTx struct {
 	ctx   context.Context
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	// appended counts the events the batch's ops that have not failed
+	// appended.
+	appended int
 }
 
 func (t *writeTx) stmt(query string) (*sql.Stmt, error) {

@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Result", testResult},
 		{"Stats", testStats},
 		{"Concurrency", testConcurrency},
+		{"Sweep", testSweep},
+		{"Events", testEvents},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {

@@ -1,0 +1,56 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// DefaultSweepInterval is how often the sweeper looks for silent workers
+// and expired leases: a dead worker's tasks are back in the queue within
+// the worker timeout plus this.
+const DefaultSweepInterval = time.Second
+
+// RunSweeper sweeps every interval until ctx ends. A failed sweep is
+// logged and retried at the next tick.
+func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultSweepInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Sweep runs one sweep at the service's clock: workers silent for the
+// worker timeout go offline, expired leases return their tasks to the
+// queue (or fail them on their last attempt), old events are dropped.
+// Waiting claims are woken when tasks came back, and again when the next
+// delayed task is due.
+func (s *Service) Sweep(ctx context.Context) (*store.SweepResult, error) {
+	now := s.now()
+	r, err := s.store.Sweep(ctx, store.SweepParams{
+		Now: now, WorkerTimeout: s.cfg.WorkerTimeout,
+		EventRetention: s.cfg.EventRetention, MaxEvents: s.cfg.MaxEvents,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.Requeued > 0 {
+		s.ready.notify()
+	}
+	if !r.NextRunAt.IsZero() {
+		s.ready.notifyAt(r.NextRunAt.Sub(now))
+	}
+	return r, nil
+}

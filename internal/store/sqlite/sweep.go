@@ -1,0 +1,242 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// The most one sweep does, so that it holds the writer for milliseconds,
+// not seconds, however much is due: what is left is for the next sweep
+// (SweepResult.More).
+const (
+	sweepMaxWorkers = 1000
+	sweepMaxTasks   = 2000
+	sweepMaxEvents  = 50_000
+)
+
+// Sweep runs one sweep by the rules of store.Lifecycle.Sweep as one
+// operation of the writer. A worker that goes offline has the leases of
+// its in_progress tasks ended at Now, so that they are returned with the
+// expired ones, soonest expiry first, within the bound; each lookup is a
+// range of a partial index.
+func (s *Store) Sweep(ctx context.Context, p store.SweepParams) (*store.SweepResult, error) {
+	now := truncMs(p.Now)
+	var res *store.SweepResult
+	err := s.w.doRelaxed(ctx, func(tx *writeTx) error {
+		res = &store.SweepResult{}
+		if p.WorkerTimeout > 0 {
+			if err := sweepWorkers(tx, now, now.Add(-p.WorkerTimeout), res); err != nil {
+				return fmt.Errorf("workers: %w", err)
+			}
+		}
+		if err := expireLeases(tx, now, res); err != nil {
+			return fmt.Errorf("leases: %w", err)
+		}
+		if err := trimEvents(tx, now, p, res); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		var next sql.NullInt64
+		if err := tx.queryRow(nextRunQuery, ms(now)).Scan(&next); err != nil {
+			return fmt.Errorf("next run: %w", err)
+		}
+		res.NextRunAt = fromMs(next)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep at %v: %w", now, err)
+	}
+	return res, nil
+}
+
+// nextRunQuery finds the earliest RunAt of a pending task after now (ms).
+const nextRunQuery = "SELECT min(run_at) FROM tasks WHERE status = 'pending' AND run_at > ?"
+
+// silentQuery selects the online workers last seen at or before a time
+// (ms), silent the longest first: args time, limit.
+const silentQuery = `SELECT id, last_seen FROM workers
+	WHERE status = 'online' AND last_seen <= ? ORDER BY last_seen LIMIT ?`
+
+// sweepWorkers marks offline the online workers last seen at or before
+// seen, releases their reservations and ends the leases of their tasks.
+func sweepWorkers(tx *writeTx, now, seen time.Time, res *store.SweepResult) error {
+	type silent struct {
+		id       string
+		lastSeen int64
+	}
+	rows, err := tx.query(silentQuery, ms(seen), sweepMaxWorkers)
+	if err != nil {
+		return err
+	}
+	var workers []silent
+	for rows.Next() {
+		var w silent
+		if err := rows.Scan(&w.id, &w.lastSeen); err != nil {
+			rows.Close()
+			return err
+		}
+		workers = append(workers, w)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	res.More = res.More || len(workers) == sweepMaxWorkers
+	for _, w := range workers {
+		if _, err := tx.exec("UPDATE workers SET status = 'offline' WHERE id = ?", w.id); err != nil {
+			return err
+		}
+		if err := tx.appendEvent(store.WorkerOfflineEvent(w.id, time.UnixMilli(w.lastSeen).UTC(), now)); err != nil {
+			return err
+		}
+		if err := releaseReservations(tx, w.id, store.SystemActor, now); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`UPDATE tasks SET lease_expires_at = ?
+			WHERE assigned_to = ? AND status = 'in_progress' AND lease_expires_at > ?`,
+			ms(now), w.id, ms(now)); err != nil {
+			return err
+		}
+		res.WorkersOffline++
+	}
+	return nil
+}
+
+// expiredQuery selects the in_progress tasks whose lease expired at or
+// before a time (ms), soonest first: args time, limit.
+const expiredQuery = `SELECT ` + taskColumns + ` FROM tasks
+	WHERE status = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`
+
+// expireLeases returns the in_progress tasks whose lease has expired to
+// pending, or fails those on their last attempt.
+func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
+	rows, err := tx.query(expiredQuery, ms(now), sweepMaxTasks)
+	if err != nil {
+		return err
+	}
+	var expired []*taskRow
+	for rows.Next() {
+		r, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		expired = append(expired, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	res.More = res.More || len(expired) == sweepMaxTasks
+	gone := map[string]bool{} // worker -> offline or unregistered
+	for _, r := range expired {
+		worker := r.AssignedTo
+		offline, ok := gone[worker]
+		if !ok {
+			w, err := getWorker(tx, worker)
+			var notFound *store.WorkerNotFoundError
+			switch {
+			case errors.As(err, &notFound):
+				offline = true
+			case err != nil:
+				return err
+			default:
+				offline = w.Status != taskwire.WorkerOnline
+			}
+			gone[worker] = offline
+		}
+		var ev taskwire.Event
+		if r.Attempt >= r.MaxAttempts {
+			msg := fmt.Sprintf("lease expired after %d attempts", r.Attempt)
+			if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), store.SystemActor, now); err != nil {
+				return err
+			}
+			ev = store.TaskCompletedEvent(r.Task, store.SystemActor)
+			res.Failed++
+		} else {
+			reason := store.RequeueLeaseExpired
+			if offline {
+				reason = store.RequeueWorkerOffline
+			}
+			r.requeue()
+			r.UpdatedAt = now
+			ev = store.TaskRequeuedEvent(r.ID, worker, r.Attempt, reason, store.SystemActor, now)
+			res.Requeued++
+		}
+		if err := saveTask(tx, r); err != nil {
+			return err
+		}
+		if err := tx.appendEvent(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimEvents drops events from the oldest end of the log: those older
+// than Now - EventRetention and those beyond the newest MaxEvents, at
+// most sweepMaxEvents. The log's seqs are contiguous, so the newest
+// MaxEvents are those above the last seq minus MaxEvents.
+func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.SweepResult) error {
+	if p.EventRetention <= 0 && p.MaxEvents <= 0 {
+		return nil
+	}
+	var first, last sql.NullInt64
+	if err := tx.queryRow("SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)").Scan(&first, &last); err != nil {
+		return err
+	}
+	if !first.Valid {
+		return nil
+	}
+	bound := first.Int64 + sweepMaxEvents - 1
+	upTo := int64(0) // drop the events with seq <= upTo
+	if p.MaxEvents > 0 {
+		upTo = last.Int64 - int64(p.MaxEvents)
+	}
+	if p.EventRetention > 0 {
+		old, err := oldUpTo(tx, now.Add(-p.EventRetention), first.Int64, bound)
+		if err != nil {
+			return err
+		}
+		upTo = max(upTo, old)
+	}
+	if upTo > bound {
+		upTo, res.More = bound, true
+	}
+	if upTo < first.Int64 {
+		return nil
+	}
+	r, err := tx.exec("DELETE FROM events WHERE seq <= ?", upTo)
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	res.EventsDropped = int(n)
+	return err
+}
+
+// oldUpTo returns the last seq of the run of events older than cutoff
+// that starts the log, looking no further than seq bound (first - 1 when
+// the oldest event is not old).
+func oldUpTo(tx *writeTx, cutoff time.Time, first, bound int64) (int64, error) {
+	rows, err := tx.query("SELECT seq, ts FROM events WHERE seq <= ? ORDER BY seq", bound)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	upTo := first - 1
+	for rows.Next() {
+		var seq, ts int64
+		if err := rows.Scan(&seq, &ts); err != nil {
+			return 0, err
+		}
+		if ts >= cutoff.UnixMilli() {
+			break
+		}
+		upTo = seq
+	}
+	return upTo, rows.Err()
+}
