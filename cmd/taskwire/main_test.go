@@ -14,11 +14,19 @@ import (
 	"time"
 )
 
-// childEnv makes the test binary run the taskwire command line instead of
-// the tests, so that tests can start real server processes and kill them.
+// childEnv makes the test binary run the taskwire command line ("1") or a
+// worker ("worker") instead of the tests, so that tests can start real
+// server and worker processes and kill them.
 const childEnv = "TASKWIRE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "worker" {
+		if err := workerMain(); err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(childEnv) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

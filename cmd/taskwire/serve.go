@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +26,9 @@ type serveConfig struct {
 	rateLimits    map[string]service.Limit
 	noRateLimit   bool
 	workerTimeout time.Duration
+	sweepInterval time.Duration
+	eventMaxAge   time.Duration
+	eventMax      int
 	logFormat     string
 }
 
@@ -51,6 +56,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", envDuration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
+	fs.DurationVar(&c.sweepInterval, "sweep-interval", envDuration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
+	fs.DurationVar(&c.eventMaxAge, "event-retention", envDuration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
+	fs.IntVar(&c.eventMax, "event-max", envInt("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
 	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
 	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
 	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
@@ -59,6 +67,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 				return nil, usageError("TASKWIRE_RATE_LIMIT: %v", err)
 			}
 		}
+	}
+	if len(envErrors) > 0 {
+		return nil, exitError{code: 2, err: errors.Join(envErrors...)}
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -92,6 +103,12 @@ func (c *serveConfig) check() error {
 		return usageError("--log-format must be text or json, got %q", c.logFormat)
 	case c.workerTimeout < time.Second:
 		return usageError("--worker-timeout must be at least 1s, got %s", c.workerTimeout)
+	case c.sweepInterval < 10*time.Millisecond || c.sweepInterval > time.Minute:
+		return usageError("--sweep-interval must be between 10ms and 1m, got %s", c.sweepInterval)
+	case c.eventMaxAge < time.Minute:
+		return usageError("--event-retention must be at least 1m, got %s", c.eventMaxAge)
+	case c.eventMax < 1000:
+		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
 	case !server.IsLoopback(c.listen) && !c.insecure:
 		return usageError("--listen %s is not a loopback address and authentication is off: "+
 			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
@@ -110,6 +127,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := newLogger(c.logFormat, stderr)
 	srv, err := server.New(ctx, server.Config{
 		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
+		SweepInterval: c.sweepInterval, EventRetention: c.eventMaxAge, MaxEvents: c.eventMax,
 		Version: buildVersion(), Logger: logger,
 	})
 	if err != nil {
@@ -142,9 +160,34 @@ func envBool(name string) bool {
 	return false
 }
 
+// envDuration and envInt return the variable's value, def when it is
+// unset; a malformed value is recorded in envErrors, so that serve refuses
+// to start instead of silently using the default.
 func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		envErrors = append(envErrors, fmt.Errorf("%s=%q is not a duration (e.g. 30s)", name, v))
+		return def
+	}
+	return d
 }
+
+func envInt(name string, def int) int {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		envErrors = append(envErrors, fmt.Errorf("%s=%q is not a whole number", name, v))
+		return def
+	}
+	return n
+}
+
+// envErrors collects malformed TASKWIRE_* values met while reading flags.
+var envErrors []error

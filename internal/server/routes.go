@@ -23,6 +23,7 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/tasks/{id}/result", s.result)
+	mux.Handle("GET /events", s.events)
 	return mux
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
 	"github.com/taskwire/taskwire/internal/store/sqlite"
@@ -27,6 +28,14 @@ type Config struct {
 	DataDir string
 	// WorkerTimeout: a worker silent this long goes offline (default 30s).
 	WorkerTimeout time.Duration
+	// SweepInterval is how often expired leases and silent workers are
+	// swept (default 1s); negative turns the sweeper off, for tests that
+	// sweep by hand with a fake clock.
+	SweepInterval time.Duration
+	// EventRetention and MaxEvents bound the event log (defaults 24h and
+	// 1,000,000).
+	EventRetention time.Duration
+	MaxEvents      int
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
@@ -36,6 +45,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// EventsHeartbeat is how often an idle GET /events stream gets a
+	// keepalive comment (default 15s).
+	EventsHeartbeat time.Duration
 }
 
 // Server is a running taskwire: its store, service and HTTP handler.
@@ -44,6 +56,14 @@ type Server struct {
 	handler http.Handler
 	closeFn func() error
 	log     *slog.Logger
+	// stop ends the background loops (sweeper); done is closed when they
+	// have returned.
+	stop context.CancelFunc
+	done chan struct{}
+	// hub tails the event log for GET /events; it runs until Drain or
+	// Close.
+	hub    *events.Hub
+	events http.Handler
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -67,9 +87,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
+		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
 		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
-	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if cfg.SweepInterval >= 0 {
+			svc.RunSweeper(bg, cfg.SweepInterval)
+		}
+	}()
+	s.hub = events.NewHub(st, events.Options{Logger: cfg.Logger})
+	go s.hub.Run(bg)
+	s.events = events.NewSSEHandler(s.hub, events.SSEOptions{Heartbeat: cfg.EventsHeartbeat, Logger: cfg.Logger})
 	reg := prometheus.NewRegistry()
 	m := newMetrics(ctx, reg, svc)
 	rpcServer := rpc.NewServer(methods(svc), rpc.Options{
@@ -86,15 +117,27 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Service returns the service behind the handler.
 func (s *Server) Service() *service.Service { return s.svc }
 
-// Drain makes waiting long-poll claims return, ahead of a shutdown.
-func (s *Server) Drain() { s.svc.Drain() }
+// Drain makes waiting long-poll claims return and ends the event streams
+// (GET /events), ahead of a shutdown: http.Server.Shutdown waits for
+// neither.
+func (s *Server) Drain() {
+	s.svc.Drain()
+	s.hub.Close()
+}
 
-// Close releases the store; call it after the HTTP server has stopped.
-func (s *Server) Close() error { return s.closeFn() }
+// Close stops the background loops and releases the store; call it after
+// the HTTP server has stopped.
+func (s *Server) Close() error {
+	s.stop()
+	s.hub.Close()
+	<-s.done
+	return s.closeFn()
+}
 
 // Serve runs the HTTP server on addr until ctx ends, then stops taking
-// requests, lets those in flight finish (long polls are cut short) and
-// closes the store. ready, when not nil, is called with the bound address.
+// requests, lets those in flight finish (long polls and event streams are
+// cut short) and closes the store. ready, when not nil, is called with
+// the bound address.
 func (s *Server) Serve(ctx context.Context, addr string, ready func(addr string)) error {
 	hs := &http.Server{
 		Handler:           s.handler,
