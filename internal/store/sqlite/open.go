@@ -43,6 +43,7 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	w    *writer
 	read *sql.DB
+	ckpt *checkpointer
 }
 
 // Open opens the database file at path, creating it and its directory when
@@ -65,6 +66,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		err = migrate(ctx, conn)
 	}
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0") // see checkpointer
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -81,9 +85,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 
+	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path)
+	if err != nil {
+		conn.Close()
+		wdb.Close()
+		read.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	w := newWriter(context.WithoutCancel(ctx), wdb, conn, opts.MaxBatch)
 	go w.run()
-	return &Store{w: w, read: read}, nil
+	return &Store{w: w, read: read, ckpt: ckpt}, nil
 }
 
 // dsn returns the data source name of the database file with the pragmas
@@ -139,5 +150,5 @@ func (s *Store) Close() error {
 	if !stopped {
 		return nil
 	}
-	return errors.Join(err, s.read.Close())
+	return errors.Join(err, s.ckpt.close(), s.read.Close())
 }
