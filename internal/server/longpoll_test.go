@@ -53,3 +53,29 @@ func TestLongPollWakeUpLatency(t *testing.T) {
 		t.Errorf("p90 wake-up latency %s, want under 50ms (all: %v)", p90, lat)
 	}
 }
+
+// TestLongPollEndsWhenClientLeaves: a client that disconnects during a
+// long-poll claim ends its wait, so a task created afterwards is not
+// claimed for a worker that is no longer listening.
+func TestLongPollEndsWhenClientLeaves(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "leaver")
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() {
+		returned <- b.cl.Call(ctx, taskwire.MethodTaskClaim, params{"workerId": "leaver", "waitMs": 20_000}, nil)
+	}()
+	time.Sleep(100 * time.Millisecond) // the claim is waiting
+	cancel()
+	if err := <-returned; err == nil {
+		t.Fatal("the cancelled call reported success")
+	}
+	time.Sleep(200 * time.Millisecond) // the server notices the closed connection
+	task := createTask(t, b, nil)
+	time.Sleep(300 * time.Millisecond) // a wait still running would claim it now
+	if got := getTask(t, b, task.ID); got.Status != taskwire.StatusPending || got.AssignedTo != "" {
+		t.Errorf("task created after the client left: status %s, assigned to %q; want pending, unassigned",
+			got.Status, got.AssignedTo)
+	}
+}
