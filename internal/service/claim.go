@@ -12,8 +12,8 @@ import (
 // is ready it waits for a ready signal (a task created, requeued or
 // unassigned in this process, or a delayed task come due) and tries again,
 // until a claim succeeds, the wait ends or the caller goes away. A worker
-// waiting in a long poll is alive: the wait heartbeats for it when it
-// starts and every third of the worker timeout.
+// waiting in a long poll is alive: each claim attempt records it as seen,
+// and the wait heartbeats for it every third of the worker timeout.
 func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*taskwire.ClaimResult, error) {
 	if err := s.limit(ctx, taskwire.MethodTaskClaim, p.WorkerID); err != nil {
 		return nil, err
@@ -27,7 +27,7 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 		defer tick.Stop()
 		keepAlive = tick.C
 	}
-	for waited := false; ; waited = true {
+	for {
 		woken := s.ready.wait() // taken before the attempt, so no signal is missed
 		tasks, err := s.store.ClaimTasks(ctx, store.ClaimTasksParams{
 			WorkerID: p.WorkerID, Queues: p.Queues,
@@ -43,11 +43,6 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 		}
 		if deadline == nil {
 			return &taskwire.ClaimResult{}, nil
-		}
-		if !waited {
-			if err := s.heartbeat(ctx, p.WorkerID); err != nil {
-				return nil, err
-			}
 		}
 		select {
 		case <-keepAlive:

@@ -65,8 +65,8 @@ type bucket struct {
 	lastUsed time.Time
 }
 
-// idleBucket is how long an unused bucket is kept; a full bucket forgets
-// nothing by being dropped.
+// idleBucket is how long an unused bucket is kept at least; one whose
+// window is longer is kept for its window.
 const idleBucket = 10 * time.Minute
 
 func newLimiter(limits map[string]Limit) *limiter {
@@ -116,7 +116,9 @@ func (l *limiter) sweep(now time.Time) {
 		return
 	}
 	for k, b := range l.buckets {
-		if now.Sub(b.lastUsed) > idleBucket {
+		// A bucket idle for its whole window is full again: dropping it
+		// forgets nothing.
+		if now.Sub(b.lastUsed) > max(idleBucket, l.limits[k.method].Per) {
 			delete(l.buckets, k)
 		}
 	}

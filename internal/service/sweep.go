@@ -46,7 +46,7 @@ func (s *Service) Sweep(ctx context.Context) (*store.SweepResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Requeued > 0 {
+	if r.Requeued > 0 || r.WorkersOffline > 0 { // an offline worker's reservations are released
 		s.ready.notify()
 	}
 	if !r.NextRunAt.IsZero() {

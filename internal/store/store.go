@@ -53,7 +53,9 @@ type Store interface {
 	// workers. An empty p.Queues means the worker's registered queues, or
 	// the default queue when it registered none. An unknown or offline
 	// worker gets a *WorkerNotFoundError. No ready task: an empty slice.
-	// Each claimed task has its event task.claimed.
+	// Each claimed task has its event task.claimed. A claim is a sign of
+	// life: the worker's LastSeen becomes p.Now, as do a successful
+	// CompleteTask and UpdateTask that name the worker (WorkerID).
 	ClaimTasks(ctx context.Context, p ClaimTasksParams) ([]*taskwire.Task, error)
 
 	// UpdateTask changes the given fields of a task (see UpdateTaskParams

@@ -28,6 +28,9 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 		if w.Status != taskwire.WorkerOnline {
 			return &store.WorkerNotFoundError{ID: p.WorkerID}
 		}
+		if err := touchWorker(tx, p.WorkerID, now); err != nil {
+			return err
+		}
 		queues := p.Queues
 		if len(queues) == 0 {
 			queues = w.Queues

@@ -51,6 +51,9 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
+		if err := touchWorker(tx, p.WorkerID, now); err != nil {
+			return err
+		}
 		task = r.Task
 		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
 	})

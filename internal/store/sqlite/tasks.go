@@ -116,6 +116,9 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 				return err
 			}
 			r.renewLease(now)
+			if err := touchWorker(tx, p.WorkerID, now); err != nil {
+				return err
+			}
 		}
 		u := p.Updates
 		if u.Text != nil {

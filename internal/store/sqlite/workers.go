@@ -221,3 +221,14 @@ func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 	}
 	return workers, nil
 }
+
+// touchWorker records a sign of life of an online worker (its claim,
+// completion or update) as its LastSeen; "" (an admin's call) and offline
+// workers are left alone.
+func touchWorker(tx *writeTx, id string, now time.Time) error {
+	if id == "" {
+		return nil
+	}
+	_, err := tx.exec("UPDATE workers SET last_seen = ? WHERE id = ? AND status = 'online'", ms(now), id)
+	return err
+}

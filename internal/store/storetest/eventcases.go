@@ -169,7 +169,7 @@ func workerEventCases() []eventCase {
 		}, func(s *bundle) []taskwire.Event {
 			s.wantSweep(now, timeout, store.SweepResult{WorkersOffline: 1, Requeued: 2, Failed: 1})
 			return []taskwire.Event{
-				store.WorkerOfflineEvent("w1", t0, now),
+				store.WorkerOfflineEvent("w1", t0.Add(time.Second), now), // last seen claiming
 				store.TaskRequeuedEvent(taskID(1), "w1", 1, store.RequeueWorkerOffline, store.SystemActor, now),
 				store.TaskCompletedEvent(s.get(taskID(2)), store.SystemActor),
 				store.TaskUnassignedEvent(taskID(3), "w1", store.SystemActor, now),

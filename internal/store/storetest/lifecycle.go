@@ -17,6 +17,24 @@ import (
 const timeout = 30 * time.Second
 
 func testSweep(t *testing.T, newStore newStoreFunc) {
+	// A worker's own claims, completions and updates are signs of life as
+	// much as its heartbeats: a worker busy with tasks is not silent.
+	t.Run("WorkerCallsKeepItOnline", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		s.create(newTask(1), newTask(2))
+		s.register("w1")
+		s.claim("w1", t0.Add(20*time.Second), 1)
+		s.wantSweep(t0.Add(timeout), timeout, store.SweepResult{})
+		s.complete(store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Result: []byte(`1`), Now: t0.Add(45 * time.Second)})
+		s.wantSweep(t0.Add(60*time.Second), timeout, store.SweepResult{})
+		s.claim("w1", t0.Add(70*time.Second), 1)
+		s.update(store.UpdateTaskParams{ID: taskID(2), WorkerID: "w1", Now: t0.Add(95 * time.Second)})
+		s.wantSweep(t0.Add(95*time.Second+timeout-time.Millisecond), timeout, store.SweepResult{})
+		// Silent from its update on: offline once the timeout has passed.
+		s.wantSweep(t0.Add(95*time.Second+timeout), timeout, store.SweepResult{WorkersOffline: 1, Requeued: 1})
+	})
+
 	// A worker silent for the timeout goes offline: it can no longer
 	// claim, its heartbeat says it is not alive and changes nothing, and
 	// registering again brings it back.
@@ -78,7 +96,7 @@ func testSweep(t *testing.T, newStore newStoreFunc) {
 		s.heartbeat("w2", t0.Add(20*time.Second))
 		before := s.getAll(5)
 
-		now := t0.Add(timeout)
+		now := t0.Add(2*time.Second + timeout) // w1 was last seen completing task 3
 		s.wantSweep(now, timeout, store.SweepResult{WorkersOffline: 1, Requeued: 1, Failed: 1})
 
 		requeued := *before[1]

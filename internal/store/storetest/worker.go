@@ -122,7 +122,7 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("w2's task lease = %v, want untouched %v", got.LeaseExpiresAt, othersBefore.LeaseExpiresAt)
 		}
 		for _, w := range s.workers() {
-			want := t0
+			want := t0.Add(time.Second) // its claim
 			if w.ID == "w1" {
 				want = now
 			}
@@ -176,8 +176,8 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 		s.unchanged(before[3])
 		s.unchanged(before[4])
 
-		s.wantWorkers([]taskwire.Worker{{ID: "w2", Status: taskwire.WorkerOnline, RegisteredAt: t0, LastSeen: t0,
-			Tasks: taskIDs(4)}})
+		s.wantWorkers([]taskwire.Worker{{ID: "w2", Status: taskwire.WorkerOnline, RegisteredAt: t0,
+			LastSeen: t0.Add(3 * time.Second), Tasks: taskIDs(4)}})
 		_, err = s.st.ClaimTasks(s.ctx, store.ClaimTasksParams{WorkerID: "w1", MaxTasks: 1, Now: now})
 		wantWorkerNotFound(t, err, "w1")
 		_, err = s.st.HeartbeatWorker(s.ctx, store.HeartbeatWorkerParams{ID: "w1", Now: now})
