@@ -59,7 +59,7 @@ func TestKilledWorkerTasksComeBack(t *testing.T) {
 	bound := testWorkerTimeout + testSweepInterval
 	t.Logf("task claimable again %s after SIGKILL of its worker (bound: worker timeout %s + sweep interval %s)",
 		back.Round(time.Millisecond), testWorkerTimeout, testSweepInterval)
-	if back > bound+500*time.Millisecond { // the margin covers process scheduling only
+	if back > bound+time.Second { // the margin covers process scheduling on a loaded machine only
 		t.Errorf("task came back after %s, past worker timeout + one sweep interval (%s)", back, bound)
 	}
 }
