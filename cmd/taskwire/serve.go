@@ -46,6 +46,7 @@ Flags:
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	c := &serveConfig{rateLimits: service.DefaultRateLimits()}
+	var e envReader
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
@@ -55,10 +56,10 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
 	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
-	fs.DurationVar(&c.workerTimeout, "worker-timeout", envDuration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
-	fs.DurationVar(&c.sweepInterval, "sweep-interval", envDuration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
-	fs.DurationVar(&c.eventMaxAge, "event-retention", envDuration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
-	fs.IntVar(&c.eventMax, "event-max", envInt("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
+	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
+	fs.DurationVar(&c.sweepInterval, "sweep-interval", e.duration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
+	fs.DurationVar(&c.eventMaxAge, "event-retention", e.duration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
+	fs.IntVar(&c.eventMax, "event-max", e.int("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
 	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
 	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
 	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
@@ -68,8 +69,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 			}
 		}
 	}
-	if len(envErrors) > 0 {
-		return nil, exitError{code: 2, err: errors.Join(envErrors...)}
+	if len(e.errs) > 0 {
+		return nil, exitError{code: 2, err: errors.Join(e.errs...)}
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -160,34 +161,33 @@ func envBool(name string) bool {
 	return false
 }
 
-// envDuration and envInt return the variable's value, def when it is
-// unset; a malformed value is recorded in envErrors, so that serve refuses
-// to start instead of silently using the default.
-func envDuration(name string, def time.Duration) time.Duration {
+// envReader reads typed TASKWIRE_* variables: the value, or def when the
+// variable is unset; a malformed value is kept in errs, so that serve
+// refuses to start instead of silently using the default.
+type envReader struct{ errs []error }
+
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
 	v, ok := os.LookupEnv(name)
 	if !ok {
 		return def
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		envErrors = append(envErrors, fmt.Errorf("%s=%q is not a duration (e.g. 30s)", name, v))
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration (e.g. 30s)", name, v))
 		return def
 	}
 	return d
 }
 
-func envInt(name string, def int) int {
+func (e *envReader) int(name string, def int) int {
 	v, ok := os.LookupEnv(name)
 	if !ok {
 		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		envErrors = append(envErrors, fmt.Errorf("%s=%q is not a whole number", name, v))
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a whole number", name, v))
 		return def
 	}
 	return n
 }
-
-// envErrors collects malformed TASKWIRE_* values met while reading flags.
-var envErrors []error

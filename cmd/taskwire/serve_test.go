@@ -108,3 +108,16 @@ func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
 		t.Fatal("server did not exit within 10s of SIGTERM")
 	}
 }
+
+// A malformed variable stops serve with a message naming it, and does not
+// linger into a later parse.
+func TestParseServeMalformedEnvironment(t *testing.T) {
+	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "soon")
+	if _, err := parseServe(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "TASKWIRE_WORKER_TIMEOUT") {
+		t.Fatalf("parseServe with TASKWIRE_WORKER_TIMEOUT=soon: %v, want an error naming it", err)
+	}
+	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "20s")
+	if c, err := parseServe(nil, io.Discard); err != nil || c.workerTimeout != 20*time.Second {
+		t.Fatalf("parseServe after fixing the variable: %+v, %v", c, err)
+	}
+}

@@ -50,8 +50,9 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 	case errors.Is(err, store.ErrUnavailable):
 		return unavailable("", 0)
 	case errors.Is(err, store.ErrTooLarge):
-		// The store's only size limit is that of merged metadata.
-		return taskwire.TooLarge("metadata", taskwire.MaxMetadataBytes)
+		// The store's only size limit is that of metadata merged by
+		// task.update.
+		return taskwire.TooLarge("updates.metadata", taskwire.MaxMetadataBytes)
 	}
 	log.Error("rpc: method failed", "method", method, "error", err)
 	return internalError()

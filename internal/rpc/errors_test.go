@@ -35,7 +35,7 @@ func TestErrorMapping(t *testing.T) {
 			Data: map[string]any{"backend": "", "retryAfterMs": float64(1000)}}},
 		// Merged metadata over its limit.
 		{"too-large", &rpcError{Code: -32004, Message: "Payload too large: metadata is over 65536 bytes",
-			Data: map[string]any{"field": "metadata", "limit": float64(65536)}}},
+			Data: map[string]any{"field": "updates.metadata", "limit": float64(65536)}}},
 		// A *taskwire.Error is used as is.
 		{"rpc", &rpcError{Code: -32002, Message: "Not allowed", Data: map[string]any{"reason": "role"}}},
 		// A *taskwire.Error whose data does not encode keeps its code and message.

@@ -6,12 +6,10 @@ package service
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -105,15 +103,6 @@ func (s *Service) Rates() (claimed, completed uint64) { return s.rates.totals() 
 
 // Store returns the store the service runs on.
 func (s *Service) Store() store.Store { return s.store }
-
-// tooLargeMetadata turns the store's ErrTooLarge for merged metadata into
-// the contract's -32004.
-func tooLargeMetadata(err error) error {
-	if errors.Is(err, store.ErrTooLarge) {
-		return taskwire.TooLarge("updates.metadata", taskwire.MaxMetadataBytes)
-	}
-	return err
-}
 
 // Caller describes who makes a call, for rate limits and audit.
 type Caller struct {

@@ -110,7 +110,7 @@ func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*ta
 		Attempt: p.Attempt, By: principal(ctx, p.WorkerID), Now: s.now(),
 	})
 	if err != nil {
-		return nil, tooLargeMetadata(err)
+		return nil, err
 	}
 	if task.Status == taskwire.StatusPending {
 		s.ready.notify()
