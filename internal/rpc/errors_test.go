@@ -34,7 +34,7 @@ func TestErrorMapping(t *testing.T) {
 		{"unavailable-bare", &rpcError{Code: -32001, Message: "Backend unavailable",
 			Data: map[string]any{"backend": "", "retryAfterMs": float64(1000)}}},
 		// Merged metadata over its limit.
-		{"too-large", &rpcError{Code: -32004, Message: "Payload too large: metadata is over 65536 bytes",
+		{"too-large", &rpcError{Code: -32004, Message: "Payload too large: updates.metadata is over 65536 bytes",
 			Data: map[string]any{"field": "updates.metadata", "limit": float64(65536)}}},
 		// A *taskwire.Error is used as is.
 		{"rpc", &rpcError{Code: -32002, Message: "Not allowed", Data: map[string]any{"reason": "role"}}},
