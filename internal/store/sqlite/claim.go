@@ -28,9 +28,7 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 		if w.Status != taskwire.WorkerOnline {
 			return &store.WorkerNotFoundError{ID: p.WorkerID}
 		}
-		if err := touchWorker(tx, p.WorkerID, now); err != nil {
-			return err
-		}
+		tx.touchWorker(p.WorkerID, now)
 		queues := p.Queues
 		if len(queues) == 0 {
 			queues = w.Queues
@@ -57,9 +55,7 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 			if err != nil {
 				return err
 			}
-			if err := tx.appendEvent(store.TaskClaimedEvent(r.ID, p.WorkerID, now)); err != nil {
-				return err
-			}
+			tx.appendEvent(store.TaskClaimedEvent(r.ID, p.WorkerID, now))
 			tasks = append(tasks, r.Task)
 		}
 		return nil

@@ -51,11 +51,10 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
-		if err := touchWorker(tx, p.WorkerID, now); err != nil {
-			return err
-		}
+		tx.touchWorker(p.WorkerID, now)
 		task = r.Task
-		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)

@@ -6,20 +6,42 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
-// appendEvent writes ev into the event log, in the transaction of the
-// change it reports; the log assigns its ID.
-func (t *writeTx) appendEvent(ev taskwire.Event) error {
-	if _, err := t.exec("INSERT INTO events (type, task_id, payload, metadata, ts) VALUES (?, ?, ?, ?, ?)",
-		string(ev.Type), nullString(ev.TaskID), string(ev.Payload), string(ev.Metadata), ev.Timestamp); err != nil {
-		return fmt.Errorf("append event %s: %w", ev.Type, err)
+// appendEvent adds ev to the event log in the transaction of the change
+// it reports: it is written with the batch's other events when the batch
+// commits (flushEvents), and dropped with its op when the op fails. The
+// log assigns its ID.
+func (t *writeTx) appendEvent(ev taskwire.Event) {
+	t.events = append(t.events, ev)
+}
+
+// eventRowsPerInsert bounds the rows of one multi-row INSERT of events
+// (5 parameters each, far below SQLite's limit on parameters).
+const eventRowsPerInsert = 100
+
+// flushEvents writes the events the batch's ops appended, in their order,
+// with multi-row INSERTs: one statement per hundred events costs much less
+// than one per event.
+func (t *writeTx) flushEvents() error {
+	for evs := t.events; len(evs) > 0; {
+		n := min(len(evs), eventRowsPerInsert)
+		args := make([]any, 0, 5*n)
+		for _, ev := range evs[:n] {
+			args = append(args, string(ev.Type), nullString(ev.TaskID), string(ev.Payload), string(ev.Metadata), ev.Timestamp)
+		}
+		query := "INSERT INTO events (type, task_id, payload, metadata, ts) VALUES (?, ?, ?, ?, ?)" +
+			strings.Repeat(", (?, ?, ?, ?, ?)", n-1)
+		if _, err := t.exec(query, args...); err != nil {
+			return fmt.Errorf("append %d events: %w", n, err)
+		}
+		evs = evs[n:]
 	}
-	t.appended++
 	return nil
 }
 

@@ -30,6 +30,9 @@ func (s *Store) Sweep(ctx context.Context, p store.SweepParams) (*store.SweepRes
 	var res *store.SweepResult
 	err := s.w.doRelaxed(ctx, func(tx *writeTx) error {
 		res = &store.SweepResult{}
+		if err := tx.flushTouches(); err != nil {
+			return err
+		}
 		if p.WorkerTimeout > 0 {
 			if err := sweepWorkers(tx, now, now.Add(-p.WorkerTimeout), res); err != nil {
 				return fmt.Errorf("workers: %w", err)
@@ -90,9 +93,7 @@ func sweepWorkers(tx *writeTx, now, seen time.Time, res *store.SweepResult) erro
 		if _, err := tx.exec("UPDATE workers SET status = 'offline' WHERE id = ?", w.id); err != nil {
 			return err
 		}
-		if err := tx.appendEvent(store.WorkerOfflineEvent(w.id, time.UnixMilli(w.lastSeen).UTC(), now)); err != nil {
-			return err
-		}
+		tx.appendEvent(store.WorkerOfflineEvent(w.id, time.UnixMilli(w.lastSeen).UTC(), now))
 		if err := releaseReservations(tx, w.id, store.SystemActor, now); err != nil {
 			return err
 		}
@@ -169,9 +170,7 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
-		if err := tx.appendEvent(ev); err != nil {
-			return err
-		}
+		tx.appendEvent(ev)
 	}
 	return nil
 }

@@ -78,9 +78,7 @@ func TestFailedOpEventsRolledBack(t *testing.T) {
 	changed := s.EventsChanged()
 	errBoom := errors.New("boom")
 	err := s.w.do(t.Context(), func(tx *writeTx) error {
-		if err := tx.appendEvent(store.TaskDeletedEvent("t-1", "alice", t0)); err != nil {
-			return err
-		}
+		tx.appendEvent(store.TaskDeletedEvent("t-1", "alice", t0))
 		return errBoom
 	})
 	if !errors.Is(err, errBoom) {

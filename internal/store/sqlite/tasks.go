@@ -65,9 +65,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 				return err
 			}
 		}
-		if err := tx.appendEvent(store.TaskCreatedEvent(&t, p.By)); err != nil {
-			return err
-		}
+		tx.appendEvent(store.TaskCreatedEvent(&t, p.By))
 		task, created = &t, true
 		return nil
 	})
@@ -116,9 +114,7 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 				return err
 			}
 			r.renewLease(now)
-			if err := touchWorker(tx, p.WorkerID, now); err != nil {
-				return err
-			}
+			tx.touchWorker(p.WorkerID, now)
 		}
 		u := p.Updates
 		if u.Text != nil {
@@ -139,13 +135,9 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
-		if err := tx.appendEvent(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(&before, r.Task), now)); err != nil {
-			return err
-		}
+		tx.appendEvent(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(&before, r.Task), now))
 		if u.Status != nil {
-			if err := statusEvent(tx, &before, r, *u.Status, p, now); err != nil {
-				return err
-			}
+			statusEvent(tx, &before, r, *u.Status, p, now)
 		}
 		task = r.Task
 		return nil
@@ -159,17 +151,15 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 // statusEvent appends the event of a status change that moved the task,
 // before the update, to r: back to the queue (task.requeued) when it was
 // held, reserved or final, finalized (task.completed).
-func statusEvent(tx *writeTx, before *taskwire.Task, r *taskRow, to taskwire.Status, p store.UpdateTaskParams, now time.Time) error {
+func statusEvent(tx *writeTx, before *taskwire.Task, r *taskRow, to taskwire.Status, p store.UpdateTaskParams, now time.Time) {
 	switch to {
 	case taskwire.StatusPending:
-		if before.Status == taskwire.StatusPending && before.AssignedTo == "" {
-			return nil
+		if before.Status != taskwire.StatusPending || before.AssignedTo != "" {
+			tx.appendEvent(store.TaskRequeuedEvent(r.ID, before.AssignedTo, r.Attempt, store.RequeueUpdate, p.By, now))
 		}
-		return tx.appendEvent(store.TaskRequeuedEvent(r.ID, before.AssignedTo, r.Attempt, store.RequeueUpdate, p.By, now))
 	case taskwire.StatusCompleted, taskwire.StatusFailed:
-		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
 	}
-	return nil
 }
 
 // heldBy checks that r is in_progress and assigned to worker.
@@ -238,7 +228,8 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 			return err
 		}
 		task = r.Task
-		return tx.appendEvent(store.TaskAssignedEvent(r.ID, p.WorkerID, p.By, now))
+		tx.appendEvent(store.TaskAssignedEvent(r.ID, p.WorkerID, p.By, now))
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("assign task %s to %s: %w", p.TaskID, p.WorkerID, err)
@@ -269,7 +260,8 @@ func (s *Store) UnassignTask(ctx context.Context, p store.UnassignTaskParams) (s
 		if err := saveTask(tx, r); err != nil {
 			return err
 		}
-		return tx.appendEvent(store.TaskUnassignedEvent(r.ID, previous, p.By, now))
+		tx.appendEvent(store.TaskUnassignedEvent(r.ID, previous, p.By, now))
+		return nil
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("unassign task %s: %w", p.TaskID, err)
@@ -293,7 +285,8 @@ func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error 
 		if _, err = tx.exec("DELETE FROM tasks WHERE seq = ?", r.seq); err != nil {
 			return err
 		}
-		return tx.appendEvent(store.TaskDeletedEvent(r.ID, p.By, truncMs(p.Now)))
+		tx.appendEvent(store.TaskDeletedEvent(r.ID, p.By, truncMs(p.Now)))
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", p.ID, err)

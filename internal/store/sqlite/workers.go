@@ -67,7 +67,8 @@ func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams
 			p.ID, string(roles), string(queues), nullJSON(p.Metadata), ms(now), ms(now)); err != nil {
 			return err
 		}
-		return tx.appendEvent(store.WorkerRegisteredEvent(p.ID, p.Queues, p.Roles, p.By, now))
+		tx.appendEvent(store.WorkerRegisteredEvent(p.ID, p.Queues, p.Roles, p.By, now))
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", p.ID, err)
@@ -130,9 +131,7 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 			return err
 		}
 		for _, ev := range back {
-			if err := tx.appendEvent(ev); err != nil {
-				return err
-			}
+			tx.appendEvent(ev)
 		}
 		if err := releaseReservations(tx, p.ID, p.By, now); err != nil {
 			return err
@@ -141,7 +140,8 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 			return err
 		}
 		requeued = len(back)
-		return tx.appendEvent(store.WorkerUnregisteredEvent(p.ID, requeued, p.By, now))
+		tx.appendEvent(store.WorkerUnregisteredEvent(p.ID, requeued, p.By, now))
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("unregister worker %s: %w", p.ID, err)
@@ -170,9 +170,7 @@ func releaseReservations(tx *writeTx, worker, by string, now time.Time) error {
 		return err
 	}
 	for _, id := range released {
-		if err := tx.appendEvent(store.TaskUnassignedEvent(id, worker, by, now)); err != nil {
-			return err
-		}
+		tx.appendEvent(store.TaskUnassignedEvent(id, worker, by, now))
 	}
 	return nil
 }
@@ -223,12 +221,37 @@ func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 }
 
 // touchWorker records a sign of life of an online worker (its claim,
-// completion or update) as its LastSeen; "" (an admin's call) and offline
-// workers are left alone.
-func touchWorker(tx *writeTx, id string, now time.Time) error {
-	if id == "" {
-		return nil
+// completion or update) as its LastSeen; "" (an admin's call) is left
+// alone. Like an event, the touch is written when the batch commits
+// (flushTouches) and dropped with its op when the op fails: a batch of
+// calls by one worker writes its row once.
+func (t *writeTx) touchWorker(id string, now time.Time) {
+	if id != "" {
+		t.touches = append(t.touches, touch{id, now.UnixMilli()})
 	}
-	_, err := tx.exec("UPDATE workers SET last_seen = ? WHERE id = ? AND status = 'online'", ms(now), id)
-	return err
+}
+
+// touch is a sign of life of worker id at a time (ms).
+type touch struct {
+	id string
+	at int64
+}
+
+// flushTouches writes the batch's touches, the latest of each worker, to
+// the workers still online; a LastSeen never moves back, so writing them
+// again is harmless. Sweep calls it before reading LastSeen, so that a
+// worker that called in earlier in the same batch is not taken for silent;
+// the batch writes them all again at its end, in case the sweep's
+// savepoint was rolled back.
+func (t *writeTx) flushTouches() error {
+	latest := make(map[string]int64, len(t.touches))
+	for _, tc := range t.touches {
+		latest[tc.id] = max(latest[tc.id], tc.at)
+	}
+	for id, at := range latest {
+		if _, err := t.exec("UPDATE workers SET last_seen = max(last_seen, ?) WHERE id = ? AND status = 'online'", at, id); err != nil {
+			return fmt.Errorf("worker %s last seen: %w", id, err)
+		}
+	}
+	return nil
 }

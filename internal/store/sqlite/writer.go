@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/taskwire/taskwire"
 )
 
 var errClosed = errors.New("sqlite: store is closed")
@@ -133,7 +135,7 @@ func (w *writer) commit(batch []*op) {
 			err = fmt.Errorf("commit: %w", err)
 		}
 	}
-	if err == nil && w.tx.appended > 0 {
+	if err == nil && len(w.tx.events) > 0 {
 		w.changed.fire()
 	}
 	if err != nil {
@@ -153,7 +155,7 @@ func (w *writer) commit(batch []*op) {
 // errs[i] to op i's error. It returns an error when the transaction can no
 // longer be committed.
 func (w *writer) runBatch(batch []*op, errs []error) error {
-	w.tx.appended = 0
+	w.tx.events, w.tx.touches = w.tx.events[:0], w.tx.touches[:0]
 	if err := w.setSync(batch); err != nil {
 		return err
 	}
@@ -167,9 +169,11 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		appended := w.tx.appended
+		appended, touched := len(w.tx.events), len(w.tx.touches)
 		if errs[i] = o.fn(w.tx); errs[i] != nil {
-			w.tx.appended = appended // its events are rolled back with it
+			clear(w.tx.events[appended:])
+			// Its events and touches go with it.
+			w.tx.events, w.tx.touches = w.tx.events[:appended], w.tx.touches[:touched]
 			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
 				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
 			}
@@ -178,7 +182,10 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
-	return nil
+	if err := w.tx.flushTouches(); err != nil {
+		return err
+	}
+	return w.tx.flushEvents()
 }
 
 // setSync puts the connection at synchronous=NORMAL for a batch of relaxed
@@ -234,9 +241,12 @@ type writeTx struct {
 	ctx   context.Context
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
-	// appended counts the events the batch's ops that have not failed
-	// appended.
-	appended int
+	// events are the events appended by the batch's ops that have not
+	// failed, in order, waiting for flushEvents.
+	events []taskwire.Event
+	// touches are the signs of life of workers the same ops recorded,
+	// waiting for flushTouches.
+	touches []touch
 }
 
 func (t *writeTx) stmt(query string) (*sql.Stmt, error) {
