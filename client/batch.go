@@ -99,7 +99,8 @@ func (b *Batch) DeleteTask(id string) *Result[taskwire.DeleteResult] {
 	return add[taskwire.DeleteResult](b, taskwire.MethodTaskDelete, taskwire.DeleteParams{ID: id}, false)
 }
 
-// Send sends every call in one request and records each outcome. Calls
+// Send sends every call in one request and records each outcome (a batch
+// of one call goes as a plain request; an empty batch sends nothing). Calls
 // that are safe to retry and failed with -32000 or -32001 are sent again,
 // together, as the Client's retry settings allow. Send returns an error
 // only when the request itself failed (no call has an answer then); the
@@ -109,8 +110,11 @@ func (b *Batch) Send(ctx context.Context) error {
 		return errors.New("batch already sent")
 	}
 	b.sent = true
-	if len(b.calls) == 0 {
+	switch len(b.calls) {
+	case 0:
 		return nil
+	case 1:
+		return b.sendAlone(ctx)
 	}
 	pending := b.calls
 	for attempt := 1; ; attempt++ {
@@ -137,6 +141,18 @@ func (b *Batch) Send(ctx context.Context) error {
 		}
 		pending = again
 	}
+}
+
+// sendAlone sends the only call of a batch as a plain request.
+func (b *Batch) sendAlone(ctx context.Context) error {
+	c := b.calls[0]
+	c.err = b.c.call(ctx, c.method, c.params, c.out, c.safe)
+	c.done = true
+	var e *Error
+	if c.err != nil && !errors.As(c.err, &e) {
+		return c.err
+	}
+	return nil
 }
 
 // longerWait returns whichever of a and b asks for the longer retry wait.

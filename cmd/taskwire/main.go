@@ -2,6 +2,8 @@
 //
 //	taskwire serve [flags]     run the server (embedded SQLite by default)
 //	taskwire version           print the version
+//	taskwire create|get|list|complete|workers|events|work|bench
+//	                           client commands (cli.go)
 //
 // Run `taskwire serve --help` for the flags; every flag also reads a
 // TASKWIRE_* environment variable.
@@ -66,7 +68,7 @@ Run 'taskwire serve --help' for the flags.
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		printUsage(stderr)
 		return usageError("a command is required")
 	}
 	switch args[0] {
@@ -76,10 +78,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, buildVersion())
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		printUsage(stdout)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	if cmd, ok := cliCommands[args[0]]; ok {
+		return cmd.run(ctx, newCLIIO(stdout, stderr), args[1:])
+	}
+	printUsage(stderr)
 	return usageError("unknown command %q", args[0])
 }
 
