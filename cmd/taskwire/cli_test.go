@@ -170,7 +170,7 @@ func TestCLIUsage(t *testing.T) {
 		{"list", "--status", "done"},         // unknown status
 		{"complete", "t-1", "--result", "{"}, // result not JSON
 		{"complete", "t-1", "--result", "1", "--error", "e"},
-		{"work"},                          // no command
+		{"work"}, // no command
 		{"work", "--concurrency", "0", "--", "true"},
 		{"bench", "--tasks", "0"},
 	} {
