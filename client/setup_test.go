@@ -16,6 +16,7 @@ import (
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/servertest"
 )
 
 // bundle is a real in-process server (SQLite in a temporary directory)
@@ -26,45 +27,22 @@ type bundle struct {
 	c   *client.Client
 }
 
-// option changes the server's configuration.
-type option func(*server.Config)
-
 // withRateLimits sets the server's rate limits.
-func withRateLimits(l map[string]service.Limit) option {
+func withRateLimits(l map[string]service.Limit) func(*server.Config) {
 	return func(c *server.Config) { c.RateLimits = l }
 }
 
 // withWorkerTimeout sets how long a silent worker stays online.
-func withWorkerTimeout(d time.Duration) option {
+func withWorkerTimeout(d time.Duration) func(*server.Config) {
 	return func(c *server.Config) { c.WorkerTimeout = d; c.SweepInterval = 100 * time.Millisecond }
 }
 
 // setup starts a server without rate limits and returns it with a client
 // that retries quickly.
-func setup(t *testing.T, opts ...option) *bundle {
+func setup(t *testing.T, opts ...func(*server.Config)) *bundle {
 	t.Helper()
-	cfg := server.Config{
-		DataDir:    t.TempDir(),
-		RateLimits: map[string]service.Limit{},
-		Logger:     quietLogger(),
-		Version:    "test",
-	}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	s, err := server.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		s.Drain()
-		hs.Close()
-		if err := s.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return &bundle{srv: s, url: hs.URL, c: newClient(hs.URL)}
+	s, url := servertest.Start(t, opts...)
+	return &bundle{srv: s, url: url, c: newClient(url)}
 }
 
 // newClient returns a client of url with short backoffs.

@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +13,7 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/server"
-	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/servertest"
 )
 
 // cliBundle is an in-process server (SQLite in a temporary directory) for
@@ -29,18 +26,8 @@ type cliBundle struct {
 
 func cliSetup(t *testing.T) *cliBundle {
 	t.Helper()
-	s, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(),
-		RateLimits: map[string]service.Limit{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		s.Drain()
-		hs.Close()
-		_ = s.Close()
-	})
-	return &cliBundle{srv: s, url: hs.URL, c: client.New(hs.URL, client.Options{})}
+	s, url := servertest.Start(t)
+	return &cliBundle{srv: s, url: url, c: client.New(url, client.Options{})}
 }
 
 // cliResult is what a subcommand printed and its exit status.
