@@ -15,8 +15,8 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/server"
-	"github.com/taskwire/taskwire/internal/service"
 	"github.com/taskwire/taskwire/internal/servertest"
+	"github.com/taskwire/taskwire/internal/service"
 )
 
 // bundle is a real in-process server (SQLite in a temporary directory)
