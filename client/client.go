@@ -171,11 +171,13 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	return c.http.Do(req)
 }
 
-// statusError reads the error of a response whose status is not 200.
+// statusError reads the error of a response whose status is not 200. A
+// 401 is always an *HTTPError, whatever its body, so that IsUnauthorized
+// holds.
 func statusError(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var r response
-	if json.Unmarshal(raw, &r) == nil && r.Error != nil {
+	if resp.StatusCode != http.StatusUnauthorized && json.Unmarshal(raw, &r) == nil && r.Error != nil {
 		return r.Error.err("")
 	}
 	return &HTTPError{StatusCode: resp.StatusCode, Body: string(raw[:min(len(raw), 512)])}

@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +50,13 @@ func (b *cliBundle) cli(t *testing.T, args ...string) cliResult {
 // as main would set it.
 func runTaskwire(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	cx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	return runTaskwireCtx(t.Context(), args...)
+}
+
+// runTaskwireCtx runs the command line until it returns or ctx ends (as
+// SIGINT or SIGTERM would end it).
+func runTaskwireCtx(ctx context.Context, args ...string) cliResult {
+	cx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	err := run(cx, args, &stdout, &stderr)
@@ -165,6 +175,20 @@ func TestCLIUsage(t *testing.T) {
 	}
 	b.cli(t, "create", "--priority", "101", "x").want(t, exitServer) // refused by the server: -32602
 	runTaskwire(t, "list", "--server", "http://127.0.0.1:1").want(t, exitUnavailable)
+
+	// A server that wants a token it did not get.
+	var auth atomic.Value
+	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","error":{"code":-32002,"message":"Unauthorized"},"id":null}`)
+	}))
+	defer locked.Close()
+	runTaskwire(t, "workers", "--server", locked.URL, "--token", "s3cret").want(t, exitNotAllowed)
+	if got := auth.Load(); got != "Bearer s3cret" {
+		t.Fatalf("Authorization header %q", got)
+	}
 }
 
 // TestCLIEnvironment: TASKWIRE_SERVER names the server when --server is
@@ -311,5 +335,80 @@ func TestCLIBench(t *testing.T) {
 	text := b.cli(t, "bench", "--tasks", "10", "--workers", "2").want(t, exitOK).stdout
 	if !strings.Contains(text, "end to end") || !strings.Contains(text, "p99 ms") {
 		t.Fatalf("summary:\n%s", text)
+	}
+}
+
+// TestCLIWorkShutdown: on SIGTERM (the context ending) `work` lets running
+// commands finish within --grace and leaves the other tasks in the queue;
+// commands still running after the grace period have their tasks handed
+// back. Either way it exits 0 and nothing is completed twice.
+func TestCLIWorkShutdown(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, script, grace string
+		wantCompleted       int
+	}{
+		{"running commands finish", "sleep 0.5; echo done", "20s", 2},
+		{"slow commands are handed back", "exec sleep 30", "300ms", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := cliSetup(t)
+			for _, text := range []string{"a", "b", "c"} {
+				b.cli(t, "create", "--queue", "slowq", text).want(t, exitOK)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan cliResult)
+			go func() {
+				done <- runTaskwireCtx(ctx, "work", "--server", b.url, "--queue", "slowq", "--concurrency", "2",
+					"--grace", tc.grace, "--", "sh", "-c", tc.script)
+			}()
+			for {
+				l, err := b.c.ListTasks(t.Context(), taskwire.ListParams{Status: taskwire.StatusInProgress})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.TotalCount == 2 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cancel()
+			(<-done).want(t, exitOK)
+
+			all, err := b.c.ListTasks(t.Context(), taskwire.ListParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			completed := 0
+			for _, task := range all.Tasks {
+				switch task.Status {
+				case taskwire.StatusCompleted:
+					completed++
+				case taskwire.StatusPending:
+					if task.AssignedTo != "" {
+						t.Errorf("%s pending but assigned to %s", task.Text, task.AssignedTo)
+					}
+				default:
+					t.Errorf("%s: %s", task.Text, task.Status)
+				}
+			}
+			if completed != tc.wantCompleted {
+				t.Errorf("%d completed, want %d", completed, tc.wantCompleted)
+			}
+			log, err := b.srv.Service().Store().ReadEvents(t.Context(), "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range log {
+				if e.Type == taskwire.EventTaskCompleted {
+					n++
+				}
+			}
+			if n != completed {
+				t.Errorf("%d task.completed events for %d completed tasks", n, completed)
+			}
+		})
 	}
 }
