@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -71,7 +72,7 @@ func NewWorker(c *Client, opts WorkerOptions, h Handler) *Worker {
 		if host == "" {
 			host = "worker"
 		}
-		opts.ID = fmt.Sprintf("%s-%d-%s", sanitizeID(host), os.Getpid(), strconv.FormatInt(time.Now().UnixNano()%1e6, 36))
+		opts.ID = fmt.Sprintf("%s-%d-%s", sanitizeID(host), os.Getpid(), strconv.FormatUint(rand.Uint64N(1<<24), 36))
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 1
