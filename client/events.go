@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/taskwire/taskwire"
 )
@@ -35,6 +36,7 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Ev
 	after := p.After
 	failures := 0
 	for {
+		start := time.Now()
 		delivered, err := c.followEvents(ctx, p, &after, fn)
 		switch {
 		case ctx.Err() != nil:
@@ -44,7 +46,7 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Ev
 		case err != nil && !retryable(ctx, err):
 			return err
 		}
-		if delivered {
+		if delivered || time.Since(start) > healthyStream {
 			failures = 0
 		}
 		failures++
@@ -60,6 +62,10 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Ev
 	}
 }
 
+// healthyStream is how long a connection that delivered no event must have
+// lasted for its end not to count as a failure.
+const healthyStream = time.Minute
+
 // errStop wraps an error of the caller's fn, which ends the stream.
 var errStop = errors.New("stopped")
 
@@ -70,8 +76,8 @@ func (s stopError) Is(target error) bool { return target == errStop }
 func (s stopError) Unwrap() error        { return s.err }
 
 // followEvents reads one connection of the stream until it ends, moving
-// *after past each event delivered; delivered reports whether the
-// connection was established.
+// *after past each event delivered; delivered reports whether it delivered
+// any.
 func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string, fn func(taskwire.Event) error) (delivered bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.eventsURL(p), nil)
 	if err != nil {
@@ -103,18 +109,18 @@ func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string
 			}
 			var e taskwire.Event
 			if err := json.Unmarshal([]byte(data.String()), &e); err != nil {
-				return true, fmt.Errorf("events: undecodable event %.200q: %w", data.String(), err)
+				return delivered, fmt.Errorf("events: undecodable event %.200q: %w", data.String(), err)
 			}
 			data.Reset()
 			if err := fn(e); err != nil {
 				return true, stopError{err}
 			}
-			*after = e.ID
+			*after, delivered = e.ID, true
 		case field == "data":
 			data.WriteString(value)
 		}
 	}
-	return true, sc.Err()
+	return delivered, sc.Err()
 }
 
 // eventsURL is the address of the stream with p's filters.
