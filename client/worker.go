@@ -108,8 +108,9 @@ func sanitizeID(s string) string {
 // Run registers the worker and runs tasks until ctx ends (or, with
 // ExitWhenIdle, until there is nothing left to do). It then stops
 // claiming, lets the running tasks finish within Grace, hands the others
-// back to the queue, unregisters and returns nil. It returns an error
-// only when the worker cannot register.
+// back to the queue, unregisters and returns nil (after waiting up to 5s
+// more for the handlers whose context it cancelled to return). It returns
+// an error only when the worker cannot register.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
@@ -144,8 +145,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	stopBG()
 	hb.Wait()
+	select {
+	case <-finished:
+	case <-time.After(abandonWait):
+		w.log.Warn("handlers still running after their context ended", "tasks", w.runningIDs())
+	}
 	return nil
 }
+
+// abandonWait is how long Run waits, once the grace period is over and the
+// tasks are handed back, for the handlers to return after their context
+// was cancelled.
+const abandonWait = 5 * time.Second
 
 // register registers the worker and records the heartbeat interval.
 func (w *Worker) register(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/exec"
 	"strconv"
@@ -54,20 +55,21 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 			qs = append(qs, q)
 		}
 	}
-	r := &commandRunner{args: cmdArgs, cio: cio, quiet: *quiet}
+	// The worker's log and the per-task lines share stderr.
+	stderr := &lockedWriter{w: cio.stderr}
+	r := &commandRunner{args: cmdArgs, stderr: stderr, quiet: *quiet}
 	w := client.NewWorker(f.client(), client.WorkerOptions{
 		ID: *workerID, Queues: qs, Concurrency: *concurrency, Grace: *grace, ExitWhenIdle: *idle,
-		Logger: slog.New(slog.NewTextHandler(cio.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, r.run)
 	return withExitCode(w.Run(ctx))
 }
 
 // commandRunner runs a command per task.
 type commandRunner struct {
-	args  []string
-	cio   cliIO
-	quiet bool
-	mu    sync.Mutex // serialises the per-task lines
+	args   []string
+	stderr io.Writer
+	quiet  bool
 }
 
 // maxStderr bounds the stderr kept for a failed task's error.
@@ -123,9 +125,19 @@ func (r *commandRunner) report(t *taskwire.Task, err error, took time.Duration) 
 	if err != nil {
 		outcome = err.Error()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fmt.Fprintf(r.cio.stderr, "%s attempt %d: %s in %s\n", t.ID, t.Attempt, outcome, took.Round(time.Millisecond))
+	fmt.Fprintf(r.stderr, "%s attempt %d: %s in %s\n", t.ID, t.Attempt, outcome, took.Round(time.Millisecond))
+}
+
+// lockedWriter serialises the writes of several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // limitedBuffer keeps the first max bytes written to it.
