@@ -38,26 +38,26 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Ev
 	for {
 		start := time.Now()
 		delivered, err := c.followEvents(ctx, p, &after, fn)
+		var stop stopError
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(err, errStop):
-			return errors.Unwrap(err)
+		case errors.As(err, &stop):
+			return stop.err
 		case err != nil && !retryable(ctx, err):
 			return err
+		case err == nil:
+			err = errors.New("the server closed the stream")
 		}
 		if delivered || time.Since(start) > healthyStream {
 			failures = 0
 		}
 		failures++
-		if failures >= c.opts.MaxAttempts {
-			if err == nil {
-				err = errors.New("the server keeps closing the stream")
+		if failures >= c.opts.MaxAttempts || !c.sleep(ctx, c.backoff(failures, err)) {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
 			return fmt.Errorf("events: %w", err)
-		}
-		if !c.sleep(ctx, c.backoff(failures, err)) {
-			return ctx.Err()
 		}
 	}
 }
@@ -66,14 +66,10 @@ func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Ev
 // lasted for its end not to count as a failure.
 const healthyStream = time.Minute
 
-// errStop wraps an error of the caller's fn, which ends the stream.
-var errStop = errors.New("stopped")
-
+// stopError carries an error of the caller's fn, which ends the stream.
 type stopError struct{ err error }
 
-func (s stopError) Error() string        { return s.err.Error() }
-func (s stopError) Is(target error) bool { return target == errStop }
-func (s stopError) Unwrap() error        { return s.err }
+func (s stopError) Error() string { return s.err.Error() }
 
 // followEvents reads one connection of the stream until it ends, moving
 // *after past each event delivered; delivered reports whether it delivered
