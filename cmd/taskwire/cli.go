@@ -6,7 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	io "io"
+	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -176,15 +177,24 @@ func withExitCode(err error) error {
 		code = exitConflict
 	case client.IsNotAllowed(err) || client.IsUnauthorized(err):
 		code = exitNotAllowed
-	case client.IsUnavailable(err) || client.IsRateLimited(err) || client.CodeOf(err) == 0 && !isHTTPError(err):
+	case client.IsUnavailable(err) || client.IsRateLimited(err) || unreachable(err):
 		code = exitUnavailable
 	}
 	return exitError{code: code, err: err}
 }
 
-func isHTTPError(err error) bool {
+// unreachable reports whether err is a failed HTTP exchange (connection
+// refused, reset, timed out) or a gateway's 502/503/504.
+func unreachable(err error) bool {
+	var ue *url.Error
 	var h *client.HTTPError
-	return errors.As(err, &h)
+	switch {
+	case errors.As(err, &ue):
+		return true
+	case errors.As(err, &h):
+		return h.StatusCode == 502 || h.StatusCode == 503 || h.StatusCode == 504
+	}
+	return false
 }
 
 // printJSON writes v as one line of JSON.
