@@ -24,6 +24,7 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/tasks/{id}/result", s.result)
 	mux.Handle("GET /events", s.events)
+	mux.Handle("GET /ws", s.ws)
 	return mux
 }
 
