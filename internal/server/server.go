@@ -124,6 +124,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// WebSocket returns the handler of GET /ws.
+func (s *Server) WebSocket() *ws.Handler { return s.ws }
+
+// Hub returns the event hub that feeds GET /events and GET /ws.
+func (s *Server) Hub() *events.Hub { return s.hub }
+
 // Service returns the service behind the handler.
 func (s *Server) Service() *service.Service { return s.svc }
 

@@ -31,7 +31,7 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 			return true
 		}
 		c.reply(req.ID, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
-		c.shut(websocket.StatusPolicyViolation, "authentication required")
+		c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		return false
 	}
 	var p taskwire.AuthenticateParams
@@ -39,7 +39,7 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		c.reply(req.ID, nil, &taskwire.Error{Code: taskwire.CodeInvalidParams,
 			Message: "Invalid params: token is required", Data: map[string]any{"validation": "token: required string"}})
 		if !c.authenticated {
-			c.shut(websocket.StatusPolicyViolation, "authentication required")
+			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		}
 		return false
 	}
@@ -47,7 +47,7 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		ctx, err := c.h.opts.Authenticate(c.ctx, p.Token)
 		if err != nil {
 			c.reply(req.ID, nil, unauthorized("invalid token"))
-			c.shut(websocket.StatusPolicyViolation, "authentication failed")
+			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication failed")
 			return false
 		}
 		c.ctx, c.authenticated = ctx, true

@@ -26,7 +26,12 @@ type conn struct {
 	sem      chan struct{} // one token per running request
 	closing  chan struct{} // closed by shut
 	shutOnce sync.Once
-	inflight sync.WaitGroup
+	// Set by shut before closing is closed: how the writer closes the
+	// socket, and whether it first writes what is queued.
+	closeCode   websocket.StatusCode
+	closeReason string
+	flush       bool
+	inflight    sync.WaitGroup
 
 	mu      sync.Mutex
 	subs    map[string]*forwarder
@@ -116,25 +121,48 @@ func (c *conn) send(b []byte) bool {
 }
 
 // writeLoop writes the queued messages in order, each within
-// WriteTimeout.
+// WriteTimeout, until the connection closes; then it runs the close
+// handshake, after the queued messages when shut asked for them.
 func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.closing:
+			if c.flush {
+				c.drain()
+			}
+			_ = c.ws.Close(c.closeCode, c.closeReason)
 			return
 		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
+			if err := c.write(b); err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
 					c.h.opts.Logger.Warn("ws: write timed out, dropping connection")
 				}
 				c.shut(websocket.StatusPolicyViolation, "write timed out")
+				_ = c.ws.CloseNow()
 				return
 			}
 		}
 	}
+}
+
+// drain writes the messages still queued.
+func (c *conn) drain() {
+	for {
+		select {
+		case b := <-c.out:
+			if c.write(b) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (c *conn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
 }
 
 // pingLoop pings every PingInterval; a peer that does not answer within
@@ -160,12 +188,22 @@ func (c *conn) pingLoop() {
 }
 
 // shut closes the connection once, with code and reason: calls and
-// subscriptions end, queued messages are dropped, and the close handshake
-// runs in the background (bounded by the library's timeouts).
+// subscriptions end, queued messages are dropped, and the writer runs the
+// close handshake (bounded by the library's timeouts).
 func (c *conn) shut(code websocket.StatusCode, reason string) {
+	c.shutWith(code, reason, false)
+}
+
+// shutAfterQueued is shut, except that the messages already queued (an
+// error explaining why) are written before the close frame.
+func (c *conn) shutAfterQueued(code websocket.StatusCode, reason string) {
+	c.shutWith(code, reason, true)
+}
+
+func (c *conn) shutWith(code websocket.StatusCode, reason string, flush bool) {
 	c.shutOnce.Do(func() {
+		c.closeCode, c.closeReason, c.flush = code, reason, flush
 		close(c.closing)
 		c.cancel()
-		go func() { _ = c.ws.Close(code, reason) }()
 	})
 }

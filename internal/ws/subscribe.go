@@ -168,14 +168,29 @@ type forwarder struct {
 
 // run forwards events until the subscription ends, and closes the
 // connection when it ended because the client fell too far behind or the
-// server is shutting down.
+// server is shutting down. Events still buffered when the subscription
+// ends are dropped: a slow consumer is cut off at once.
 func (f *forwarder) run() {
-	for e := range f.sub.Events() {
-		if !f.forward(&e) {
-			f.sub.Close()
+	for {
+		select {
+		case <-f.sub.Done():
+			f.end()
 			return
+		case e, ok := <-f.sub.Events():
+			if !ok {
+				f.end()
+				return
+			}
+			if !f.forward(&e) {
+				f.sub.Close()
+				return
+			}
 		}
 	}
+}
+
+// end forgets the ended subscription and acts on why it ended.
+func (f *forwarder) end() {
 	f.c.mu.Lock()
 	if f.c.subs[f.id] == f {
 		delete(f.c.subs, f.id)
