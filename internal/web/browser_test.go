@@ -202,7 +202,7 @@ func screenshots(t *testing.T, srv *live, dir string) {
 		width, height int64
 	}{{"dashboard.png", 1280, 1400}, {"dashboard-phone.png", 390, 1600}} {
 		for _, w := range []string{"worker-1", "worker-2", "worker-3"} {
-			srv.call(t, taskwire.MethodSystemHeartbeat, map[string]any{"workerId": w}, nil)
+			srv.call(t, taskwire.MethodSystemHeartbeat, map[string]any{"workerId": w}, nil) // still online: a heartbeat keeps its tasks
 		}
 		ctx := browser(t, v.width, v.height)
 		run(t, ctx, "open for "+v.file,

@@ -93,3 +93,17 @@ func TestAuthOff(t *testing.T) {
 	}
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
 }
+
+// A page of another origin cannot open a WebSocket, so another site cannot
+// act with a dashboard user's credentials.
+func TestCrossOriginRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, resp, err := websocket.Dial(context.Background(), wsURL(b),
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://elsewhere.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin dial: %v, %v; want HTTP 403", err, resp)
+	}
+	same := dial(t, b, http.Header{"Origin": {b.url}})
+	call[taskwire.HealthResult](same, taskwire.MethodSystemHealth, nil)
+}
