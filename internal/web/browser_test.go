@@ -188,6 +188,11 @@ func TestDashboardLive(t *testing.T) {
 		}
 	}
 
+	// Requeue from the detail: the row goes back to pending, live.
+	run(t, ctx, "requeue the task",
+		chromedp.Click(`#detail-body button[data-action="requeue"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(row+`[data-status="pending"]`))
+
 	if dir := os.Getenv(ScreenshotEnv); dir != "" {
 		screenshots(t, srv, dir)
 	}
