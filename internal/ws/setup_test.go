@@ -36,7 +36,7 @@ type bundle struct {
 }
 
 // setup starts a server with rate limits off; edit changes its config.
-func setup(t *testing.T, edit ...func(*server.Config)) *bundle {
+func setup(t testing.TB, edit ...func(*server.Config)) *bundle {
 	t.Helper()
 	cfg := server.Config{
 		DataDir:    t.TempDir(),
@@ -51,7 +51,7 @@ func setup(t *testing.T, edit ...func(*server.Config)) *bundle {
 }
 
 // start runs a server with cfg; wrap, when not nil, wraps its listener.
-func start(t *testing.T, cfg server.Config, wrap func(net.Listener) net.Listener) *bundle {
+func start(t testing.TB, cfg server.Config, wrap func(net.Listener) net.Listener) *bundle {
 	t.Helper()
 	s, err := server.New(context.Background(), cfg)
 	if err != nil {
@@ -91,7 +91,7 @@ type message struct {
 // client is a WebSocket client that sorts what it reads into responses
 // and events.event notifications.
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	c     *websocket.Conn
 	resps chan message
 	notes chan message
@@ -109,14 +109,14 @@ type client struct {
 
 // dial opens a WebSocket to b with the given header (may be nil) and
 // starts reading.
-func dial(t *testing.T, b *bundle, header http.Header) *client {
+func dial(t testing.TB, b *bundle, header http.Header) *client {
 	t.Helper()
 	return dialWith(t, b, &websocket.DialOptions{HTTPHeader: header}, 0)
 }
 
 // dialWith opens a WebSocket to b with opts and starts reading, sleeping
 // delay after each message.
-func dialWith(t *testing.T, b *bundle, opts *websocket.DialOptions, delay time.Duration) *client {
+func dialWith(t testing.TB, b *bundle, opts *websocket.DialOptions, delay time.Duration) *client {
 	t.Helper()
 	c, resp, err := websocket.Dial(context.Background(), wsURL(b), opts)
 	if err != nil {
@@ -275,7 +275,7 @@ func (cl *client) event() taskwire.EventNotification {
 }
 
 // decode decodes the result of a successful response.
-func decode[R any](t *testing.T, m message) R {
+func decode[R any](t testing.TB, m message) R {
 	t.Helper()
 	var out R
 	if m.Error != nil {
@@ -324,7 +324,7 @@ func (cl *client) wantClose(code websocket.StatusCode, reason string) {
 }
 
 // createTask creates a task over HTTP and returns it.
-func createTask(t *testing.T, b *bundle, text string) taskwire.Task {
+func createTask(t testing.TB, b *bundle, text string) taskwire.Task {
 	t.Helper()
 	var task taskwire.Task
 	if err := b.cl.Call(context.Background(), taskwire.MethodTaskCreate, map[string]any{"text": text}, &task); err != nil {
@@ -334,7 +334,7 @@ func createTask(t *testing.T, b *bundle, text string) taskwire.Task {
 }
 
 // eventually waits until cond holds.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for !cond() {
