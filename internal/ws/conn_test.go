@@ -59,7 +59,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		if created >= 50000 {
 			t.Fatalf("slow subscriber still connected after %d events", created)
 		}
-		calls := make([]rpctest.Call, 250)
+		calls := make([]rpctest.Call, 100)
 		for i := range calls {
 			calls[i] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: map[string]any{"text": "task " + strconv.Itoa(created+i)}}
 		}
@@ -86,7 +86,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 // answering them is disconnected and cleaned up.
 func TestPingAndDeadPeer(t *testing.T) {
 	t.Parallel()
-	b := setup(t, wsOptions(ws.Options{PingInterval: 500 * time.Millisecond}))
+	b := setup(t, wsOptions(ws.Options{PingInterval: time.Second}))
 	alive := dial(t, b, nil)
 	alive.subscribe(map[string]any{})
 	// A client that never reads never answers a ping.
@@ -96,7 +96,7 @@ func TestPingAndDeadPeer(t *testing.T) {
 	}
 	defer dead.CloseNow()
 	eventually(t, "dead peer disconnected", func() bool { return b.srv.WebSocket().Connections() == 1 })
-	time.Sleep(1500 * time.Millisecond) // several ping intervals
+	time.Sleep(2500 * time.Millisecond) // several ping intervals
 	call[taskwire.HealthResult](alive, taskwire.MethodSystemHealth, nil)
 	createTask(t, b, "still live")
 	if n := alive.event(); n.Event.Type != taskwire.EventTaskCreated {
