@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/taskwire/taskwire/internal/rpctest"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
 // ScreenshotEnv names a directory: when set, the browser test also fills
@@ -54,7 +56,8 @@ type live struct {
 	behind atomic.Int64 // how far the server's clock runs behind, in ns
 }
 
-func startServer(t *testing.T) *live {
+// startServer serves on a loopback port; ws sets the WebSocket options.
+func startServer(t *testing.T, ws ws.Options) *live {
 	t.Helper()
 	l := &live{}
 	srv, err := server.New(context.Background(), server.Config{
@@ -63,6 +66,7 @@ func startServer(t *testing.T) *live {
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:    "test",
 		Now:        func() time.Time { return time.Now().Add(-time.Duration(l.behind.Load())) },
+		WebSocket:  ws,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +149,7 @@ func get[T any](t *testing.T, ctx context.Context, what string, action chromedp.
 // completion, without a reload.
 func TestDashboardLive(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := startServer(t, ws.Options{})
 	srv.call(t, taskwire.MethodSystemRegister, map[string]any{"id": "worker-1"}, nil)
 	for i := range 3 {
 		srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "existing task " + strconv.Itoa(i)}, nil)
@@ -196,6 +200,36 @@ func TestDashboardLive(t *testing.T) {
 	if dir := os.Getenv(ScreenshotEnv); dir != "" {
 		screenshots(t, srv, dir)
 	}
+}
+
+// When the server wants a token, the dashboard asks for one, keeps it,
+// and authenticates its WebSocket with it.
+func TestDashboardAsksForToken(t *testing.T) {
+	t.Parallel()
+	const token = "dashboard-token"
+	srv := startServer(t, ws.Options{Authenticate: func(ctx context.Context, got string) (context.Context, error) {
+		if got != token {
+			return nil, errors.New("unknown token")
+		}
+		return ctx, nil
+	}})
+	ctx := browser(t, 1280, 900)
+	run(t, ctx, "open the dashboard",
+		chromedp.Navigate(srv.url+"/"),
+		chromedp.WaitVisible(`#token-dialog[open]`),
+		chromedp.SendKeys(`#token-input`, "wrong"),
+		chromedp.Click(`#token-form button[value="ok"]`, chromedp.NodeVisible),
+		// A bad token is refused: the dialog comes back.
+		chromedp.WaitVisible(`#token-dialog[open]`),
+		chromedp.SetValue(`#token-input`, token),
+		chromedp.Click(`#token-form button[value="ok"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(`#live.pill-on`))
+	if kept := get(t, ctx, "read the stored token", chromedp.Evaluate[string](`localStorage.getItem('taskwire.token')`)); kept != token {
+		t.Errorf("stored token %q, want %q", kept, token)
+	}
+	var task taskwire.Task
+	srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "after the token"}, &task)
+	run(t, ctx, "see the new task", chromedp.WaitVisible(fmt.Sprintf(`#tasks tr[data-id="%s"]`, task.ID)))
 }
 
 // screenshots fills the server with ten minutes of history, then saves the
