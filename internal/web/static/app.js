@@ -262,7 +262,7 @@ function history(t) {
     h('span', {class: 'muted'}, new Date(e.timestamp).toLocaleTimeString()),
     h('span', null, e.type),
     h('span', {class: 'by'}, describe(e))));
-  if (!items.length) {
+  if (!seen.some((e) => e.type === 'task.created')) {
     items.push(h('li', null, h('span', {class: 'muted'}, new Date(t.createdAt).toLocaleTimeString()),
       h('span', null, 'task.created'), h('span', {class: 'by muted'}, 'before this page was opened')));
   }
