@@ -124,7 +124,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answer.
 		return
 	}
-	ctx := context.WithValue(r.Context(), clientAddrKey{}, r.RemoteAddr)
+	ctx := WithClientAddr(r.Context(), r.RemoteAddr)
 	out := s.handle(ctx, body)
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)

@@ -6,10 +6,11 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
-// methods is the JSON-RPC method table: every method of SPEC section 4
-// but events.*, each bound to the service.
+// methods is the JSON-RPC method table: every method of SPEC section 4,
+// each bound to the service; events.* work over WebSocket only.
 func methods(s *service.Service) []rpc.Method {
 	return []rpc.Method{
 		rpc.Register(taskwire.MethodTaskCreate, "Create a task (status pending).", bind(s.CreateTask)),
@@ -27,6 +28,8 @@ func methods(s *service.Service) []rpc.Method {
 		rpc.Register(taskwire.MethodSystemWorkers, "List the workers with status, queues, last heartbeat and tasks.", bind(s.Workers)),
 		rpc.Register(taskwire.MethodSystemHealth, "Report the server's status, backends, version and uptime.", bind(s.Health)),
 		rpc.Register(taskwire.MethodSystemMetrics, "Count tasks by status and queue; claim and completion rates.", bind(s.Metrics)),
+		rpc.Register(taskwire.MethodEventsSubscribe, "WebSocket only: receive events as events.event notifications; afterEventId replays first.", bind(ws.Subscribe(s.AllowSubscribe))),
+		rpc.Register(taskwire.MethodEventsUnsubscribe, "WebSocket only: end a subscription.", bind(ws.Unsubscribe)),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
+	"github.com/taskwire/taskwire/internal/web"
 )
 
 func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.Handler {
@@ -24,6 +25,10 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/tasks/{id}/result", s.result)
 	mux.Handle("GET /events", s.events)
+	mux.Handle("GET /ws", s.ws)
+	dashboard := web.Handler()
+	mux.Handle("GET /{$}", dashboard)
+	mux.Handle("GET /static/", dashboard)
 	return mux
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
 	"github.com/taskwire/taskwire/internal/store/sqlite"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
 // Config configures an embedded server. Zero values take the defaults of
@@ -48,6 +49,9 @@ type Config struct {
 	// EventsHeartbeat is how often an idle GET /events stream gets a
 	// keepalive comment (default 15s).
 	EventsHeartbeat time.Duration
+	// WebSocket tunes GET /ws; its Authenticate hook turns token checks
+	// on for WebSocket connections.
+	WebSocket ws.Options
 }
 
 // Server is a running taskwire: its store, service and HTTP handler.
@@ -64,6 +68,8 @@ type Server struct {
 	// Close.
 	hub    *events.Hub
 	events http.Handler
+	// ws serves GET /ws; Drain closes its connections.
+	ws *ws.Handler
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -107,6 +113,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, Version: cfg.Version,
 		Observe: m.observe,
 	})
+	if cfg.WebSocket.Logger == nil {
+		cfg.WebSocket.Logger = cfg.Logger
+	}
+	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
 	s.handler = s.routes(rpcServer, reg)
 	return s, nil
 }
@@ -114,15 +124,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// WebSocket returns the handler of GET /ws.
+func (s *Server) WebSocket() *ws.Handler { return s.ws }
+
+// Hub returns the event hub that feeds GET /events and GET /ws.
+func (s *Server) Hub() *events.Hub { return s.hub }
+
 // Service returns the service behind the handler.
 func (s *Server) Service() *service.Service { return s.svc }
 
 // Drain makes waiting long-poll claims return and ends the event streams
-// (GET /events), ahead of a shutdown: http.Server.Shutdown waits for
-// neither.
+// (GET /events) and WebSocket connections, ahead of a shutdown:
+// http.Server.Shutdown waits for none of them.
 func (s *Server) Drain() {
 	s.svc.Drain()
 	s.hub.Close()
+	s.ws.Close()
 }
 
 // Close stops the background loops and releases the store; call it after
@@ -130,6 +147,7 @@ func (s *Server) Drain() {
 func (s *Server) Close() error {
 	s.stop()
 	s.hub.Close()
+	s.ws.Close()
 	<-s.done
 	return s.closeFn()
 }
