@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
@@ -38,6 +39,15 @@ type Config struct {
 	MaxEvents      int
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
+	// Limiter, when set, enforces the rate limits instead of the
+	// in-process one; it must be built on the same limits (distributed
+	// mode: redislimit.New, shared by every process).
+	Limiter service.Limiter
+	// Tokens, when set, turns authentication on: every endpoint but
+	// /healthz and /readyz needs a known bearer token, and each role may
+	// call only what SPEC section 4 allows it. Nil: auth off, every caller
+	// is an admin.
+	Tokens *auth.Tokens
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
 	MaxBodyBytes int64
 	// Version is reported by system.health and rpc.discover.
@@ -64,6 +74,8 @@ type Server struct {
 	// Close.
 	hub    *events.Hub
 	events http.Handler
+	// tokens is Config.Tokens: nil when auth is off.
+	tokens *auth.Tokens
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -87,11 +99,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
+		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil,
 		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
 		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{})}
+	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{}),
+		tokens: cfg.Tokens}
 	go func() {
 		defer close(s.done)
 		if cfg.SweepInterval >= 0 {
