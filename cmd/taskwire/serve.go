@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
 )
@@ -23,6 +26,7 @@ type serveConfig struct {
 	redisURL      string
 	postgresURL   string
 	insecure      bool
+	tokens        string
 	rateLimits    map[string]service.Limit
 	noRateLimit   bool
 	workerTimeout time.Duration
@@ -54,6 +58,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
+	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "tokens file: turns authentication on (see `taskwire token new --help`) [TASKWIRE_TOKENS]")
 	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
@@ -110,8 +115,9 @@ func (c *serveConfig) check() error {
 		return usageError("--event-retention must be at least 1m, got %s", c.eventMaxAge)
 	case c.eventMax < 1000:
 		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
-	case !server.IsLoopback(c.listen) && !c.insecure:
+	case !server.IsLoopback(c.listen) && c.tokens == "" && !c.insecure:
 		return usageError("--listen %s is not a loopback address and authentication is off: "+
+			"give --tokens FILE to require tokens (make them with `taskwire token new`), "+
 			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
 	}
 	if c.noRateLimit {
@@ -126,17 +132,47 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(c.logFormat, stderr)
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
 		SweepInterval: c.sweepInterval, EventRetention: c.eventMaxAge, MaxEvents: c.eventMax,
 		Version: buildVersion(), Logger: logger,
-	})
+	}
+	authNote := "auth off"
+	if c.tokens != "" {
+		if cfg.Tokens, err = auth.Load(c.tokens); err != nil {
+			return err
+		}
+		authNote = fmt.Sprintf("auth on, %d tokens", cfg.Tokens.Len())
+		go reloadOnHangup(ctx, cfg.Tokens, logger)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	return srv.Serve(ctx, c.listen, func(addr string) {
-		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (embedded, SQLite in %s)\n", buildVersion(), addr, c.data)
+		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (embedded, SQLite in %s, %s)\n", buildVersion(), addr, c.data, authNote)
 	})
+}
+
+// reloadOnHangup reads the tokens file again on every SIGHUP until ctx
+// ends; connections stay open. A file that does not load leaves the tokens
+// in use as they were, and the log says why.
+func reloadOnHangup(ctx context.Context, tokens *auth.Tokens, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := tokens.Reload(); err != nil {
+				log.Error("tokens not reloaded, the previous tokens stay in use", "err", err)
+				continue
+			}
+			log.Info("tokens reloaded", "tokens", tokens.Len())
+		}
+	}
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

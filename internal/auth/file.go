@@ -83,6 +83,13 @@ func redact(err error) error {
 	return err
 }
 
+// Validate checks one entry as the tokens file does; the error names the
+// field at fault.
+func (e Entry) Validate() error {
+	_, err := e.check()
+	return err
+}
+
 // check validates one entry and returns the SHA-256 of its token.
 func (e Entry) check() ([sha256.Size]byte, error) {
 	var h [sha256.Size]byte
