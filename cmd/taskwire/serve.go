@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire/internal/auth"
+	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
 )
@@ -27,6 +28,8 @@ type serveConfig struct {
 	postgresURL   string
 	insecure      bool
 	tokens        string
+	maxBody       int
+	maxBatch      int
 	rateLimits    map[string]service.Limit
 	noRateLimit   bool
 	workerTimeout time.Duration
@@ -65,6 +68,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", e.duration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
 	fs.DurationVar(&c.eventMaxAge, "event-retention", e.duration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
 	fs.IntVar(&c.eventMax, "event-max", e.int("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
+	fs.IntVar(&c.maxBody, "max-body-bytes", e.int("TASKWIRE_MAX_BODY_BYTES", rpc.DefaultMaxBodyBytes), "largest /rpc request body; larger is HTTP 413 [TASKWIRE_MAX_BODY_BYTES]")
+	fs.IntVar(&c.maxBatch, "max-batch", e.int("TASKWIRE_MAX_BATCH", rpc.DefaultMaxBatch), "most calls in one JSON-RPC batch [TASKWIRE_MAX_BATCH]")
 	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
 	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
 	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
@@ -113,6 +118,10 @@ func (c *serveConfig) check() error {
 		return usageError("--sweep-interval must be between 10ms and 1m, got %s", c.sweepInterval)
 	case c.eventMaxAge < time.Minute:
 		return usageError("--event-retention must be at least 1m, got %s", c.eventMaxAge)
+	case c.maxBody < 1<<10:
+		return usageError("--max-body-bytes must be at least 1024, got %d", c.maxBody)
+	case c.maxBatch < 1:
+		return usageError("--max-batch must be at least 1, got %d", c.maxBatch)
 	case c.eventMax < 1000:
 		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
 	case !server.IsLoopback(c.listen) && c.tokens == "" && !c.insecure:
@@ -135,6 +144,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := server.Config{
 		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
 		SweepInterval: c.sweepInterval, EventRetention: c.eventMaxAge, MaxEvents: c.eventMax,
+		MaxBodyBytes: int64(c.maxBody), MaxBatch: c.maxBatch,
 		Version: buildVersion(), Logger: logger,
 	}
 	authNote := "auth off"

@@ -27,6 +27,8 @@ func TestParseServeRefuses(t *testing.T) {
 		{"all interfaces", []string{"--listen", ":7700"}, "not a loopback address"},
 		{"bad rate limit", []string{"--rate-limit", "task.claim=lots"}, "METHOD=N/DURATION"},
 		{"bad log format", []string{"--log-format", "xml"}, "text or json"},
+		{"tiny body limit", []string{"--max-body-bytes", "10"}, "--max-body-bytes must be at least 1024"},
+		{"no batch", []string{"--max-batch", "0"}, "--max-batch must be at least 1"},
 		{"stray argument", []string{"now"}, "takes no arguments"},
 	}
 	for _, tt := range tests {

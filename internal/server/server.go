@@ -50,6 +50,14 @@ type Config struct {
 	Tokens *auth.Tokens
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
 	MaxBodyBytes int64
+	// MaxBatch bounds the calls of one JSON-RPC batch (default 1,000).
+	MaxBatch int
+	// BodyGrace is how long a request body may take to arrive, plus a
+	// second per MiB (default 1 minute; see rpc.Options).
+	BodyGrace time.Duration
+	// MaxWaitingClaims bounds the long-poll claims one worker may have
+	// waiting at once (default 4).
+	MaxWaitingClaims int
 	// Version is reported by system.health and rpc.discover.
 	Version string
 	Logger  *slog.Logger
@@ -99,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
-		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil,
+		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil, MaxWaitingClaims: cfg.MaxWaitingClaims,
 		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
 		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
@@ -118,7 +126,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(ctx, reg, svc)
 	rpcServer := rpc.NewServer(methods(svc), rpc.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, Version: cfg.Version,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch, BodyGrace: cfg.BodyGrace,
+		Logger: cfg.Logger, Version: cfg.Version,
 		Observe: m.observe,
 	})
 	s.handler = s.routes(rpcServer, reg)

@@ -30,6 +30,9 @@ type Config struct {
 	// checks its role; a call without one is refused. When false, auth is
 	// off and every caller is an admin.
 	AuthRequired bool
+	// MaxWaitingClaims bounds the long-poll claims one worker may have
+	// waiting at once (default DefaultMaxWaitingClaims).
+	MaxWaitingClaims int
 	// IdempotencyWindow is how long an idempotency key is remembered
 	// (default 24h).
 	IdempotencyWindow time.Duration
@@ -57,6 +60,7 @@ type Service struct {
 	limiter Limiter
 	ready   *readySignal
 	rates   *rates
+	waiters *waiters
 	log     *slog.Logger
 	// draining is closed by Drain: waiting claims return at once.
 	draining chan struct{}
@@ -70,6 +74,9 @@ func New(st store.Store, cfg Config) *Service {
 	}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.MaxWaitingClaims <= 0 {
+		cfg.MaxWaitingClaims = DefaultMaxWaitingClaims
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = 24 * time.Hour
@@ -99,6 +106,7 @@ func New(st store.Store, cfg Config) *Service {
 		limiter:  cfg.Limiter,
 		ready:    newReadySignal(),
 		rates:    newRates(),
+		waiters:  newWaiters(cfg.MaxWaitingClaims),
 		log:      cfg.Logger,
 		draining: make(chan struct{}),
 	}
