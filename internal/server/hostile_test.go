@@ -26,7 +26,32 @@ import (
 // back whole and valid.
 func TestHostileBodies(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *Config) { c.MaxBodyBytes = 1 << 20 })
+	tests := []struct {
+		name string
+		// token the bodies are sent with; "" runs the server without auth.
+		token string
+		kinds []string // answers each run must give many of
+	}{
+		{"auth off", "", []string{"result", "-32700", "-32600", "-32602"}},
+		{"worker token", workerToken, []string{"result", "-32700", "-32600", "-32602", "-32002"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := []option{func(c *Config) { c.MaxBodyBytes = 1 << 20 }}
+			if tt.token != "" {
+				opts = append(opts, withTokens(t, nil))
+			}
+			b := setup(t, opts...)
+			b.cl.Token = adminToken
+			hostileRun(t, b, tt.token, tt.kinds)
+		})
+	}
+}
+
+// hostileRun sends the hostile bodies with token and checks the answers
+// and the state afterwards.
+func hostileRun(t *testing.T, b *bundle, token string, kinds []string) {
 	register(t, b, "w1")
 	for range 5 {
 		createTask(t, b, params{"metadata": params{"k": 1}})
@@ -55,9 +80,9 @@ func TestHostileBodies(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for body := range work {
-				kinds := checkAnswer(t, client, b.url, body)
+				got := checkAnswer(t, client, b.url, token, body)
 				mu.Lock()
-				for _, k := range kinds {
+				for _, k := range got {
 					tally[k]++
 				}
 				mu.Unlock()
@@ -71,7 +96,7 @@ func TestHostileBodies(t *testing.T) {
 	wg.Wait()
 	t.Logf("answers: %v", tally)
 	// The bodies reached the methods, not only the parser.
-	for _, kind := range []string{"result", "-32700", "-32600", "-32602"} {
+	for _, kind := range kinds {
 		if tally[kind] < 50 {
 			t.Errorf("only %d answers of kind %s: the mutations do not exercise it", tally[kind], kind)
 		}
@@ -228,8 +253,15 @@ func mutate(rng *rand.Rand, seeds []map[string]any) []byte {
 
 // checkAnswer posts body, checks that the answer is a JSON-RPC one and
 // returns the kind of each response: "result" or the error code.
-func checkAnswer(t *testing.T, client *http.Client, url string, body []byte) []string {
-	resp, err := client.Post(url+"/rpc", "application/json", bytes.NewReader(body))
+func checkAnswer(t *testing.T, client *http.Client, url, token string, body []byte) []string {
+	req, err := http.NewRequest(http.MethodPost, url+"/rpc", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Errorf("body %q: %v (a hang or a dropped connection)", clipText(string(body)), err)
 		return nil
