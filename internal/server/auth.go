@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/taskwire/taskwire"
@@ -16,17 +17,13 @@ import (
 // service.WithPrincipal puts it, for the service to check and record.
 func (s *Server) guard(method string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := service.WithCaller(r.Context(), service.Caller{Addr: r.RemoteAddr})
-		if s.tokens != nil {
-			bearer := auth.BearerToken(r.Header.Get("Authorization"))
-			p, ok := s.tokens.Authenticate(bearer)
-			if !ok {
-				s.log.Debug("refused a request without a known token", "addr", r.RemoteAddr, "path", r.URL.Path)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="taskwire"`)
-				writeError(w, http.StatusUnauthorized, unauthorized(bearer))
-				return
-			}
-			ctx = service.WithPrincipal(r.Context(), p, r.RemoteAddr)
+		bearer := auth.BearerToken(r.Header.Get("Authorization"))
+		ctx, ok := s.Authenticate(r.Context(), bearer, r.RemoteAddr)
+		if !ok {
+			s.log.Debug("refused a request without a known token", "addr", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="taskwire"`)
+			writeError(w, http.StatusUnauthorized, unauthorized(bearer))
+			return
 		}
 		if method != "" {
 			if err := s.svc.Authorize(ctx, method); err != nil {
@@ -36,6 +33,23 @@ func (s *Server) guard(method string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// Authenticate returns ctx carrying the caller that token (without the
+// "Bearer " scheme) stands for, connected from addr, for the service's
+// methods; false when auth is on and the token is unknown (answer 401 or
+// close). With auth off every caller is an admin, whatever the token. A
+// transport that receives the token in a message (the first message of a
+// WebSocket) calls it as the HTTP endpoints do.
+func (s *Server) Authenticate(ctx context.Context, token, addr string) (context.Context, bool) {
+	if s.tokens == nil {
+		return service.WithCaller(ctx, service.Caller{Addr: addr}), true
+	}
+	p, ok := s.tokens.Authenticate(token)
+	if !ok {
+		return ctx, false
+	}
+	return service.WithPrincipal(ctx, p, addr), true
 }
 
 // unauthorized is the error of a request without a known token.

@@ -14,12 +14,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/rpctest"
+	"github.com/taskwire/taskwire/internal/service"
 )
 
 // The tokens of the auth tests: one per role, the worker bound to w1.
@@ -384,4 +386,55 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// TestRateLimitPerToken: with auth, the rate-limit principal is the
+// token's name, whatever address or worker id the call comes with.
+func TestRateLimitPerToken(t *testing.T) {
+	t.Parallel()
+	b, _ := withFakeClock(t, withTokens(t, nil), withRateLimits(map[string]service.Limit{
+		taskwire.MethodTaskList: {N: 2, Per: time.Minute},
+	}))
+	admin, producer := as(b, adminToken), as(b, producerToken)
+	ctx := context.Background()
+	for range 2 {
+		if err := admin.Call(ctx, taskwire.MethodTaskList, params{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rpcErr *taskwire.Error
+	// Another connection with the same token shares the allowance.
+	if err := as(b, adminToken).Call(ctx, taskwire.MethodTaskList, params{}, nil); !errors.As(err, &rpcErr) ||
+		rpcErr.Code != taskwire.CodeRateLimited {
+		t.Fatalf("3rd list with the admin token: %v, want -32000", err)
+	}
+	// Another token has its own.
+	if err := producer.Call(ctx, taskwire.MethodTaskList, params{}, nil); err != nil {
+		t.Errorf("the producer's first list: %v", err)
+	}
+}
+
+// TestAuthenticateForTransports: the entry point of transports that get
+// the token in a message.
+func TestAuthenticateForTransports(t *testing.T) {
+	t.Parallel()
+	on := setup(t, withTokens(t, nil))
+	ctx := context.Background()
+	if _, ok := on.srv.Authenticate(ctx, "nope", "10.0.0.1:5"); ok {
+		t.Error("an unknown token was accepted")
+	}
+	got, ok := on.srv.Authenticate(ctx, workerToken, "10.0.0.1:5")
+	want := service.Caller{Name: "w1-token", Addr: "10.0.0.1:5", Role: auth.RoleWorker, WorkerID: "w1"}
+	if diff := cmp.Diff(want, service.CallerFrom(got)); !ok || diff != "" {
+		t.Errorf("worker token: ok %v (-want +got):\n%s", ok, diff)
+	}
+	// The service then holds the caller to its role.
+	if err := on.srv.Service().Authorize(got, service.MethodEventsSubscribe); err == nil {
+		t.Error("a worker may follow the events")
+	}
+	off := setup(t)
+	got, ok = off.srv.Authenticate(ctx, "", "10.0.0.1:5")
+	if !ok || off.srv.Service().Authorize(got, taskwire.MethodTaskDelete) != nil {
+		t.Errorf("auth off: ok %v, want an admin caller", ok)
+	}
 }
