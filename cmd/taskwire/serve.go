@@ -153,7 +153,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		authNote = fmt.Sprintf("auth on, %d tokens", cfg.Tokens.Len())
-		go reloadOnHangup(ctx, cfg.Tokens, logger)
+		// Registered before the server starts, so that no SIGHUP finds
+		// the default action (exit).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go reloadOnHangup(ctx, hup, cfg.Tokens, logger)
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
@@ -164,13 +169,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 }
 
-// reloadOnHangup reads the tokens file again on every SIGHUP until ctx
+// reloadOnHangup reads the tokens file again on every signal of hup until ctx
 // ends; connections stay open. A file that does not load leaves the tokens
 // in use as they were, and the log says why.
-func reloadOnHangup(ctx context.Context, tokens *auth.Tokens, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, tokens *auth.Tokens, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
