@@ -111,10 +111,10 @@ func (s *Service) ListTasks(ctx context.Context, p *taskwire.ListParams) (*taskw
 // never its status.
 func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*taskwire.Task, error) {
 	worker := s.actingWorker(ctx, p.WorkerID)
-	if err := s.limit(ctx, taskwire.MethodTaskUpdate, worker); err != nil {
+	if err := s.checkStatusChange(ctx, &p.Updates); err != nil {
 		return nil, err
 	}
-	if err := s.checkStatusChange(ctx, &p.Updates); err != nil {
+	if err := s.limit(ctx, taskwire.MethodTaskUpdate, worker); err != nil {
 		return nil, err
 	}
 	task, err := s.store.UpdateTask(ctx, store.UpdateTaskParams{
