@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Entry is one element of the tokens file: a JSON array of
@@ -36,21 +37,24 @@ var (
 // name) and the field at fault, and never contain a token.
 func parse(data []byte) (*tokenSet, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var entries []Entry
-	if err := dec.Decode(&entries); err != nil {
+	var raws []json.RawMessage
+	if err := dec.Decode(&raws); err != nil {
 		return nil, fmt.Errorf("want a JSON array of {name, role, workerId?, token | sha256}: %w", redact(err))
 	}
 	if dec.More() {
 		return nil, errors.New("unexpected data after the JSON array")
 	}
-	if len(entries) == 0 {
+	if len(raws) == 0 {
 		return nil, errors.New("no tokens: the array is empty, so nobody could call the server")
 	}
 	s := &tokenSet{}
 	names := map[string]int{}
 	hashes := map[[sha256.Size]byte]int{}
-	for i, e := range entries {
+	for i, raw := range raws {
+		e, err := decodeEntry(raw)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: want {name, role, workerId?, token | sha256}: %w", i+1, err)
+		}
 		at := fmt.Sprintf("entry %d (name %q)", i+1, e.Name)
 		h, err := e.check()
 		if err != nil {
@@ -69,8 +73,20 @@ func parse(data []byte) (*tokenSet, error) {
 	return s, nil
 }
 
-// redact keeps decoding errors from quoting the file: a type error names
-// the field, a syntax error its offset.
+// decodeEntry decodes one element of the array, refusing unknown fields.
+func decodeEntry(raw []byte) (Entry, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var e Entry
+	if err := dec.Decode(&e); err != nil {
+		return Entry{}, redact(err)
+	}
+	return e, nil
+}
+
+// redact keeps decoding errors from quoting the file's values: a type
+// error names the field, a syntax error its offset, an unknown field its
+// name unless that is as long as a token could be.
 func redact(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
@@ -79,6 +95,12 @@ func redact(err error) error {
 		return fmt.Errorf("field %q: want a JSON %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("invalid JSON at byte %d", syntaxErr.Offset)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if len(name) >= MinTokenLength+2 { // quotes included
+			return fmt.Errorf("an unknown field (its name, %d characters long, is not repeated)", len(name)-2)
+		}
+		return fmt.Errorf("unknown field %s", name)
 	}
 	return err
 }
