@@ -95,7 +95,14 @@ func TestWaitingClaimsCap(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			_ = b.cl.Call(ctx, taskwire.MethodTaskClaim, params{"workerId": "w1", "waitMs": 30000}, nil)
+			// Until admitted: a probe below may hold a slot for a moment.
+			for ctx.Err() == nil {
+				err := b.cl.Call(ctx, taskwire.MethodTaskClaim, params{"workerId": "w1", "waitMs": 30000}, nil)
+				if e, ok := err.(*taskwire.Error); !ok || e.Code != taskwire.CodeRateLimited {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
 		})
 	}
 	// Wait until both polls are waiting: a third is then refused.
