@@ -152,7 +152,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cfg.Tokens, err = auth.Load(c.tokens); err != nil {
 			return err
 		}
-		authNote = fmt.Sprintf("auth on, %d tokens", cfg.Tokens.Len())
+		authNote = fmt.Sprintf("auth on, tokens: %d", cfg.Tokens.Len())
 		// Registered before the server starts, so that no SIGHUP finds
 		// the default action (exit).
 		hup := make(chan os.Signal, 1)
