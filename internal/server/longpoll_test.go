@@ -16,7 +16,8 @@ import (
 // moment the waiting claim returns it; the 90th percentile must be under
 // 50 ms (the rest of the margin absorbs a shared machine's fsync stalls).
 func TestLongPollWakeUpLatency(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it measures latency, so it runs before the package's
+	// parallel tests (role table, hostile bodies) load the machine.
 	b := setup(t)
 	register(t, b, "sleeper")
 	const rounds = 20
