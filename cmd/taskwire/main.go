@@ -1,6 +1,7 @@
 // Command taskwire is the task coordination server and its command line.
 //
 //	taskwire serve [flags]     run the server (embedded SQLite by default)
+//	taskwire token new [flags] make a token for the tokens file
 //	taskwire version           print the version
 //	taskwire create|get|list|complete|workers|events|work|bench
 //	                           client commands (cli.go)
@@ -58,6 +59,7 @@ const usage = `taskwire: a task coordination server speaking JSON-RPC 2.0.
 
 Usage:
   taskwire serve [flags]   run the server (embedded SQLite unless --redis and --postgres)
+  taskwire token new       make a token and the line of the tokens file for it
   taskwire version         print the version
 
 Example:
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildVersion())
 		return nil

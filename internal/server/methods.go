@@ -33,9 +33,15 @@ func methods(s *service.Service) []rpc.Method {
 	}
 }
 
-// bind passes the client's address to the service as the caller.
+// bind passes the caller to the service: the one ctx carries (set by
+// guard, or by a transport with service.WithPrincipal), with the client's
+// address when it has none.
 func bind[P, R any](fn func(context.Context, *P) (R, error)) func(context.Context, *P) (R, error) {
 	return func(ctx context.Context, p *P) (R, error) {
-		return fn(service.WithCaller(ctx, service.Caller{Addr: rpc.ClientAddr(ctx)}), p)
+		c := service.CallerFrom(ctx)
+		if c.Addr == "" {
+			c.Addr = rpc.ClientAddr(ctx)
+		}
+		return fn(service.WithCaller(ctx, c), p)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
@@ -39,8 +40,25 @@ type Config struct {
 	MaxEvents      int
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
+	// Limiter, when set, enforces the rate limits instead of the
+	// in-process one; it must be built on the same limits (distributed
+	// mode: redislimit.New, shared by every process).
+	Limiter service.Limiter
+	// Tokens, when set, turns authentication on: every endpoint but
+	// /healthz and /readyz needs a known bearer token, and each role may
+	// call only what SPEC section 4 allows it. Nil: auth off, every caller
+	// is an admin.
+	Tokens *auth.Tokens
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
 	MaxBodyBytes int64
+	// MaxBatch bounds the calls of one JSON-RPC batch (default 1,000).
+	MaxBatch int
+	// BodyGrace is how long a request body may take to arrive, plus a
+	// second per MiB (default 1 minute; see rpc.Options).
+	BodyGrace time.Duration
+	// MaxWaitingClaims bounds the long-poll claims one worker may have
+	// waiting at once (default 4).
+	MaxWaitingClaims int
 	// Version is reported by system.health and rpc.discover.
 	Version string
 	Logger  *slog.Logger
@@ -70,6 +88,8 @@ type Server struct {
 	events http.Handler
 	// ws serves GET /ws; Drain closes its connections.
 	ws *ws.Handler
+	// tokens is Config.Tokens: nil when auth is off.
+	tokens *auth.Tokens
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -93,11 +113,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
+		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil, MaxWaitingClaims: cfg.MaxWaitingClaims,
 		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
 		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{})}
+	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{}),
+		tokens: cfg.Tokens}
 	go func() {
 		defer close(s.done)
 		if cfg.SweepInterval >= 0 {
@@ -110,11 +132,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(ctx, reg, svc)
 	rpcServer := rpc.NewServer(methods(svc), rpc.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, Version: cfg.Version,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch, BodyGrace: cfg.BodyGrace,
+		Logger: cfg.Logger, Version: cfg.Version,
 		Observe: m.observe,
 	})
 	if cfg.WebSocket.Logger == nil {
 		cfg.WebSocket.Logger = cfg.Logger
+	}
+	if cfg.Tokens != nil && cfg.WebSocket.Authenticate == nil {
+		cfg.WebSocket.Authenticate = s.authenticateWebSocket
 	}
 	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
 	s.handler = s.routes(rpcServer, reg)
