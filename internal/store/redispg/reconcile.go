@@ -25,6 +25,9 @@ const reconcilePage = 1000
 func (s *Store) reconcileLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if s.holdLease(ctx) {
+			if err := s.keepEventSeq(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconcile: event counter", "err", err)
+			}
 			if n, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reconcile", "err", err)
 			} else if n > 0 {
@@ -51,6 +54,38 @@ func (s *Store) holdLease(ctx context.Context) bool {
 		return false
 	}
 	return s.rdb.PExpire(ctx, s.k.reconcileLease(), ttl).Err() == nil
+}
+
+// eventSeqGap is how far above its last saved mark the event counter
+// starts again after Redis lost it: more events than one reconcile
+// interval appends.
+const eventSeqGap = 10_000_000
+
+// keepEventSeq saves the event counter's high-water mark in PostgreSQL,
+// and raises a counter that fell below it (Redis lost its data) past the
+// mark plus eventSeqGap, so that no event id is issued twice and readers
+// resuming from an old id go on from the oldest event kept.
+func (s *Store) keepEventSeq(ctx context.Context) error {
+	cur, err := s.rdb.Get(ctx, s.k.eventSeq()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return s.redisErr(err)
+	}
+	var saved int64
+	err = s.pg.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ('events', $1)
+		ON CONFLICT (name) DO UPDATE SET value = greatest(counters.value, excluded.value)
+		RETURNING value`, cur).Scan(&saved)
+	if err != nil {
+		return s.pgErr(err)
+	}
+	if cur >= saved {
+		return nil
+	}
+	raised, err := s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, saved+eventSeqGap).Int64()
+	if err != nil {
+		return s.redisErr(err)
+	}
+	s.log.Warn("redis lost its event counter: raised past the saved mark", "from", cur, "to", raised)
+	return nil
 }
 
 // Reconcile puts back into Redis every unfinished task that PostgreSQL
@@ -144,23 +179,26 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 	return s.apply(ctx, x)
 }
 
-// stagedOutcome finalizes r from the completion staged under its attempt,
-// if there is one, and reports whether there was.
+// stagedOutcome finalizes r from the completion staged under its attempt
+// or a later one (PostgreSQL may not have the claim yet), if there is
+// one, and reports whether there was.
 func (s *Store) stagedOutcome(ctx context.Context, r *taskState) (bool, error) {
 	var (
 		status           string
 		errText, sum, by pgtype.Text
 		size, at         int64
 	)
-	err := s.pg.QueryRow(ctx, `SELECT status, error, size, sum, completed_by, completed_at
-		FROM staged_results WHERE task_id = $1 AND attempt = $2`, r.ID, r.Attempt).
-		Scan(&status, &errText, &size, &sum, &by, &at)
+	var attempt int
+	err := s.pg.QueryRow(ctx, `SELECT attempt, status, error, size, sum, completed_by, completed_at
+		FROM staged_results WHERE task_id = $1 AND attempt >= $2 ORDER BY attempt DESC LIMIT 1`, r.ID, r.Attempt).
+		Scan(&attempt, &status, &errText, &size, &sum, &by, &at)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, s.pgErr(err)
 	}
+	r.Attempt = attempt
 	r.finalize(taskwire.Status(status), errText.String, size, sum.String, by.String, time.UnixMilli(at).UTC())
 	return true, nil
 }

@@ -21,29 +21,33 @@ const chunkSize = 1 << 20
 // stageResult commits the outcome of r's completion and its result bytes
 // under r's attempt, replacing what an earlier try staged there.
 func (s *Store) stageResult(ctx context.Context, r *taskState, result []byte) error {
-	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue("DELETE FROM results WHERE task_id = $1 AND attempt = $2", r.ID, r.Attempt)
-		b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (task_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error,
-				size = excluded.size, sum = excluded.sum, completed_by = excluded.completed_by,
-				completed_at = excluded.completed_at`,
-			r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
-			nullStr(r.completedBy), r.CompletedAt.UnixMilli())
-		if len(result) <= chunkSize {
-			if len(result) > 0 {
-				b.Queue("INSERT INTO results (task_id, attempt, seq, data) VALUES ($1, $2, 0, $3)", r.ID, r.Attempt, result)
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM results WHERE task_id = $1 AND attempt = $2", r.ID, r.Attempt)
+	b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (task_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error,
+			size = excluded.size, sum = excluded.sum, completed_by = excluded.completed_by,
+			completed_at = excluded.completed_at`,
+		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
+		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
+	var err error
+	if len(result) <= chunkSize {
+		// One round trip: a batch outside a transaction block runs as one
+		// implicit transaction.
+		if len(result) > 0 {
+			b.Queue("INSERT INTO results (task_id, attempt, seq, data) VALUES ($1, $2, 0, $3)", r.ID, r.Attempt, result)
+		}
+		err = s.pg.SendBatch(ctx, b).Close()
+	} else {
+		err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
 			}
-			return tx.SendBatch(ctx, b).Close()
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
+				&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
 			return err
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
-			&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("stage result: %w", s.pgErr(err))
 	}

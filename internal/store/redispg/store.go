@@ -42,12 +42,14 @@ var (
 	claimLua string
 	//go:embed lua/heartbeat.lua
 	heartbeatLua string
+	//go:embed lua/raise.lua
+	raiseLua string
 )
 
 // scripts are the Lua scripts; redis.Script runs them with EVALSHA and
 // loads them again when Redis answers NOSCRIPT.
 type scripts struct {
-	apply, claim, heartbeat *redis.Script
+	apply, claim, heartbeat, raise *redis.Script
 }
 
 // Options tune a Store. Zero values take the defaults.
@@ -114,7 +116,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s := &Store{
 		rdb: rdb, pg: pg, k: newKeys(opts.KeyPrefix), opts: opts, log: opts.Logger,
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
-			heartbeat: redis.NewScript(heartbeatLua)},
+			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
 		events:   newSignal(), ready: newSignal(),
 	}
