@@ -27,6 +27,8 @@ type fleet struct {
 	claims      map[string]int
 	completions map[string]int
 	left        atomic.Int64 // acknowledged tasks not completed yet
+	// taskParams are added to the params of each create.
+	taskParams map[string]any
 }
 
 func newFleet() *fleet {
@@ -41,7 +43,11 @@ func (f *fleet) create(ctx context.Context, t *testing.T, clients []*rpctest.Cli
 		size := min(100, n-made)
 		calls := make([]rpctest.Call, size)
 		for j := range calls {
-			calls[j] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: map[string]any{"text": fmt.Sprintf("task %d", made+j)}}
+			params := map[string]any{"text": fmt.Sprintf("task %d", made+j)}
+			for k, v := range f.taskParams {
+				params[k] = v
+			}
+			calls[j] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: params}
 		}
 		resps, err := clients[i%len(clients)].Batch(ctx, calls)
 		if err != nil {
