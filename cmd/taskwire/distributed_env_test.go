@@ -40,7 +40,7 @@ type distEnv struct {
 // flush their database take one no other test uses). It skips, loudly,
 // when Redis or PostgreSQL does not answer, and fails instead under CI=true
 // or TASKWIRE_REQUIRE_SERVICES=1.
-func newDistEnv(t *testing.T, db int) *distEnv {
+func newDistEnv(t testing.TB, db int) *distEnv {
 	t.Helper()
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
@@ -85,7 +85,7 @@ func (e *distEnv) redisURL() string {
 
 // start runs a distributed `taskwire serve` on the env, PostgreSQL at
 // pgURL when given (a proxy), with a reconcile interval of 1s.
-func (e *distEnv) start(t *testing.T, pgURL string, args ...string) *child {
+func (e *distEnv) start(t testing.TB, pgURL string, args ...string) *child {
 	t.Helper()
 	if pgURL == "" {
 		pgURL = e.pgURL
