@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,6 +30,14 @@ type ConnectOptions struct {
 	PostgresMaxConns int
 	Options
 }
+
+// Default pool sizes: a JSON-RPC batch runs up to 32 calls at once, and
+// each create or completion holds a PostgreSQL connection through a
+// commit; PostgreSQL flushes the commits in flight together.
+const (
+	defaultPostgresConns = 32
+	defaultRedisConns    = 64
+)
 
 // Connect opens the clients of both services and a Store on them; Close
 // closes them.
@@ -81,8 +90,11 @@ func openRedis(rawURL string, poolSize int) (redis.UniversalClient, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	if poolSize > 0 {
+	switch {
+	case poolSize > 0:
 		opt.PoolSize = poolSize
+	case !q.Has("pool_size"):
+		opt.PoolSize = defaultRedisConns
 	}
 	return redis.NewClient(opt), prefix, nil
 }
@@ -93,8 +105,11 @@ func openPostgres(ctx context.Context, rawURL string, maxConns int) (*pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
-	if maxConns > 0 {
+	switch {
+	case maxConns > 0:
 		cfg.MaxConns = int32(maxConns)
+	case !strings.Contains(rawURL, "pool_max_conns"):
+		cfg.MaxConns = defaultPostgresConns
 	}
 	if schema, ok := cfg.ConnConfig.RuntimeParams["schema"]; ok {
 		delete(cfg.ConnConfig.RuntimeParams, "schema")

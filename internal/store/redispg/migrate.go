@@ -16,9 +16,13 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrateLock is the advisory lock key under which migrations run, so that
-// processes starting together apply each migration once.
-const migrateLock = 0x7461736b77697265 // "taskwire"
+// migrateLock is the advisory lock under which migrations run, one per
+// schema, so that processes starting together on one schema apply each
+// migration once, and deployments on different schemas do not wait on
+// each other.
+const migrateLock = "SELECT pg_advisory_lock(hashtextextended('taskwire migrations ' || current_schema(), 0))"
+
+const migrateUnlock = "SELECT pg_advisory_unlock(hashtextextended('taskwire migrations ' || current_schema(), 0))"
 
 // migrate applies the embedded migrations not applied yet, in the order of
 // their numbered names, each in a transaction, holding the advisory lock.
@@ -29,10 +33,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return unavailable("postgres", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLock)); err != nil {
+	if _, err := conn.Exec(ctx, migrateLock); err != nil {
 		return unavailable("postgres", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLock))
+	defer conn.Exec(context.WithoutCancel(ctx), migrateUnlock)
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version integer PRIMARY KEY)`); err != nil {
 		return err

@@ -63,10 +63,15 @@ func (s *Store) persistLoop(ctx context.Context) {
 	}
 }
 
-// readOutbox reads new entries for this consumer, waiting up to a second.
+// outboxBlock is how long one read of the outbox waits for entries: short,
+// because Close waits for a read in progress to end.
+const outboxBlock = 250 * time.Millisecond
+
+// readOutbox reads new entries for this consumer, waiting up to
+// outboxBlock.
 func (s *Store) readOutbox(ctx context.Context) ([]redis.XMessage, error) {
 	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: outboxGroup, Consumer: s.consumer,
-		Streams: []string{s.k.outbox(), ">"}, Count: int64(s.opts.PersistBatch), Block: time.Second}).Result()
+		Streams: []string{s.k.outbox(), ">"}, Count: int64(s.opts.PersistBatch), Block: outboxBlock}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

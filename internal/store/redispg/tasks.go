@@ -54,24 +54,26 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 // the key names a task created within the window, it writes nothing and
 // returns that task's id.
 func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTaskParams) (string, error) {
+	if p.IdempotencyKey == "" { // one statement, one round trip
+		_, err := s.pg.Exec(ctx, upsertTask, taskArgs(st)...)
+		return "", s.pgErr(err)
+	}
 	existing := ""
 	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-		if p.IdempotencyKey != "" {
-			notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
-			var id string
-			err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (key, task_id, created_at) VALUES ($1, $2, $3)
-				ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at
-				WHERE idempotency_keys.created_at <= $4 RETURNING task_id`,
-				p.IdempotencyKey, st.ID, st.CreatedAt.UnixMilli(), notBefore).Scan(&id)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return tx.QueryRow(ctx, "SELECT task_id FROM idempotency_keys WHERE key = $1",
-					p.IdempotencyKey).Scan(&existing)
-			}
-			if err != nil {
-				return err
-			}
+		notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
+		var id string
+		err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (key, task_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at <= $4 RETURNING task_id`,
+			p.IdempotencyKey, st.ID, st.CreatedAt.UnixMilli(), notBefore).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tx.QueryRow(ctx, "SELECT task_id FROM idempotency_keys WHERE key = $1",
+				p.IdempotencyKey).Scan(&existing)
 		}
-		_, err := tx.Exec(ctx, upsertTask, taskArgs(st)...)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, upsertTask, taskArgs(st)...)
 		return err
 	})
 	if err != nil {
