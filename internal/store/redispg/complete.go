@@ -59,7 +59,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		x := s.txn()
 		x.saveTask(before, r, now)
 		x.touchWorker(p.WorkerID, now)
-		x.emit(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		x.emit(store.TaskCompletedEvent(r.Task, store.CompletedBy(p.WorkerID, p.By)))
 		if err := s.apply(ctx, x); err != nil {
 			return err
 		}
@@ -70,15 +70,6 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
 	}
 	return task, nil
-}
-
-// completedBy is who a task.completed event names: the worker when there
-// is one, else the caller.
-func completedBy(workerID, by string) string {
-	if workerID != "" {
-		return workerID
-	}
-	return by
 }
 
 // resultSum is the checksum kept next to a result: hex SHA-256, "" for

@@ -138,8 +138,7 @@ func score(t *taskwire.Task) string {
 
 // conflict reports that s's state does not allow an operation.
 func conflict(s *taskState, format string, args ...any) *store.ConflictError {
-	return &store.ConflictError{TaskID: s.ID, Status: s.Status, AssignedTo: s.AssignedTo,
-		Reason: fmt.Sprintf(format, args...)}
+	return store.Conflict(s.Task, format, args...)
 }
 
 // requeue makes s pending and unassigned, without a lease; a final task

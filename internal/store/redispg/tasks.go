@@ -226,7 +226,7 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		}
 		x := s.txn()
 		if p.WorkerID != "" {
-			if err := heldBy(r, p.WorkerID); err != nil {
+			if err := store.HeldBy(r.Task, p.WorkerID); err != nil {
 				return err
 			}
 			r.LeaseExpiresAt = now.Add(time.Duration(r.LeaseMs) * time.Millisecond)
@@ -252,7 +252,9 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		x.saveTask(before, r, now)
 		x.emit(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(before.Task, r.Task), now))
 		if u.Status != nil {
-			statusEvent(x, before, r, *u.Status, p, now)
+			if ev, ok := store.StatusChangeEvent(before.Task, r.Task, *u.Status, p, now); ok {
+				x.emit(ev)
+			}
 		}
 		if err := s.persistThenApply(ctx, x, extra); err != nil {
 			return err
@@ -264,19 +266,6 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		return nil, fmt.Errorf("update task %s: %w", p.ID, err)
 	}
 	return task, nil
-}
-
-// heldBy checks that r is in_progress and assigned to worker.
-func heldBy(r *taskState, worker string) error {
-	switch {
-	case r.AssignedTo != worker && r.AssignedTo != "":
-		return conflict(r, "assigned to %s", r.AssignedTo)
-	case r.AssignedTo != worker:
-		return conflict(r, "task is not assigned")
-	case r.Status != taskwire.StatusInProgress:
-		return conflict(r, "task is %s", r.Status)
-	}
-	return nil
 }
 
 // changeStatus applies a status change of task.update to r: pending
@@ -307,21 +296,6 @@ func changeStatus(r *taskState, to taskwire.Status, by string, now time.Time) (e
 		return nil, nil
 	}
 	return nil, fmt.Errorf("status %q: not a task status", to)
-}
-
-// statusEvent adds the event of a status change that moved the task: back
-// to the queue (task.requeued) when it was held, reserved or final,
-// finalized (task.completed).
-func statusEvent(x *txn, before, r *taskState, to taskwire.Status, p store.UpdateTaskParams, now time.Time) {
-	switch to {
-	case taskwire.StatusPending:
-		if before.Status == taskwire.StatusPending && before.AssignedTo == "" {
-			return
-		}
-		x.emit(store.TaskRequeuedEvent(r.ID, before.AssignedTo, r.Attempt, store.RequeueUpdate, p.By, now))
-	case taskwire.StatusCompleted, taskwire.StatusFailed:
-		x.emit(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
-	}
 }
 
 // AssignTask reserves a pending task for a registered worker.
