@@ -32,12 +32,10 @@ func (s *Store) stageResult(ctx context.Context, r *taskState, result []byte) er
 		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
 	var err error
 	if len(result) <= chunkSize {
-		// One round trip: a batch outside a transaction block runs as one
-		// implicit transaction.
 		if len(result) > 0 {
 			b.Queue("INSERT INTO results (task_id, attempt, seq, data) VALUES ($1, $2, 0, $3)", r.ID, r.Attempt, result)
 		}
-		err = s.pg.SendBatch(ctx, b).Close()
+		err = s.group.write(ctx, b) // with other callers' writes, in one commit
 	} else {
 		err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -80,6 +80,7 @@ type Store struct {
 
 	events *signal
 	ready  *signal
+	group  *groupCommit
 	// seqMu guards lastSeq, the last event id the events signal fired for.
 	seqMu   sync.Mutex
 	lastSeq int64
@@ -118,7 +119,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
 			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
-		events:   newSignal(), ready: newSignal(),
+		events:   newSignal(), ready: newSignal(), group: newGroupCommit(pg),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
@@ -133,6 +134,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	}
 	s.sub = sub
 	s.goLoop(func() { s.listen(bg, sub) })
+	s.group.run(bg, s.goLoop)
 	if opts.ReconcileInterval > 0 {
 		s.goLoop(func() { s.persistLoop(bg) })
 		s.goLoop(func() { s.reconcileLoop(bg) })

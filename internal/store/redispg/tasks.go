@@ -54,9 +54,10 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 // the key names a task created within the window, it writes nothing and
 // returns that task's id.
 func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTaskParams) (string, error) {
-	if p.IdempotencyKey == "" { // one statement, one round trip
-		_, err := s.pg.Exec(ctx, upsertTask, taskArgs(st)...)
-		return "", s.pgErr(err)
+	if p.IdempotencyKey == "" {
+		b := &pgx.Batch{}
+		b.Queue(upsertTask, taskArgs(st)...)
+		return "", s.pgErr(s.group.write(ctx, b))
 	}
 	existing := ""
 	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
