@@ -10,11 +10,14 @@ import (
 )
 
 // TestLongPollWakeUpLatency: a task created while a worker waits in a
-// long-poll claim reaches that worker within 50 ms of its creation, because
-// the create wakes the claim rather than a sleep loop finding it later.
-// Each of 20 rounds measures from the moment the create is sent to the
-// moment the waiting claim returns it; the 90th percentile must be under
-// 50 ms (the rest of the margin absorbs a shared machine's fsync stalls).
+// long-poll claim reaches that worker soon after its creation, because
+// the create wakes the claim rather than a sleep loop finding it later (a
+// loop would take a sweep interval, 1 s). Each of 20 rounds measures from
+// the moment the create is sent to the moment the waiting claim returns
+// it; the 90th percentile must be under 250 ms. Typical figures are a few
+// ms (the README's); the margin absorbs the fsync stalls of a machine
+// shared with other test packages (the distributed-mode tests run Redis
+// and PostgreSQL beside this one).
 func TestLongPollWakeUpLatency(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -49,8 +52,8 @@ func TestLongPollWakeUpLatency(t *testing.T) {
 	slices.Sort(sorted)
 	p50, p90 := sorted[rounds/2], sorted[rounds*9/10]
 	t.Logf("create -> waiting claim returns it: p50 %s, p90 %s, max %s", p50, p90, sorted[rounds-1])
-	if p90 >= 50*time.Millisecond {
-		t.Errorf("p90 wake-up latency %s, want under 50ms (all: %v)", p90, lat)
+	if p90 >= 250*time.Millisecond {
+		t.Errorf("p90 wake-up latency %s, want under 250ms (all: %v)", p90, lat)
 	}
 }
 
