@@ -56,3 +56,25 @@ func StatusChangeEvent(before, after *taskwire.Task, to taskwire.Status, p Updat
 	}
 	return ev, false
 }
+
+// PendingTask is t as CreateTask stores it: pending, unassigned, without
+// outcome, its times at millisecond precision, a null metadata left out.
+func PendingTask(t taskwire.Task) taskwire.Task {
+	t.Status, t.AssignedTo, t.Attempt, t.LeaseExpiresAt = taskwire.StatusPending, "", 0, time.Time{}
+	t.Error, t.Result, t.ResultSize, t.ResultTruncated = "", nil, 0, false
+	t.CompletedAt, t.DurationMs = time.Time{}, 0
+	t.RunAt, t.CreatedAt, t.UpdatedAt = TruncMs(t.RunAt), TruncMs(t.CreatedAt), TruncMs(t.UpdatedAt)
+	if len(t.Metadata) == 0 || string(t.Metadata) == "null" {
+		t.Metadata = nil
+	}
+	return t
+}
+
+// TruncMs is t in UTC at millisecond precision, as every backend keeps
+// times; the zero time stays zero.
+func TruncMs(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}

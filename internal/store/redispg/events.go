@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -62,11 +61,11 @@ func eventFromEntry(m redis.XMessage) taskwire.Event {
 // EventsChanged returns a channel closed once events have been appended
 // after the call, by this process or any other sharing the Redis: the
 // scripts that append events publish on the notification channel.
-func (s *Store) EventsChanged() <-chan struct{} { return s.events.wait() }
+func (s *Store) EventsChanged() <-chan struct{} { return s.events.Wait() }
 
 // TasksReady returns a channel closed once a task may have become
 // claimable after the call, in any process (store.ReadyNotifier).
-func (s *Store) TasksReady() <-chan struct{} { return s.ready.wait() }
+func (s *Store) TasksReady() <-chan struct{} { return s.ready.Wait() }
 
 // listen turns the notification channel's messages into the events and
 // ready signals until ctx ends. A lost subscription is reestablished by
@@ -84,8 +83,8 @@ func (s *Store) listen(ctx context.Context, sub *redis.PubSub) {
 			seq, _ := strconv.ParseInt(n, 10, 64)
 			s.noted(seq, kind == "r")
 		case *redis.Subscription:
-			s.events.fire()
-			s.ready.fire()
+			s.events.Fire()
+			s.ready.Fire()
 		}
 		if err != nil {
 			pause(ctx, 100*time.Millisecond)
@@ -106,34 +105,13 @@ func (s *Store) noted(seq int64, ready bool) {
 	}
 	s.seqMu.Unlock()
 	if fresh {
-		s.events.fire()
+		s.events.Fire()
 	}
 	if ready {
-		s.ready.fire()
+		s.ready.Fire()
 	}
 }
 
 // seqWindow is how far below the last event id a notified id may be and
 // still be a late echo rather than a restarted counter.
 const seqWindow = 1 << 20
-
-// signal is a channel closed, and replaced, on each fire.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ch
-}
-
-func (s *signal) fire() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.ch)
-	s.ch = make(chan struct{})
-}

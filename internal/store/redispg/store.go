@@ -78,8 +78,8 @@ type Store struct {
 	// consumer names this process in the outbox's consumer group.
 	consumer string
 
-	events *signal
-	ready  *signal
+	events *store.Signal
+	ready  *store.Signal
 	group  *groupCommit
 	// seqMu guards lastSeq, the last event id the events signal fired for.
 	seqMu   sync.Mutex
@@ -119,7 +119,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
 			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
-		events:   newSignal(), ready: newSignal(), group: newGroupCommit(pg),
+		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err

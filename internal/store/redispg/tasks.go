@@ -19,14 +19,7 @@ import (
 // enqueues the task in Redis with its event. Two racing creates with one
 // key make one task: the second waits on the key's row and finds it.
 func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
-	t := p.Task
-	t.Status, t.AssignedTo, t.Attempt, t.LeaseExpiresAt = taskwire.StatusPending, "", 0, time.Time{}
-	t.Error, t.Result, t.ResultSize, t.ResultTruncated = "", nil, 0, false
-	t.CompletedAt, t.DurationMs = time.Time{}, 0
-	t.RunAt, t.CreatedAt, t.UpdatedAt = truncMs(t.RunAt), truncMs(t.CreatedAt), truncMs(t.UpdatedAt)
-	if len(t.Metadata) == 0 || string(t.Metadata) == "null" {
-		t.Metadata = nil
-	}
+	t := store.PendingTask(p.Task)
 	st := &taskState{Task: &t, ver: 1}
 	existing, err := s.insertTask(ctx, st, p)
 	if err != nil {

@@ -17,14 +17,7 @@ import (
 // keyed create also forgets a few keys older than its window, so the keys
 // kept stay about those of one window.
 func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
-	t := p.Task
-	t.Status, t.AssignedTo, t.Attempt, t.LeaseExpiresAt = taskwire.StatusPending, "", 0, time.Time{}
-	t.Error, t.Result, t.ResultSize, t.ResultTruncated = "", nil, 0, false
-	t.CompletedAt, t.DurationMs = time.Time{}, 0
-	t.RunAt, t.CreatedAt, t.UpdatedAt = truncMs(t.RunAt), truncMs(t.CreatedAt), truncMs(t.UpdatedAt)
-	if nullJSON(t.Metadata) == nil {
-		t.Metadata = nil
-	}
+	t := store.PendingTask(p.Task)
 	notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
 
 	var task *taskwire.Task
