@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,6 +27,9 @@ type serveConfig struct {
 	data          string
 	redisURL      string
 	postgresURL   string
+	redisPool     int
+	postgresPool  int
+	reconcile     time.Duration
 	insecure      bool
 	tokens        string
 	maxBody       int
@@ -62,6 +66,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
 	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "tokens file: turns authentication on (see `taskwire token new --help`) [TASKWIRE_TOKENS]")
+	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "Redis connections per process, 0 for the client's default [TASKWIRE_REDIS_POOL_SIZE]")
+	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "PostgreSQL connections per process, 0 for the client's default [TASKWIRE_POSTGRES_MAX_CONNS]")
+	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
 	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
@@ -106,10 +113,14 @@ func (c *serveConfig) addRateLimit(spec string) error {
 // check refuses the combinations SPEC section 8 forbids.
 func (c *serveConfig) check() error {
 	switch {
-	case (c.redisURL == "") != (c.postgresURL == ""):
-		return usageError("distributed mode needs both --redis and --postgres; give both, or neither to run embedded on SQLite")
-	case c.redisURL != "":
-		return usageError("distributed mode (--redis with --postgres) is not available in this version; run embedded without them")
+	case c.redisURL == "" && c.postgresURL != "":
+		return usageError("--postgres without --redis: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+	case c.redisURL != "" && c.postgresURL == "":
+		return usageError("--redis without --postgres: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+	case c.reconcile < 100*time.Millisecond:
+		return usageError("--reconcile-interval must be at least 100ms, got %s", c.reconcile)
+	case c.redisPool < 0 || c.postgresPool < 0:
+		return usageError("pool sizes must not be negative")
 	case c.logFormat != "text" && c.logFormat != "json":
 		return usageError("--log-format must be text or json, got %q", c.logFormat)
 	case c.workerTimeout < time.Second:
@@ -142,7 +153,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := newLogger(c.logFormat, stderr)
 	cfg := server.Config{
-		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
+		DataDir: c.data, RedisURL: c.redisURL, PostgresURL: c.postgresURL,
+		RedisPoolSize: c.redisPool, PostgresMaxConns: c.postgresPool, ReconcileInterval: c.reconcile,
+		WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
 		SweepInterval: c.sweepInterval, EventRetention: c.eventMaxAge, MaxEvents: c.eventMax,
 		MaxBodyBytes: int64(c.maxBody), MaxBatch: c.maxBatch,
 		Version: buildVersion(), Logger: logger,
@@ -164,8 +177,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	mode := "embedded, SQLite in " + c.data
+	if c.redisURL != "" {
+		mode = fmt.Sprintf("distributed, Redis at %s, PostgreSQL at %s", hostOf(c.redisURL), hostOf(c.postgresURL))
+	}
 	return srv.Serve(ctx, c.listen, func(addr string) {
-		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (embedded, SQLite in %s, %s)\n", buildVersion(), addr, c.data, authNote)
+		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (%s, %s)\n", buildVersion(), addr, mode, authNote)
 	})
 }
 
@@ -185,6 +202,15 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, tokens *auth.Toke
 			log.Info("tokens reloaded", "tokens", tokens.Len())
 		}
 	}
+}
+
+// hostOf is the host:port of a service URL, without its credentials.
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "(unparsed URL)"
+	}
+	return u.Host
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -20,8 +20,8 @@ func TestParseServeRefuses(t *testing.T) {
 		want string // part of the error
 	}{
 		// Only one of the two distributed backends.
-		{"redis without postgres", []string{"--redis", "redis://127.0.0.1:6379"}, "needs both --redis and --postgres"},
-		{"postgres without redis", []string{"--postgres", "postgres://x"}, "needs both --redis and --postgres"},
+		{"redis without postgres", []string{"--redis", "redis://127.0.0.1:6379"}, "--redis without --postgres: distributed mode needs both"},
+		{"postgres without redis", []string{"--postgres", "postgres://x"}, "--postgres without --redis: distributed mode needs both"},
 		// A non-loopback address needs --tokens (or --insecure).
 		{"public address", []string{"--listen", "0.0.0.0:7700"}, "give --tokens FILE"},
 		{"all interfaces", []string{"--listen", ":7700"}, "not a loopback address"},

@@ -14,20 +14,36 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
+	"github.com/taskwire/taskwire/internal/redislimit"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/store"
+	"github.com/taskwire/taskwire/internal/store/redispg"
 	"github.com/taskwire/taskwire/internal/store/sqlite"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
-// Config configures an embedded server. Zero values take the defaults of
+// Config configures a server: embedded on SQLite, or distributed when
+// RedisURL and PostgresURL are both set. Zero values take the defaults of
 // SPEC section 8.
 type Config struct {
 	// DataDir holds the SQLite database (default ./taskwire-data).
 	DataDir string
+	// RedisURL and PostgresURL, both set, select distributed mode (see
+	// redispg.ConnectOptions for the URLs' parameters).
+	RedisURL    string
+	PostgresURL string
+	// RedisPoolSize and PostgresMaxConns size the connection pools of
+	// distributed mode; 0 keeps the URL's setting or the client's default.
+	RedisPoolSize    int
+	PostgresMaxConns int
+	// ReconcileInterval is how often distributed mode reconciles Redis
+	// with PostgreSQL (default 5s).
+	ReconcileInterval time.Duration
 	// WorkerTimeout: a worker silent this long goes offline (default 30s).
 	WorkerTimeout time.Duration
 	// SweepInterval is how often expired leases and silent workers are
@@ -41,8 +57,9 @@ type Config struct {
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
 	// Limiter, when set, enforces the rate limits instead of the
-	// in-process one; it must be built on the same limits (distributed
-	// mode: redislimit.New, shared by every process).
+	// default: in embedded mode the in-process one, in distributed mode
+	// one kept in the deployment's Redis (redislimit), so that a limit
+	// holds across every process. It must be built on RateLimits.
 	Limiter service.Limiter
 	// Tokens, when set, turns authentication on: every endpoint but
 	// /healthz and /readyz needs a known bearer token, and each role may
@@ -95,33 +112,30 @@ type Server struct {
 // DatabaseFile is the SQLite file's name inside DataDir.
 const DatabaseFile = "taskwire.db"
 
-// New opens the store in cfg.DataDir (applying migrations) and builds the
-// handler.
+// New opens the store (applying migrations) and builds the handler.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = "taskwire-data"
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sqlite.Options{})
+	st, backend, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if rs, ok := st.(redisBacked); ok && cfg.Limiter == nil {
+		cfg.Limiter = sharedLimiter(rs, cfg.RateLimits)
 	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
 		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil, MaxWaitingClaims: cfg.MaxWaitingClaims,
 		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
-		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
+		Backend: backend, Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{}),
 		tokens: cfg.Tokens}
 	go func() {
 		defer close(s.done)
+		go svc.RelayReady(bg)
 		if cfg.SweepInterval >= 0 {
 			svc.RunSweeper(bg, cfg.SweepInterval)
 		}
@@ -145,6 +159,46 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
 	s.handler = s.routes(rpcServer, reg)
 	return s, nil
+}
+
+// openStore opens the store cfg selects and names its backend: redispg
+// when both URLs are set, else SQLite in cfg.DataDir.
+func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+	if cfg.RedisURL != "" || cfg.PostgresURL != "" {
+		if cfg.RedisURL == "" || cfg.PostgresURL == "" {
+			return nil, "", errors.New("distributed mode needs both a Redis and a PostgreSQL URL")
+		}
+		st, err := redispg.Connect(ctx, redispg.ConnectOptions{
+			RedisURL: cfg.RedisURL, PostgresURL: cfg.PostgresURL,
+			RedisPoolSize: cfg.RedisPoolSize, PostgresMaxConns: cfg.PostgresMaxConns,
+			Options: redispg.Options{ReconcileInterval: cfg.ReconcileInterval, Logger: cfg.Logger},
+		})
+		return st, "redispg", err
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "taskwire-data"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sqlite.Options{})
+	return st, "sqlite", err
+}
+
+// redisBacked is a store that keeps its state in Redis (distributed mode),
+// where the rate limits are kept too, so that they hold across processes.
+type redisBacked interface {
+	Redis() (client redis.UniversalClient, keyPrefix string)
+}
+
+// sharedLimiter is the rate limiter of every process sharing rs's Redis:
+// limits, or the defaults when nil.
+func sharedLimiter(rs redisBacked, limits map[string]service.Limit) service.Limiter {
+	if limits == nil {
+		limits = service.DefaultRateLimits()
+	}
+	client, prefix := rs.Redis()
+	return redislimit.New(client, prefix, limits)
 }
 
 // Handler returns the HTTP handler of every endpoint.

@@ -55,7 +55,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			return err
 		}
 		task = r.Task
-		return tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		return tx.appendEvent(store.TaskCompletedEvent(r.Task, store.CompletedBy(p.WorkerID, p.By)))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
@@ -73,15 +73,6 @@ func finalize(tx *writeTx, r *taskRow, status taskwire.Status, errText string, r
 	r.LeaseExpiresAt, r.CompletedAt, r.UpdatedAt = time.Time{}, now, now
 	r.DurationMs = now.Sub(r.CreatedAt).Milliseconds()
 	return nil
-}
-
-// completedBy is who a task.completed event names: the worker when there
-// is one, else the caller.
-func completedBy(workerID, by string) string {
-	if workerID != "" {
-		return workerID
-	}
-	return by
 }
 
 // resultSum is the checksum stored next to a result.

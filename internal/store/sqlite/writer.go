@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 var errClosed = errors.New("sqlite: store is closed")
@@ -37,7 +39,7 @@ type writer struct {
 	ops  chan *op
 	max  int
 	// changed fires after each commit that appended events.
-	changed *signal
+	changed *store.Signal
 	// relaxedSync is whether the connection is at synchronous=NORMAL.
 	relaxedSync bool
 
@@ -52,7 +54,7 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *w
 		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
-		changed: newSignal(),
+		changed: &store.Signal{},
 		stopped: make(chan struct{}),
 	}
 }
@@ -134,7 +136,7 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	if err == nil && w.tx.appended > 0 {
-		w.changed.fire()
+		w.changed.Fire()
 	}
 	if err != nil {
 		_, _ = w.conn.ExecContext(w.tx.ctx, "ROLLBACK")
