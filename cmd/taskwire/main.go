@@ -1,7 +1,10 @@
 // Command taskwire is the task coordination server and its command line.
 //
 //	taskwire serve [flags]     run the server (embedded SQLite by default)
+//	taskwire token new [flags] make a token for the tokens file
 //	taskwire version           print the version
+//	taskwire create|get|list|complete|workers|events|work|bench
+//	                           client commands (cli.go)
 //
 // Run `taskwire serve --help` for the flags; every flag also reads a
 // TASKWIRE_* environment variable.
@@ -56,6 +59,7 @@ const usage = `taskwire: a task coordination server speaking JSON-RPC 2.0.
 
 Usage:
   taskwire serve [flags]   run the server (embedded SQLite unless --redis and --postgres)
+  taskwire token new       make a token and the line of the tokens file for it
   taskwire version         print the version
 
 Example:
@@ -66,20 +70,25 @@ Run 'taskwire serve --help' for the flags.
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		printUsage(stderr)
 		return usageError("a command is required")
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildVersion())
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		printUsage(stdout)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	if cmd, ok := cliCommands[args[0]]; ok {
+		return cmd.run(ctx, newCLIIO(stdout, stderr), args[1:])
+	}
+	printUsage(stderr)
 	return usageError("unknown command %q", args[0])
 }
 

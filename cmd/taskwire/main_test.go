@@ -51,7 +51,7 @@ var readyLine = regexp.MustCompile(`listening on (http://\S+)`)
 
 // startChild runs `taskwire serve` with args in a new process and waits for
 // its ready line. The process is killed when the test ends.
-func startChild(t *testing.T, args ...string) *child {
+func startChild(t testing.TB, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")

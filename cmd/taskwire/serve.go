@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/auth"
+	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
 )
@@ -22,7 +27,13 @@ type serveConfig struct {
 	data          string
 	redisURL      string
 	postgresURL   string
+	redisPool     int
+	postgresPool  int
+	reconcile     time.Duration
 	insecure      bool
+	tokens        string
+	maxBody       int
+	maxBatch      int
 	rateLimits    map[string]service.Limit
 	noRateLimit   bool
 	workerTimeout time.Duration
@@ -54,12 +65,18 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
+	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "tokens file: turns authentication on (see `taskwire token new --help`) [TASKWIRE_TOKENS]")
+	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "Redis connections per process, 0 for the client's default [TASKWIRE_REDIS_POOL_SIZE]")
+	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "PostgreSQL connections per process, 0 for the client's default [TASKWIRE_POSTGRES_MAX_CONNS]")
+	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
 	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", e.duration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
 	fs.DurationVar(&c.eventMaxAge, "event-retention", e.duration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
 	fs.IntVar(&c.eventMax, "event-max", e.int("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
+	fs.IntVar(&c.maxBody, "max-body-bytes", e.int("TASKWIRE_MAX_BODY_BYTES", rpc.DefaultMaxBodyBytes), "largest /rpc request body; larger is HTTP 413 [TASKWIRE_MAX_BODY_BYTES]")
+	fs.IntVar(&c.maxBatch, "max-batch", e.int("TASKWIRE_MAX_BATCH", rpc.DefaultMaxBatch), "most calls in one JSON-RPC batch [TASKWIRE_MAX_BATCH]")
 	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
 	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
 	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
@@ -96,10 +113,14 @@ func (c *serveConfig) addRateLimit(spec string) error {
 // check refuses the combinations SPEC section 8 forbids.
 func (c *serveConfig) check() error {
 	switch {
-	case (c.redisURL == "") != (c.postgresURL == ""):
-		return usageError("distributed mode needs both --redis and --postgres; give both, or neither to run embedded on SQLite")
-	case c.redisURL != "":
-		return usageError("distributed mode (--redis with --postgres) is not available in this version; run embedded without them")
+	case c.redisURL == "" && c.postgresURL != "":
+		return usageError("--postgres without --redis: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+	case c.redisURL != "" && c.postgresURL == "":
+		return usageError("--redis without --postgres: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+	case c.reconcile < 100*time.Millisecond:
+		return usageError("--reconcile-interval must be at least 100ms, got %s", c.reconcile)
+	case c.redisPool < 0 || c.postgresPool < 0:
+		return usageError("pool sizes must not be negative")
 	case c.logFormat != "text" && c.logFormat != "json":
 		return usageError("--log-format must be text or json, got %q", c.logFormat)
 	case c.workerTimeout < time.Second:
@@ -108,10 +129,15 @@ func (c *serveConfig) check() error {
 		return usageError("--sweep-interval must be between 10ms and 1m, got %s", c.sweepInterval)
 	case c.eventMaxAge < time.Minute:
 		return usageError("--event-retention must be at least 1m, got %s", c.eventMaxAge)
+	case c.maxBody < 1<<10:
+		return usageError("--max-body-bytes must be at least 1024, got %d", c.maxBody)
+	case c.maxBatch < 1:
+		return usageError("--max-batch must be at least 1, got %d", c.maxBatch)
 	case c.eventMax < 1000:
 		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
-	case !server.IsLoopback(c.listen) && !c.insecure:
+	case !server.IsLoopback(c.listen) && c.tokens == "" && !c.insecure:
 		return usageError("--listen %s is not a loopback address and authentication is off: "+
+			"give --tokens FILE to require tokens (make them with `taskwire token new`), "+
 			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
 	}
 	if c.noRateLimit {
@@ -126,17 +152,65 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(c.logFormat, stderr)
-	srv, err := server.New(ctx, server.Config{
-		DataDir: c.data, WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
+	cfg := server.Config{
+		DataDir: c.data, RedisURL: c.redisURL, PostgresURL: c.postgresURL,
+		RedisPoolSize: c.redisPool, PostgresMaxConns: c.postgresPool, ReconcileInterval: c.reconcile,
+		WorkerTimeout: c.workerTimeout, RateLimits: c.rateLimits,
 		SweepInterval: c.sweepInterval, EventRetention: c.eventMaxAge, MaxEvents: c.eventMax,
+		MaxBodyBytes: int64(c.maxBody), MaxBatch: c.maxBatch,
 		Version: buildVersion(), Logger: logger,
-	})
+	}
+	authNote := "auth off"
+	if c.tokens != "" {
+		if cfg.Tokens, err = auth.Load(c.tokens); err != nil {
+			return err
+		}
+		authNote = fmt.Sprintf("auth on, tokens: %d", cfg.Tokens.Len())
+		// Registered before the server starts, so that no SIGHUP finds
+		// the default action (exit).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go reloadOnHangup(ctx, hup, cfg.Tokens, logger)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	mode := "embedded, SQLite in " + c.data
+	if c.redisURL != "" {
+		mode = fmt.Sprintf("distributed, Redis at %s, PostgreSQL at %s", hostOf(c.redisURL), hostOf(c.postgresURL))
+	}
 	return srv.Serve(ctx, c.listen, func(addr string) {
-		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (embedded, SQLite in %s)\n", buildVersion(), addr, c.data)
+		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (%s, %s)\n", buildVersion(), addr, mode, authNote)
 	})
+}
+
+// reloadOnHangup reads the tokens file again on every signal of hup until ctx
+// ends; connections stay open. A file that does not load leaves the tokens
+// in use as they were, and the log says why.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, tokens *auth.Tokens, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := tokens.Reload(); err != nil {
+				log.Error("tokens not reloaded, the previous tokens stay in use", "err", err)
+				continue
+			}
+			log.Info("tokens reloaded", "tokens", tokens.Len())
+		}
+	}
+}
+
+// hostOf is the host:port of a service URL, without its credentials.
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "(unparsed URL)"
+	}
+	return u.Host
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

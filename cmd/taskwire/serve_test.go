@@ -20,13 +20,15 @@ func TestParseServeRefuses(t *testing.T) {
 		want string // part of the error
 	}{
 		// Only one of the two distributed backends.
-		{"redis without postgres", []string{"--redis", "redis://127.0.0.1:6379"}, "needs both --redis and --postgres"},
-		{"postgres without redis", []string{"--postgres", "postgres://x"}, "needs both --redis and --postgres"},
-		// No auth exists yet, so any non-loopback address needs --insecure.
-		{"public address", []string{"--listen", "0.0.0.0:7700"}, "pass --insecure"},
+		{"redis without postgres", []string{"--redis", "redis://127.0.0.1:6379"}, "--redis without --postgres: distributed mode needs both"},
+		{"postgres without redis", []string{"--postgres", "postgres://x"}, "--postgres without --redis: distributed mode needs both"},
+		// A non-loopback address needs --tokens (or --insecure).
+		{"public address", []string{"--listen", "0.0.0.0:7700"}, "give --tokens FILE"},
 		{"all interfaces", []string{"--listen", ":7700"}, "not a loopback address"},
 		{"bad rate limit", []string{"--rate-limit", "task.claim=lots"}, "METHOD=N/DURATION"},
 		{"bad log format", []string{"--log-format", "xml"}, "text or json"},
+		{"tiny body limit", []string{"--max-body-bytes", "10"}, "--max-body-bytes must be at least 1024"},
+		{"no batch", []string{"--max-batch", "0"}, "--max-batch must be at least 1"},
 		{"stray argument", []string{"now"}, "takes no arguments"},
 	}
 	for _, tt := range tests {
@@ -60,6 +62,13 @@ func TestParseServeFlagsAndEnvironment(t *testing.T) {
 		if c.rateLimits[m] != l {
 			t.Errorf("rate limit of %s = %v, want %v", m, c.rateLimits[m], l)
 		}
+	}
+	if _, err := parseServe([]string{"--listen", "0.0.0.0:1", "--tokens", "/etc/taskwire/tokens.json"}, io.Discard); err != nil {
+		t.Errorf("a public address with --tokens: %v", err)
+	}
+	t.Setenv("TASKWIRE_TOKENS", "/etc/taskwire/tokens.json")
+	if c, err := parseServe([]string{"--listen", "0.0.0.0:1"}, io.Discard); err != nil || c.tokens != "/etc/taskwire/tokens.json" {
+		t.Errorf("a public address with TASKWIRE_TOKENS: %+v, %v", c, err)
 	}
 	c, err = parseServe([]string{"--no-rate-limit", "--listen", "0.0.0.0:1", "--insecure"}, io.Discard)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -29,6 +30,10 @@ const (
 	DefaultMaxBodyBytes     = 1<<30 + 1<<20
 	DefaultMaxBatch         = 1000
 	DefaultBatchConcurrency = 32
+	DefaultBodyGrace        = time.Minute
+	// MinBodyRate (bytes per second) is the slowest a large body may
+	// arrive: 1 GiB in about 18 minutes.
+	MinBodyRate = 1 << 20
 )
 
 // Options tune a Server. Zero values take the defaults.
@@ -39,6 +44,11 @@ type Options struct {
 	// MaxBatch is the most requests a batch may hold. Default
 	// DefaultMaxBatch.
 	MaxBatch int
+	// BodyGrace is how long any request body may take to arrive; a body
+	// of n bytes gets n/MinBodyRate seconds more. A body not in by then is
+	// answered HTTP 408, so that a client trickling bytes cannot hold a
+	// connection open. Default DefaultBodyGrace.
+	BodyGrace time.Duration
 	// BatchConcurrency is how many requests of one batch run at once.
 	// Default DefaultBatchConcurrency.
 	BatchConcurrency int
@@ -69,6 +79,9 @@ func NewServer(methods []Method, opts Options) *Server {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = DefaultBodyGrace
 	}
 	if opts.BatchConcurrency <= 0 {
 		opts.BatchConcurrency = DefaultBatchConcurrency
@@ -116,15 +129,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
 			writeJSON(w, http.StatusRequestEntityTooLarge,
 				errorResponse(nil, taskwire.TooLarge("body", int(s.opts.MaxBodyBytes))))
+		case errors.As(err, &netErr) && netErr.Timeout():
+			writeJSON(w, http.StatusRequestTimeout,
+				errorResponse(nil, invalidRequest("the request body did not arrive in time")))
 		}
 		// Otherwise the client went away mid-body: there is no one to
 		// answer.
 		return
 	}
-	ctx := context.WithValue(r.Context(), clientAddrKey{}, r.RemoteAddr)
+	ctx := WithClientAddr(r.Context(), r.RemoteAddr)
 	out := s.handle(ctx, body)
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)
@@ -135,17 +153,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads the whole body into one buffer: of exactly the announced
 // size when there is a Content-Length, so a large body is never copied.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	limit := s.opts.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	// The deadline covers this body only: it is lifted once the body is
+	// in, so that a long poll or a large response is not cut. (After a
+	// failure it stays, so that the server does not wait for the rest.)
+	size := r.ContentLength
+	if size < 0 {
+		size = limit
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(s.opts.BodyGrace+time.Duration(size/MinBodyRate)*time.Second)) == nil {
+		defer func() {
+			if err == nil {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	in := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength < 0 {
-		return io.ReadAll(body)
+		return io.ReadAll(in)
 	}
 	b := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(body, b); err != nil {
+	if _, err := io.ReadFull(in, b); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -229,6 +262,9 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 		params = emptyObject
 	case params[0] == '[':
 		return nil, taskwire.InvalidParams("params must be an object of named params")
+	}
+	if e := checkDepth(params); e != nil {
+		return nil, e
 	}
 	v, err := m.call(ctx, params, checkUTF8)
 	if err != nil {

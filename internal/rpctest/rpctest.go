@@ -18,7 +18,9 @@ import (
 type Client struct {
 	URL  string // base URL, e.g. http://127.0.0.1:7700
 	HTTP *http.Client
-	seq  atomic.Int64
+	// Token, when set, is sent as `Authorization: Bearer Token`.
+	Token string
+	seq   atomic.Int64
 }
 
 // New returns a client of the server at baseURL.
@@ -101,6 +103,9 @@ func (c *Client) Post(ctx context.Context, body []byte) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, 0, err

@@ -289,7 +289,17 @@ func post(tb testing.TB, b *bundle, body string) (int, []byte) {
 // httpGet fetches path from the server.
 func httpGet(tb testing.TB, b *bundle, path string) (*http.Response, []byte) {
 	tb.Helper()
-	resp, err := http.Get(b.url + path)
+	req, err := http.NewRequest(http.MethodGet, b.url+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return do(tb, req)
+}
+
+// do sends req and returns the response with its whole body.
+func do(tb testing.TB, req *http.Request) (*http.Response, []byte) {
+	tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,10 +6,11 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
-// methods is the JSON-RPC method table: every method of SPEC section 4
-// but events.*, each bound to the service.
+// methods is the JSON-RPC method table: every method of SPEC section 4,
+// each bound to the service; events.* work over WebSocket only.
 func methods(s *service.Service) []rpc.Method {
 	return []rpc.Method{
 		rpc.Register(taskwire.MethodTaskCreate, "Create a task (status pending).", bind(s.CreateTask)),
@@ -27,12 +28,20 @@ func methods(s *service.Service) []rpc.Method {
 		rpc.Register(taskwire.MethodSystemWorkers, "List the workers with status, queues, last heartbeat and tasks.", bind(s.Workers)),
 		rpc.Register(taskwire.MethodSystemHealth, "Report the server's status, backends, version and uptime.", bind(s.Health)),
 		rpc.Register(taskwire.MethodSystemMetrics, "Count tasks by status and queue; claim and completion rates.", bind(s.Metrics)),
+		rpc.Register(taskwire.MethodEventsSubscribe, "WebSocket only: receive events as events.event notifications; afterEventId replays first.", bind(ws.Subscribe(s.AllowSubscribe))),
+		rpc.Register(taskwire.MethodEventsUnsubscribe, "WebSocket only: end a subscription.", bind(ws.Unsubscribe)),
 	}
 }
 
-// bind passes the client's address to the service as the caller.
+// bind passes the caller to the service: the one ctx carries (set by
+// guard, or by a transport with service.WithPrincipal), with the client's
+// address when it has none.
 func bind[P, R any](fn func(context.Context, *P) (R, error)) func(context.Context, *P) (R, error) {
 	return func(ctx context.Context, p *P) (R, error) {
-		return fn(service.WithCaller(ctx, service.Caller{Addr: rpc.ClientAddr(ctx)}), p)
+		c := service.CallerFrom(ctx)
+		if c.Addr == "" {
+			c.Addr = rpc.ClientAddr(ctx)
+		}
+		return fn(service.WithCaller(ctx, c), p)
 	}
 }

@@ -12,18 +12,23 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
+	"github.com/taskwire/taskwire/internal/web"
 )
 
 func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/rpc", rpcHandler)
+	mux.Handle("/rpc", s.guard("", rpcHandler))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/tasks/{id}/result", s.result)
-	mux.Handle("GET /events", s.events)
+	mux.Handle("GET /metrics", s.guard(taskwire.MethodSystemMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /v1/tasks/{id}/result", s.guard(taskwire.MethodTaskGet, http.HandlerFunc(s.result)))
+	mux.Handle("GET /events", s.guard(taskwire.MethodEventsSubscribe, s.events))
+	mux.Handle("GET /ws", s.ws)
+	dashboard := web.Handler()
+	mux.Handle("GET /{$}", dashboard)
+	mux.Handle("GET /static/", dashboard)
 	return mux
 }
 

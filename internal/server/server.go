@@ -14,18 +14,36 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
+	"github.com/taskwire/taskwire/internal/redislimit"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/store"
+	"github.com/taskwire/taskwire/internal/store/redispg"
 	"github.com/taskwire/taskwire/internal/store/sqlite"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
-// Config configures an embedded server. Zero values take the defaults of
+// Config configures a server: embedded on SQLite, or distributed when
+// RedisURL and PostgresURL are both set. Zero values take the defaults of
 // SPEC section 8.
 type Config struct {
 	// DataDir holds the SQLite database (default ./taskwire-data).
 	DataDir string
+	// RedisURL and PostgresURL, both set, select distributed mode (see
+	// redispg.ConnectOptions for the URLs' parameters).
+	RedisURL    string
+	PostgresURL string
+	// RedisPoolSize and PostgresMaxConns size the connection pools of
+	// distributed mode; 0 keeps the URL's setting or the client's default.
+	RedisPoolSize    int
+	PostgresMaxConns int
+	// ReconcileInterval is how often distributed mode reconciles Redis
+	// with PostgreSQL (default 5s).
+	ReconcileInterval time.Duration
 	// WorkerTimeout: a worker silent this long goes offline (default 30s).
 	WorkerTimeout time.Duration
 	// SweepInterval is how often expired leases and silent workers are
@@ -38,8 +56,26 @@ type Config struct {
 	MaxEvents      int
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
+	// Limiter, when set, enforces the rate limits instead of the
+	// default: in embedded mode the in-process one, in distributed mode
+	// one kept in the deployment's Redis (redislimit), so that a limit
+	// holds across every process. It must be built on RateLimits.
+	Limiter service.Limiter
+	// Tokens, when set, turns authentication on: every endpoint but
+	// /healthz and /readyz needs a known bearer token, and each role may
+	// call only what SPEC section 4 allows it. Nil: auth off, every caller
+	// is an admin.
+	Tokens *auth.Tokens
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
 	MaxBodyBytes int64
+	// MaxBatch bounds the calls of one JSON-RPC batch (default 1,000).
+	MaxBatch int
+	// BodyGrace is how long a request body may take to arrive, plus a
+	// second per MiB (default 1 minute; see rpc.Options).
+	BodyGrace time.Duration
+	// MaxWaitingClaims bounds the long-poll claims one worker may have
+	// waiting at once (default 4).
+	MaxWaitingClaims int
 	// Version is reported by system.health and rpc.discover.
 	Version string
 	Logger  *slog.Logger
@@ -48,6 +84,9 @@ type Config struct {
 	// EventsHeartbeat is how often an idle GET /events stream gets a
 	// keepalive comment (default 15s).
 	EventsHeartbeat time.Duration
+	// WebSocket tunes GET /ws; its Authenticate hook turns token checks
+	// on for WebSocket connections.
+	WebSocket ws.Options
 }
 
 // Server is a running taskwire: its store, service and HTTP handler.
@@ -64,36 +103,39 @@ type Server struct {
 	// Close.
 	hub    *events.Hub
 	events http.Handler
+	// ws serves GET /ws; Drain closes its connections.
+	ws *ws.Handler
+	// tokens is Config.Tokens: nil when auth is off.
+	tokens *auth.Tokens
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
 const DatabaseFile = "taskwire.db"
 
-// New opens the store in cfg.DataDir (applying migrations) and builds the
-// handler.
+// New opens the store (applying migrations) and builds the handler.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.DataDir == "" {
-		cfg.DataDir = "taskwire-data"
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sqlite.Options{})
+	st, backend, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if rs, ok := st.(redisBacked); ok && cfg.Limiter == nil {
+		cfg.Limiter = sharedLimiter(rs, cfg.RateLimits)
+	}
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
+		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil, MaxWaitingClaims: cfg.MaxWaitingClaims,
 		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
-		Backend: "sqlite", Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
+		Backend: backend, Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{})}
+	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{}),
+		tokens: cfg.Tokens}
 	go func() {
 		defer close(s.done)
+		go svc.RelayReady(bg)
 		if cfg.SweepInterval >= 0 {
 			svc.RunSweeper(bg, cfg.SweepInterval)
 		}
@@ -104,25 +146,80 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(ctx, reg, svc)
 	rpcServer := rpc.NewServer(methods(svc), rpc.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, Version: cfg.Version,
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch, BodyGrace: cfg.BodyGrace,
+		Logger: cfg.Logger, Version: cfg.Version,
 		Observe: m.observe,
 	})
+	if cfg.WebSocket.Logger == nil {
+		cfg.WebSocket.Logger = cfg.Logger
+	}
+	if cfg.Tokens != nil && cfg.WebSocket.Authenticate == nil {
+		cfg.WebSocket.Authenticate = s.authenticateWebSocket
+	}
+	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
 	s.handler = s.routes(rpcServer, reg)
 	return s, nil
+}
+
+// openStore opens the store cfg selects and names its backend: redispg
+// when both URLs are set, else SQLite in cfg.DataDir.
+func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
+	if cfg.RedisURL != "" || cfg.PostgresURL != "" {
+		if cfg.RedisURL == "" || cfg.PostgresURL == "" {
+			return nil, "", errors.New("distributed mode needs both a Redis and a PostgreSQL URL")
+		}
+		st, err := redispg.Connect(ctx, redispg.ConnectOptions{
+			RedisURL: cfg.RedisURL, PostgresURL: cfg.PostgresURL,
+			RedisPoolSize: cfg.RedisPoolSize, PostgresMaxConns: cfg.PostgresMaxConns,
+			Options: redispg.Options{ReconcileInterval: cfg.ReconcileInterval, Logger: cfg.Logger},
+		})
+		return st, "redispg", err
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "taskwire-data"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, "", fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sqlite.Options{})
+	return st, "sqlite", err
+}
+
+// redisBacked is a store that keeps its state in Redis (distributed mode),
+// where the rate limits are kept too, so that they hold across processes.
+type redisBacked interface {
+	Redis() (client redis.UniversalClient, keyPrefix string)
+}
+
+// sharedLimiter is the rate limiter of every process sharing rs's Redis:
+// limits, or the defaults when nil.
+func sharedLimiter(rs redisBacked, limits map[string]service.Limit) service.Limiter {
+	if limits == nil {
+		limits = service.DefaultRateLimits()
+	}
+	client, prefix := rs.Redis()
+	return redislimit.New(client, prefix, limits)
 }
 
 // Handler returns the HTTP handler of every endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// WebSocket returns the handler of GET /ws.
+func (s *Server) WebSocket() *ws.Handler { return s.ws }
+
+// Hub returns the event hub that feeds GET /events and GET /ws.
+func (s *Server) Hub() *events.Hub { return s.hub }
+
 // Service returns the service behind the handler.
 func (s *Server) Service() *service.Service { return s.svc }
 
 // Drain makes waiting long-poll claims return and ends the event streams
-// (GET /events), ahead of a shutdown: http.Server.Shutdown waits for
-// neither.
+// (GET /events) and WebSocket connections, ahead of a shutdown:
+// http.Server.Shutdown waits for none of them.
 func (s *Server) Drain() {
 	s.svc.Drain()
 	s.hub.Close()
+	s.ws.Close()
 }
 
 // Close stops the background loops and releases the store; call it after
@@ -130,6 +227,7 @@ func (s *Server) Drain() {
 func (s *Server) Close() error {
 	s.stop()
 	s.hub.Close()
+	s.ws.Close()
 	<-s.done
 	return s.closeFn()
 }

@@ -134,6 +134,7 @@ func TestDiscover(t *testing.T) {
 		}
 	}
 	want := []string{
+		"events.subscribe", "events.unsubscribe",
 		"system.health", "system.heartbeat", "system.metrics", "system.register", "system.unregister", "system.workers",
 		"task.assign", "task.claim", "task.complete", "task.create", "task.delete", "task.get", "task.list",
 		"task.unassign", "task.update",
@@ -153,6 +154,8 @@ func TestDiscover(t *testing.T) {
 			"error": false, "attempt": false}},
 		{"task.claim", map[string]bool{"workerId": true, "maxTasks": false, "queues": false, "waitMs": false}},
 		{"system.workers", map[string]bool{}},
+		{"events.subscribe", map[string]bool{"types": false, "taskId": false, "afterEventId": false}},
+		{"events.unsubscribe", map[string]bool{"subscription": true}},
 	} {
 		if diff := cmp.Diff(tc.want, paramsOf[tc.method]); diff != "" {
 			t.Errorf("%s params (-want +got):\n%s", tc.method, diff)

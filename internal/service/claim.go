@@ -13,13 +13,19 @@ import (
 // unassigned in this process, or a delayed task come due) and tries again,
 // until a claim succeeds, the wait ends or the caller goes away. A worker
 // waiting in a long poll is alive: each claim attempt records it as seen,
-// and the wait heartbeats for it every third of the worker timeout.
+// and the wait heartbeats for it every third of the worker timeout. A
+// worker may have at most Config.MaxWaitingClaims long polls waiting at
+// once; one more is refused with -32000.
 func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*taskwire.ClaimResult, error) {
 	if err := s.limit(ctx, taskwire.MethodTaskClaim, p.WorkerID); err != nil {
 		return nil, err
 	}
 	var deadline, keepAlive <-chan time.Time
 	if wait := int64Or(p.WaitMs, 0); wait > 0 {
+		if err := s.waiters.enter(p.WorkerID); err != nil {
+			return nil, err
+		}
+		defer s.waiters.leave(p.WorkerID)
 		t := time.NewTimer(time.Duration(wait) * time.Millisecond)
 		defer t.Stop()
 		deadline = t.C

@@ -10,14 +10,17 @@ import (
 
 // CompleteTask implements task.complete: with error the task fails,
 // otherwise it completes with result. A retry of a completion that already
-// succeeded, with the same outcome, answers as the first call did.
+// succeeded, with the same outcome, answers as the first call did. A
+// worker-role caller acts as its own worker: it may complete only a task
+// assigned to it.
 func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) (*taskwire.CompleteResult, error) {
-	if err := s.limit(ctx, taskwire.MethodTaskComplete, p.WorkerID); err != nil {
+	worker := s.actingWorker(ctx, p.WorkerID)
+	if err := s.limit(ctx, taskwire.MethodTaskComplete, worker); err != nil {
 		return nil, err
 	}
 	q := store.CompleteTaskParams{
-		ID: p.TaskRef(), WorkerID: p.WorkerID, Result: p.Result,
-		Attempt: p.Attempt, By: principal(ctx, p.WorkerID), Now: s.now(),
+		ID: p.TaskRef(), WorkerID: worker, Result: p.Result,
+		Attempt: p.Attempt, By: principal(ctx, worker), Now: s.now(),
 	}
 	if q.Result == nil {
 		q.Result = json.RawMessage("null") // every final task has a result to read
@@ -27,7 +30,7 @@ func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) 
 	}
 	task, err := s.store.CompleteTask(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, s.otherWorkersTask(ctx, err)
 	}
 	s.rates.addCompleted(s.now())
 	return &taskwire.CompleteResult{ID: task.ID, Status: task.Status,

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -48,11 +49,34 @@ func ParseRateLimit(s string) (method string, l Limit, err error) {
 	return method, l, nil
 }
 
-// limiter holds one token bucket per method and principal. A bucket holds
-// N tokens and refills at N per Per, so a principal gets at most N calls in
-// any window of Per after an idle period, and N per Per sustained.
+// Limiter decides whether a principal may make one more call of a
+// method. Allow returns nil when it may (the call is counted), the -32000
+// error of RateLimited when it may not, and any other error when the
+// limiter cannot tell (a backend down); the call is then refused with that
+// error. Implementations are safe for concurrent use.
+type Limiter interface {
+	Allow(ctx context.Context, method, principal string) error
+}
+
+// RateLimited is the -32000 error of a call over limit l of method: data
+// {method, limit, windowMs, retryAfterMs}, retryAfterMs at least 1.
+func RateLimited(method string, l Limit, retryAfter time.Duration) *taskwire.Error {
+	retry := max(retryAfter.Milliseconds(), 1)
+	return &taskwire.Error{
+		Code:    taskwire.CodeRateLimited,
+		Message: fmt.Sprintf("Rate limit exceeded for %s: %d calls per %s", method, l.N, l.Per),
+		Data: map[string]any{"method": method, "limit": l.N,
+			"windowMs": l.Per.Milliseconds(), "retryAfterMs": retry},
+	}
+}
+
+// limiter is the in-process Limiter: one token bucket per method and
+// principal. A bucket holds N tokens and refills at N per Per, so a
+// principal gets at most N calls in any window of Per after an idle
+// period, and N per Per sustained.
 type limiter struct {
 	limits  map[string]Limit
+	now     func() time.Time
 	mu      sync.Mutex
 	buckets map[bucketKey]*bucket
 	calls   int
@@ -69,17 +93,20 @@ type bucket struct {
 // window is longer is kept for its window.
 const idleBucket = 10 * time.Minute
 
-func newLimiter(limits map[string]Limit) *limiter {
-	return &limiter{limits: limits, buckets: map[bucketKey]*bucket{}}
+// NewMemoryLimiter returns the in-process Limiter of limits, on the clock
+// now. Its counts are this process's alone.
+func NewMemoryLimiter(limits map[string]Limit, now func() time.Time) Limiter {
+	return &limiter{limits: limits, now: now, buckets: map[bucketKey]*bucket{}}
 }
 
-// allow takes one token of method for principal at now, or returns the
-// -32000 error that says when to retry.
-func (l *limiter) allow(method, principal string, now time.Time) error {
+// Allow takes one token of method for principal, or returns the -32000
+// error that says when to retry.
+func (l *limiter) Allow(_ context.Context, method, principal string) error {
 	lim, ok := l.limits[method]
 	if !ok || lim.N == 0 {
 		return nil
 	}
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
@@ -97,16 +124,7 @@ func (l *limiter) allow(method, principal string, now time.Time) error {
 		return nil
 	}
 	r.CancelAt(now)
-	retry := wait.Milliseconds()
-	if retry < 1 {
-		retry = 1
-	}
-	return &taskwire.Error{
-		Code:    taskwire.CodeRateLimited,
-		Message: fmt.Sprintf("Rate limit exceeded for %s: %d calls per %s", method, lim.N, lim.Per),
-		Data: map[string]any{"method": method, "limit": lim.N,
-			"windowMs": lim.Per.Milliseconds(), "retryAfterMs": retry},
-	}
+	return RateLimited(method, lim, wait)
 }
 
 // sweep drops idle buckets every few thousand calls; it runs under l.mu.

@@ -1,8 +1,11 @@
 package service
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 // readySignal wakes long-polling claims when a task may have become
@@ -62,4 +65,23 @@ func (r *readySignal) fire() {
 	r.due = time.Time{}
 	r.mu.Unlock()
 	r.notify()
+}
+
+// RelayReady wakes the long polls of this process whenever the store
+// reports that a task may have become claimable through another process
+// (store.ReadyNotifier), until ctx ends. With a store of one process it
+// returns at once.
+func (s *Service) RelayReady(ctx context.Context) {
+	n, ok := s.store.(store.ReadyNotifier)
+	if !ok {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.TasksReady():
+			s.ready.notify()
+		}
+	}
 }

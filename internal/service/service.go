@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -21,6 +22,17 @@ type Config struct {
 	// RateLimits per method; nil means DefaultRateLimits. A method absent
 	// from the map, or with N == 0, is unlimited.
 	RateLimits map[string]Limit
+	// Limiter, when set, enforces RateLimits instead of the in-process
+	// token buckets: a limiter shared by every process (distributed mode)
+	// is built on the same limits.
+	Limiter Limiter
+	// AuthRequired makes every call carry a principal (WithPrincipal) and
+	// checks its role; a call without one is refused. When false, auth is
+	// off and every caller is an admin.
+	AuthRequired bool
+	// MaxWaitingClaims bounds the long-poll claims one worker may have
+	// waiting at once (default DefaultMaxWaitingClaims).
+	MaxWaitingClaims int
 	// IdempotencyWindow is how long an idempotency key is remembered
 	// (default 24h).
 	IdempotencyWindow time.Duration
@@ -45,9 +57,10 @@ type Service struct {
 	now     func() time.Time
 	started time.Time
 	ids     *idSource
-	limiter *limiter
+	limiter Limiter
 	ready   *readySignal
 	rates   *rates
+	waiters *waiters
 	log     *slog.Logger
 	// draining is closed by Drain: waiting claims return at once.
 	draining chan struct{}
@@ -61,6 +74,9 @@ func New(st store.Store, cfg Config) *Service {
 	}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.MaxWaitingClaims <= 0 {
+		cfg.MaxWaitingClaims = DefaultMaxWaitingClaims
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = 24 * time.Hour
@@ -78,15 +94,19 @@ func New(st store.Store, cfg Config) *Service {
 		cfg.Logger = slog.Default()
 	}
 	now := func() time.Time { return cfg.Now().UTC().Truncate(time.Millisecond) }
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewMemoryLimiter(cfg.RateLimits, now)
+	}
 	return &Service{
 		store:    st,
 		cfg:      cfg,
 		now:      now,
 		started:  now(),
 		ids:      newIDSource(),
-		limiter:  newLimiter(cfg.RateLimits),
+		limiter:  cfg.Limiter,
 		ready:    newReadySignal(),
 		rates:    newRates(),
+		waiters:  newWaiters(cfg.MaxWaitingClaims),
 		log:      cfg.Logger,
 		draining: make(chan struct{}),
 	}
@@ -104,12 +124,26 @@ func (s *Service) Rates() (claimed, completed uint64) { return s.rates.totals() 
 // Store returns the store the service runs on.
 func (s *Service) Store() store.Store { return s.store }
 
-// Caller describes who makes a call, for rate limits and audit.
+// Caller describes who makes a call, for roles, rate limits and audit.
 type Caller struct {
 	// Name is the principal's token name, empty without auth.
 	Name string
 	// Addr is the client's network address.
 	Addr string
+	// Role is the token's role; empty without auth (with auth off every
+	// caller is an admin; with auth on a caller without a role may do
+	// nothing).
+	Role auth.Role
+	// WorkerID binds a worker-role caller to its worker.
+	WorkerID string
+}
+
+// WithPrincipal returns ctx carrying the caller authenticated as p from
+// the network address addr. Every transport that authenticates a token
+// (the Authorization header of HTTP, the first message of a WebSocket)
+// passes the ctx it returns to the service's methods.
+func WithPrincipal(ctx context.Context, p auth.Principal, addr string) context.Context {
+	return WithCaller(ctx, Caller{Name: p.Name, Addr: addr, Role: p.Role, WorkerID: p.WorkerID})
 }
 
 type callerKey struct{}

@@ -4,16 +4,27 @@ import (
 	"context"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 // Health implements system.health: "ok" when the store answers a ping,
-// else "degraded".
+// else "degraded". A store of several services (store.BackendPinger)
+// reports each by name.
 func (s *Service) Health(ctx context.Context, _ *taskwire.NoParams) (*taskwire.HealthResult, error) {
-	r := &taskwire.HealthResult{Status: "ok", Backends: map[string]string{s.cfg.Backend: "ok"},
+	r := &taskwire.HealthResult{Status: "ok", Backends: map[string]string{},
 		Version: s.cfg.Version, UptimeMs: s.now().Sub(s.started).Milliseconds()}
-	if err := s.store.Ping(ctx); err != nil {
-		r.Status = "degraded"
-		r.Backends[s.cfg.Backend] = "unavailable"
+	pings := map[string]error{s.cfg.Backend: nil}
+	if p, ok := s.store.(store.BackendPinger); ok {
+		pings = p.PingBackends(ctx)
+	} else {
+		pings[s.cfg.Backend] = s.store.Ping(ctx)
+	}
+	for name, err := range pings {
+		r.Backends[name] = "ok"
+		if err != nil {
+			r.Status = "degraded"
+			r.Backends[name] = "unavailable"
+		}
 	}
 	return r, nil
 }

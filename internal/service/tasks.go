@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"time"
 
@@ -26,9 +27,14 @@ func principal(ctx context.Context, workerID string) string {
 	return c.Addr
 }
 
-// limit applies the rate limit of method to the caller's principal.
+// limit checks that the caller's role allows method on workerID (see
+// authorize), then applies the rate limit of method to the caller's
+// principal. A refused call is not counted against the limit.
 func (s *Service) limit(ctx context.Context, method, workerID string) error {
-	return s.limiter.allow(method, principal(ctx, workerID), s.now())
+	if err := s.authorize(ctx, method, workerID); err != nil {
+		return err
+	}
+	return s.limiter.Allow(ctx, method, principal(ctx, workerID))
 }
 
 // CreateTask implements task.create.
@@ -100,17 +106,26 @@ func (s *Service) ListTasks(ctx context.Context, p *taskwire.ListParams) (*taskw
 		HasMore: q.Offset+len(tasks) < total}, nil
 }
 
-// UpdateTask implements task.update.
+// UpdateTask implements task.update. A worker-role caller acts as its own
+// worker: it may update only the in-progress task assigned to it, and
+// never its status.
 func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*taskwire.Task, error) {
-	if err := s.limit(ctx, taskwire.MethodTaskUpdate, p.WorkerID); err != nil {
+	worker := s.actingWorker(ctx, p.WorkerID)
+	if err := s.checkStatusChange(ctx, &p.Updates); err != nil {
+		return nil, err
+	}
+	if err := s.limit(ctx, taskwire.MethodTaskUpdate, worker); err != nil {
 		return nil, err
 	}
 	task, err := s.store.UpdateTask(ctx, store.UpdateTaskParams{
-		ID: p.ID, Updates: p.Updates, WorkerID: p.WorkerID,
-		Attempt: p.Attempt, By: principal(ctx, p.WorkerID), Now: s.now(),
+		ID: p.ID, Updates: p.Updates, WorkerID: worker,
+		Attempt: p.Attempt, By: principal(ctx, worker), Now: s.now(),
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.otherWorkersTask(ctx, err)
+	}
+	if p.Updates.Status != nil {
+		s.audit(ctx, taskwire.MethodTaskUpdate, p.ID, slog.String("status", string(*p.Updates.Status)))
 	}
 	if task.Status == taskwire.StatusPending {
 		s.ready.notify()
@@ -129,6 +144,7 @@ func (s *Service) AssignTask(ctx context.Context, p *taskwire.AssignParams) (*ta
 	}); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, taskwire.MethodTaskAssign, p.TaskID, slog.String("worker", p.Worker()))
 	s.ready.notify()
 	return &taskwire.AssignResult{TaskID: p.TaskID, WorkerID: p.Worker(),
 		AssignedAt: taskwire.NewTime(now)}, nil
@@ -144,6 +160,7 @@ func (s *Service) UnassignTask(ctx context.Context, p *taskwire.UnassignParams) 
 	if err != nil {
 		return nil, err
 	}
+	s.audit(ctx, taskwire.MethodTaskUnassign, p.TaskID, slog.String("previous", prev))
 	s.ready.notify()
 	r := &taskwire.UnassignResult{TaskID: p.TaskID, UnassignedAt: taskwire.NewTime(now)}
 	if prev != "" {
@@ -161,6 +178,7 @@ func (s *Service) DeleteTask(ctx context.Context, p *taskwire.DeleteParams) (*ta
 	if err := s.store.DeleteTask(ctx, store.DeleteTaskParams{ID: p.ID, By: principal(ctx, ""), Now: now}); err != nil {
 		return nil, err
 	}
+	s.audit(ctx, taskwire.MethodTaskDelete, p.ID)
 	return &taskwire.DeleteResult{ID: p.ID, Deleted: true, DeletedAt: taskwire.NewTime(now)}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/taskwire/taskwire"
@@ -47,16 +48,11 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 			}
 			picked = append(picked, ready...)
 		}
-		tasks = make([]*taskwire.Task, 0, len(picked))
-		for _, c := range picked {
-			r, err := scanTask(tx.queryRow(`UPDATE tasks SET status = 'in_progress', assigned_to = ?,
-				attempt = attempt + 1, lease_expires_at = ? + lease_ms, updated_at = ?
-				WHERE seq = ? RETURNING `+taskColumns, p.WorkerID, now.UnixMilli(), now.UnixMilli(), c.seq))
-			if err != nil {
-				return err
-			}
-			tx.appendEvent(store.TaskClaimedEvent(r.ID, p.WorkerID, now))
-			tasks = append(tasks, r.Task)
+		if tasks, err = take(tx, picked, p.WorkerID, now); err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			tx.appendEvent(store.TaskClaimedEvent(t.ID, p.WorkerID, now))
 		}
 		return nil
 	})
@@ -64,6 +60,36 @@ func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*ta
 		return nil, fmt.Errorf("claim for %s: %w", p.WorkerID, err)
 	}
 	return tasks, nil
+}
+
+// take makes the picked tasks in_progress for worker, with one statement,
+// and returns them in the order picked.
+func take(tx *writeTx, picked []candidate, worker string, now time.Time) ([]*taskwire.Task, error) {
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	order := make(map[int64]int, len(picked))
+	args := []any{worker, now.UnixMilli(), now.UnixMilli()}
+	for i, c := range picked {
+		order[c.seq] = i
+		args = append(args, c.seq)
+	}
+	rows, err := tx.query(`UPDATE tasks SET status = 'in_progress', assigned_to = ?,
+		attempt = attempt + 1, lease_expires_at = ? + lease_ms, updated_at = ?
+		WHERE seq IN (?`+strings.Repeat(", ?", len(picked)-1)+`) RETURNING `+taskColumns, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tasks := make([]*taskwire.Task, len(picked))
+	for rows.Next() {
+		r, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		tasks[order[r.seq]] = r.Task
+	}
+	return tasks, rows.Err()
 }
 
 // candidate is a ready task in claim order.

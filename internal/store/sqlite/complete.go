@@ -53,7 +53,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		}
 		tx.touchWorker(p.WorkerID, now)
 		task = r.Task
-		tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
+		tx.appendEvent(store.TaskCompletedEvent(r.Task, store.CompletedBy(p.WorkerID, p.By)))
 		return nil
 	})
 	if err != nil {
@@ -72,15 +72,6 @@ func finalize(tx *writeTx, r *taskRow, status taskwire.Status, errText string, r
 	r.LeaseExpiresAt, r.CompletedAt, r.UpdatedAt = time.Time{}, now, now
 	r.DurationMs = now.Sub(r.CreatedAt).Milliseconds()
 	return nil
-}
-
-// completedBy is who a task.completed event names: the worker when there
-// is one, else the caller.
-func completedBy(workerID, by string) string {
-	if workerID != "" {
-		return workerID
-	}
-	return by
 }
 
 // resultSum is the checksum stored next to a result.

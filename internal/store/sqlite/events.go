@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -104,25 +103,4 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 
 // EventsChanged returns a channel that the writer closes after the next
 // commit that appended events.
-func (s *Store) EventsChanged() <-chan struct{} { return s.w.changed.wait() }
-
-// signal is a channel closed, and replaced, on each fire.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ch
-}
-
-func (s *signal) fire() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.ch)
-	s.ch = make(chan struct{})
-}
+func (s *Store) EventsChanged() <-chan struct{} { return s.w.changed.Wait() }

@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/taskwire/taskwire"
@@ -67,8 +66,7 @@ func getTask(q querier, id string) (*taskRow, error) {
 
 // conflict reports that r's state does not allow an operation.
 func conflict(r *taskRow, format string, args ...any) *store.ConflictError {
-	return &store.ConflictError{TaskID: r.ID, Status: r.Status, AssignedTo: r.AssignedTo,
-		Reason: fmt.Sprintf(format, args...)}
+	return store.Conflict(r.Task, format, args...)
 }
 
 // saveTask writes back every column of r that an operation may change.

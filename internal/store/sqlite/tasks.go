@@ -17,14 +17,7 @@ import (
 // keyed create also forgets a few keys older than its window, so the keys
 // kept stay about those of one window.
 func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
-	t := p.Task
-	t.Status, t.AssignedTo, t.Attempt, t.LeaseExpiresAt = taskwire.StatusPending, "", 0, time.Time{}
-	t.Error, t.Result, t.ResultSize, t.ResultTruncated = "", nil, 0, false
-	t.CompletedAt, t.DurationMs = time.Time{}, 0
-	t.RunAt, t.CreatedAt, t.UpdatedAt = truncMs(t.RunAt), truncMs(t.CreatedAt), truncMs(t.UpdatedAt)
-	if nullJSON(t.Metadata) == nil {
-		t.Metadata = nil
-	}
+	t := store.PendingTask(p.Task)
 	notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
 
 	var task *taskwire.Task
@@ -110,7 +103,7 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 			return conflict(r, "stale attempt %d, current %d", *p.Attempt, r.Attempt)
 		}
 		if p.WorkerID != "" {
-			if err := heldBy(r, p.WorkerID); err != nil {
+			if err := store.HeldBy(r.Task, p.WorkerID); err != nil {
 				return err
 			}
 			r.renewLease(now)
@@ -137,7 +130,9 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		}
 		tx.appendEvent(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(&before, r.Task), now))
 		if u.Status != nil {
-			statusEvent(tx, &before, r, *u.Status, p, now)
+			if ev, ok := store.StatusChangeEvent(&before, r.Task, *u.Status, p, now); ok {
+				tx.appendEvent(ev)
+			}
 		}
 		task = r.Task
 		return nil
@@ -146,33 +141,6 @@ func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*task
 		return nil, fmt.Errorf("update task %s: %w", p.ID, err)
 	}
 	return task, nil
-}
-
-// statusEvent appends the event of a status change that moved the task,
-// before the update, to r: back to the queue (task.requeued) when it was
-// held, reserved or final, finalized (task.completed).
-func statusEvent(tx *writeTx, before *taskwire.Task, r *taskRow, to taskwire.Status, p store.UpdateTaskParams, now time.Time) {
-	switch to {
-	case taskwire.StatusPending:
-		if before.Status != taskwire.StatusPending || before.AssignedTo != "" {
-			tx.appendEvent(store.TaskRequeuedEvent(r.ID, before.AssignedTo, r.Attempt, store.RequeueUpdate, p.By, now))
-		}
-	case taskwire.StatusCompleted, taskwire.StatusFailed:
-		tx.appendEvent(store.TaskCompletedEvent(r.Task, completedBy(p.WorkerID, p.By)))
-	}
-}
-
-// heldBy checks that r is in_progress and assigned to worker.
-func heldBy(r *taskRow, worker string) error {
-	switch {
-	case r.AssignedTo != worker && r.AssignedTo != "":
-		return conflict(r, "assigned to %s", r.AssignedTo)
-	case r.AssignedTo != worker:
-		return conflict(r, "task is not assigned")
-	case r.Status != taskwire.StatusInProgress:
-		return conflict(r, "task is %s", r.Status)
-	}
-	return nil
 }
 
 // changeStatus applies a status change of task.update to r: pending

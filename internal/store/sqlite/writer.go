@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 var errClosed = errors.New("sqlite: store is closed")
@@ -39,7 +40,7 @@ type writer struct {
 	ops  chan *op
 	max  int
 	// changed fires after each commit that appended events.
-	changed *signal
+	changed *store.Signal
 	// relaxedSync is whether the connection is at synchronous=NORMAL.
 	relaxedSync bool
 
@@ -54,7 +55,7 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *w
 		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
-		changed: newSignal(),
+		changed: &store.Signal{},
 		stopped: make(chan struct{}),
 	}
 }
@@ -136,7 +137,7 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	if err == nil && len(w.tx.events) > 0 {
-		w.changed.fire()
+		w.changed.Fire()
 	}
 	if err != nil {
 		_, _ = w.conn.ExecContext(w.tx.ctx, "ROLLBACK")

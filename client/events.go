@@ -1,0 +1,140 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// EventsParams filter the event stream of Client.Events.
+type EventsParams struct {
+	// Types keeps only these event types (all when empty).
+	Types []taskwire.EventType
+	// TaskID keeps only the events of one task.
+	TaskID string
+	// After resumes after this event id: the events the server's log still
+	// holds after it come first. Empty starts with the events from now on.
+	After string
+}
+
+// Events follows the server's event stream (GET /events, Server-Sent
+// Events) and calls fn with each event, in the order of the server's log.
+// When the connection drops it reconnects, resuming after the last event
+// it delivered (Last-Event-ID), so no event is skipped or repeated; it
+// gives up after MaxAttempts failed connections in a row. It returns
+// ctx.Err() when ctx ends, fn's error when fn fails, and an *Error when
+// the server refuses the filters (an unknown type or event id).
+func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Event) error) error {
+	after := p.After
+	failures := 0
+	for {
+		start := time.Now()
+		delivered, err := c.followEvents(ctx, p, &after, fn)
+		var stop stopError
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &stop):
+			return stop.err
+		case err != nil && !retryable(ctx, err):
+			return err
+		case err == nil:
+			err = errors.New("the server closed the stream")
+		}
+		if delivered || time.Since(start) > healthyStream {
+			failures = 0
+		}
+		failures++
+		if failures >= c.opts.MaxAttempts || !c.sleep(ctx, c.backoff(failures, err)) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("events: %w", err)
+		}
+	}
+}
+
+// healthyStream is how long a connection that delivered no event must have
+// lasted for its end not to count as a failure.
+const healthyStream = time.Minute
+
+// stopError carries an error of the caller's fn, which ends the stream.
+type stopError struct{ err error }
+
+func (s stopError) Error() string { return s.err.Error() }
+
+// followEvents reads one connection of the stream until it ends, moving
+// *after past each event delivered; delivered reports whether it delivered
+// any.
+func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string, fn func(taskwire.Event) error) (delivered bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.eventsURL(p), nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if *after != "" {
+		req.Header.Set("Last-Event-ID", *after)
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return false, fmt.Errorf("events: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, statusError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var data strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch {
+		case line == "":
+			if data.Len() == 0 {
+				continue
+			}
+			var e taskwire.Event
+			if err := json.Unmarshal([]byte(data.String()), &e); err != nil {
+				return delivered, fmt.Errorf("events: undecodable event %.200q: %w", data.String(), err)
+			}
+			data.Reset()
+			if err := fn(e); err != nil {
+				return true, stopError{err}
+			}
+			*after, delivered = e.ID, true
+		case field == "data":
+			data.WriteString(value)
+		}
+	}
+	return delivered, sc.Err()
+}
+
+// eventsURL is the address of the stream with p's filters.
+func (c *Client) eventsURL(p EventsParams) string {
+	q := url.Values{}
+	if len(p.Types) > 0 {
+		types := make([]string, len(p.Types))
+		for i, t := range p.Types {
+			types[i] = string(t)
+		}
+		q.Set("types", strings.Join(types, ","))
+	}
+	if p.TaskID != "" {
+		q.Set("taskId", p.TaskID)
+	}
+	u := c.base + "/events"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}

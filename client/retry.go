@@ -1,0 +1,77 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// retry runs fn until it succeeds, fails with an error that is not worth
+// retrying, or MaxAttempts is reached; only when safe. Between attempts it
+// waits the server's retryAfterMs, or an exponential backoff with jitter,
+// and gives up at once when ctx would end before the next attempt.
+func (c *Client) retry(ctx context.Context, safe bool, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !safe || attempt >= c.opts.MaxAttempts || !retryable(ctx, err) {
+			return err
+		}
+		if !c.sleep(ctx, c.backoff(attempt, err)) {
+			return err
+		}
+	}
+}
+
+// retryable reports whether err is worth another attempt of a safe call:
+// rate limits, unavailable backends, a gateway's error, or a failed
+// connection (not the caller's own context ending).
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if IsRateLimited(err) || IsUnavailable(err) {
+		return true
+	}
+	var h *HTTPError
+	if errors.As(err, &h) {
+		switch h.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var e *Error
+	return !errors.As(err, &e) && !errors.Is(err, errNoResponse)
+}
+
+// backoff returns the wait before attempt+1: the server's retryAfterMs
+// plus up to MinBackoff of jitter, else MinBackoff·2^(attempt-1) capped at
+// MaxBackoff, jittered down to half of it.
+func (c *Client) backoff(attempt int, err error) time.Duration {
+	if d, ok := RetryAfter(err); ok {
+		return d + rand.N(c.opts.MinBackoff)
+	}
+	d := c.opts.MinBackoff << min(attempt-1, 20)
+	if d <= 0 || d > c.opts.MaxBackoff {
+		d = c.opts.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d and reports true, or reports false at once when ctx ends
+// first or its deadline leaves no time for another attempt.
+func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

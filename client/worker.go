@@ -1,0 +1,184 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// Handler runs one task. Its result (any value encoding to JSON; a
+// json.RawMessage is sent as is) completes the task; a non-nil error
+// fails it with the error's message. ctx ends when the worker's grace
+// period after a shutdown is over: a handler that returns then has its
+// task handed back to the queue instead of completed.
+type Handler func(ctx context.Context, task *taskwire.Task) (result any, err error)
+
+// WorkerOptions configure a Worker.
+type WorkerOptions struct {
+	// ID is the worker id (default HOSTNAME-PID-RANDOM).
+	ID string
+	// Queues the worker claims from (default: the server's default queue).
+	Queues []string
+	// Concurrency is how many tasks run at once (default 1).
+	Concurrency int
+	// PollWait is how long one claim waits for a task (long poll; default
+	// and maximum 30s).
+	PollWait time.Duration
+	// Grace is how long running tasks may take to finish once the
+	// worker's context ends (default 30s); the tasks still running then
+	// are handed back to the queue.
+	Grace time.Duration
+	// ExitWhenIdle makes Run return once a claim finds no task and no
+	// task is running.
+	ExitWhenIdle bool
+	// Metadata is sent with the registration.
+	Metadata json.RawMessage
+	// Logger receives the worker's troubles (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Worker registers with the server, claims tasks and runs a Handler for
+// each, with a bounded concurrency. Run it with Run.
+type Worker struct {
+	c    *Client
+	opts WorkerOptions
+	h    Handler
+	log  *slog.Logger
+
+	// mu guards running (the tasks whose handler has not returned) and
+	// interval (the server's heartbeat interval).
+	mu       sync.Mutex
+	running  map[string]*taskwire.Task
+	interval time.Duration
+	// regMu serialises registrations: the claim loop and the heartbeat
+	// may both find that the server forgot the worker.
+	regMu sync.Mutex
+	// beat wakes the heartbeat loop when a task with a short lease starts.
+	beat chan struct{}
+}
+
+// NewWorker returns a worker that runs h for each task it claims.
+func NewWorker(c *Client, opts WorkerOptions, h Handler) *Worker {
+	if opts.ID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "worker"
+		}
+		opts.ID = fmt.Sprintf("%s-%d-%s", sanitizeID(host), os.Getpid(), strconv.FormatUint(rand.Uint64N(1<<24), 36))
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
+	if opts.PollWait <= 0 || opts.PollWait > taskwire.MaxWaitMs*time.Millisecond {
+		opts.PollWait = taskwire.MaxWaitMs * time.Millisecond
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Worker{c: c, opts: opts, h: h, log: opts.Logger.With("worker", opts.ID),
+		running: map[string]*taskwire.Task{}, beat: make(chan struct{}, 1)}
+}
+
+// ID returns the worker id.
+func (w *Worker) ID() string { return w.opts.ID }
+
+// sanitizeID keeps the characters a worker id may hold.
+func sanitizeID(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// Run registers the worker and runs tasks until ctx ends (or, with
+// ExitWhenIdle, until there is nothing left to do). It then stops
+// claiming, lets the running tasks finish within Grace, hands the others
+// back to the queue, unregisters and returns nil (after waiting up to 5s
+// more for the handlers whose context it cancelled to return). It returns
+// an error only when the worker cannot register.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.register(ctx); err != nil {
+		return err
+	}
+	// The heartbeat and the completions outlive ctx: they must go on
+	// through the grace period.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var hb sync.WaitGroup
+	hb.Go(func() { w.heartbeatLoop(bg) })
+
+	// hard ends the handlers when the grace period is over.
+	hard, stopHard := context.WithCancel(bg)
+	defer stopHard()
+	var tasks sync.WaitGroup
+	w.claimLoop(ctx, hard, &tasks)
+
+	finished := make(chan struct{})
+	go func() { tasks.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(w.opts.Grace):
+		stopHard()
+		w.log.Warn("grace period over: handing back the tasks still running", "tasks", w.runningIDs())
+	}
+	// Unregistering requeues whatever is still in progress, including a
+	// task claimed by a long poll cut short by the shutdown.
+	uctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	if _, err := w.c.Unregister(uctx, w.opts.ID); err != nil && !IsNotRegistered(err) {
+		w.log.Warn("unregister", "err", err)
+	}
+	stopBG()
+	hb.Wait()
+	select {
+	case <-finished:
+	case <-time.After(abandonWait):
+		w.log.Warn("handlers still running after their context ended", "tasks", w.runningIDs())
+	}
+	return nil
+}
+
+// abandonWait is how long Run waits, once the grace period is over and the
+// tasks are handed back, for the handlers to return after their context
+// was cancelled.
+const abandonWait = 5 * time.Second
+
+// register registers the worker and records the heartbeat interval.
+func (w *Worker) register(ctx context.Context) error {
+	w.regMu.Lock()
+	defer w.regMu.Unlock()
+	r, err := w.c.Register(ctx, taskwire.RegisterParams{ID: w.opts.ID, Queues: w.opts.Queues, Metadata: w.opts.Metadata})
+	if err != nil {
+		return fmt.Errorf("register %s: %w", w.opts.ID, err)
+	}
+	w.mu.Lock()
+	w.interval = time.Duration(r.HeartbeatIntervalMs) * time.Millisecond
+	w.mu.Unlock()
+	return nil
+}
+
+// runningIDs returns the ids of the tasks whose handler runs.
+func (w *Worker) runningIDs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	return ids
+}

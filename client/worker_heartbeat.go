@@ -1,0 +1,58 @@
+package client
+
+import (
+	"context"
+	"time"
+)
+
+// minBeat is the shortest wait between two heartbeats.
+const minBeat = 200 * time.Millisecond
+
+// heartbeatLoop heartbeats until ctx ends. A heartbeat renews the leases
+// of all the worker's in-progress tasks, so it beats at the server's
+// interval or, when shorter, a third of the shortest lease among the
+// running tasks. A worker the server declared offline registers again.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTimer(w.nextBeat())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.beat:
+			t.Reset(w.nextBeat())
+			continue
+		case <-t.C:
+		}
+		r, err := w.c.Heartbeat(ctx, w.opts.ID)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && r.Alive:
+		case err == nil || IsNotRegistered(err):
+			w.log.Warn("the server declared this worker offline: registering again")
+			if err := w.register(ctx); err != nil && ctx.Err() == nil {
+				w.log.Warn("register", "err", err)
+			}
+		default:
+			w.log.Warn("heartbeat", "err", err)
+		}
+		t.Reset(w.nextBeat())
+	}
+}
+
+// nextBeat returns the wait before the next heartbeat.
+func (w *Worker) nextBeat() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.interval
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	for _, t := range w.running {
+		if lease := time.Duration(t.LeaseMs) * time.Millisecond / 3; lease > 0 && lease < d {
+			d = lease
+		}
+	}
+	return max(d, minBeat)
+}

@@ -1,0 +1,171 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/taskwire/taskwire"
+)
+
+// idleWait is the longest a claim waits with ExitWhenIdle: long enough
+// not to spin while tasks run, short enough to notice an empty queue.
+const idleWait = time.Second
+
+// claimLoop claims tasks while slots are free and starts a handler for
+// each, until ctx ends (or the queue is empty, with ExitWhenIdle). Each
+// handler runs under hard and is counted in tasks.
+func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) {
+	slots := make(chan struct{}, w.opts.Concurrency)
+	wait := w.opts.PollWait
+	if w.opts.ExitWhenIdle {
+		wait = min(wait, idleWait)
+	}
+	failures := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1 + acquire(slots, min(cap(slots), taskwire.MaxClaimTasks)-1)
+		res, err := w.c.ClaimTasks(ctx, taskwire.ClaimParams{WorkerID: w.opts.ID, MaxTasks: &n,
+			Queues: w.opts.Queues, WaitMs: Ptr(wait.Milliseconds())})
+		var got []*taskwire.Task
+		if err == nil && res.Claimed {
+			got = res.Tasks
+		}
+		for range n - len(got) {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			w.claimFailed(ctx, err, failures)
+			continue
+		}
+		failures = 0
+		for _, t := range got {
+			w.track(t)
+			tasks.Go(func() {
+				defer func() { <-slots }()
+				w.runTask(hard, t)
+			})
+		}
+		if len(got) == 0 && w.opts.ExitWhenIdle && len(slots) == 0 {
+			return
+		}
+	}
+}
+
+// acquire takes up to n more free slots without waiting and returns how
+// many it took.
+func acquire(slots chan struct{}, n int) int {
+	for i := range n {
+		select {
+		case slots <- struct{}{}:
+		default:
+			return i
+		}
+	}
+	return n
+}
+
+// claimFailed handles a failed claim: a worker the server forgot
+// registers again; other errors (already retried by the client) wait a
+// backoff.
+func (w *Worker) claimFailed(ctx context.Context, err error, failures int) {
+	if IsNotRegistered(err) {
+		w.log.Warn("the server forgot this worker: registering again")
+		if err := w.register(ctx); err == nil {
+			return
+		}
+	}
+	w.log.Warn("claim", "err", err)
+	w.c.sleep(ctx, w.c.backoff(failures, err))
+}
+
+// runTask runs the handler of t and reports its outcome, unless the grace
+// period ended first (the task is then handed back by unregistering).
+func (w *Worker) runTask(hard context.Context, t *taskwire.Task) {
+	defer w.untrack(t.ID)
+	result, herr := w.handle(hard, t)
+	if hard.Err() != nil {
+		return
+	}
+	p := taskwire.CompleteParams{ID: t.ID, WorkerID: w.opts.ID, Attempt: Ptr(t.Attempt)}
+	if herr == nil {
+		raw, err := encodeResult(result)
+		if err != nil {
+			herr = fmt.Errorf("encode result: %w", err)
+		}
+		p.Result = raw
+	}
+	if herr != nil {
+		p.Result = nil
+		p.Error = Ptr(errorText(herr))
+	}
+	if _, err := w.c.CompleteTask(hard, p); err != nil {
+		w.log.Warn("complete", "task", t.ID, "attempt", t.Attempt, "err", err)
+	}
+}
+
+// handle runs the handler; a panic becomes the task's error.
+func (w *Worker) handle(ctx context.Context, t *taskwire.Task) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("handler panicked", "task", t.ID, "panic", r, "stack", string(debug.Stack()))
+			result, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return w.h(ctx, t)
+}
+
+// encodeResult returns the JSON of a handler's result.
+func encodeResult(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("result is not valid JSON")
+		}
+		return raw, nil
+	}
+	return json.Marshal(v)
+}
+
+// maxErrorRunes is the longest error message task.complete accepts.
+const maxErrorRunes = 65536
+
+// errorText is err's message as task.complete accepts it: not empty, at
+// most maxErrorRunes characters.
+func errorText(err error) string {
+	s := err.Error()
+	if s == "" {
+		return "handler failed"
+	}
+	if utf8.RuneCountInString(s) > maxErrorRunes {
+		s = string([]rune(s)[:maxErrorRunes])
+	}
+	return s
+}
+
+func (w *Worker) track(t *taskwire.Task) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running[t.ID] = t
+	select {
+	case w.beat <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) untrack(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.running, id)
+}

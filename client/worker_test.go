@@ -1,0 +1,256 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+)
+
+// createN creates n tasks named prefix-i and returns their ids.
+func createN(t *testing.T, b *bundle, prefix string, n int, p taskwire.CreateParams) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		p.Text = fmt.Sprintf("%s-%d", prefix, i)
+		ids[i] = create(t, b, p).ID
+	}
+	return ids
+}
+
+// runWorker runs w until it returns and reports Run's error.
+func runWorker(cx context.Context, w *client.Worker) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(cx) }()
+	return errc
+}
+
+// wait waits for Run to return.
+func wait(t *testing.T, errc <-chan error) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s")
+	}
+}
+
+// completions counts the task.completed events of each task in the log.
+func completions(t *testing.T, b *bundle) map[string]int {
+	t.Helper()
+	evs, err := b.srv.Service().Store().ReadEvents(ctx(t), "", 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, e := range evs {
+		if e.Type == taskwire.EventTaskCompleted {
+			var p struct{ ID string }
+			_ = json.Unmarshal(e.Payload, &p)
+			n[p.ID]++
+		}
+	}
+	return n
+}
+
+// TestWorkerRunsTasks: results complete tasks, errors fail them, a panic
+// fails its task only, and the worker unregisters when idle.
+func TestWorkerRunsTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ids := createN(t, b, "ok", 20, taskwire.CreateParams{})
+	failing := create(t, b, taskwire.CreateParams{Text: "fail"}).ID
+	panicking := create(t, b, taskwire.CreateParams{Text: "panic"}).ID
+
+	var peak, now atomic.Int64
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", Concurrency: 4, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			n := now.Add(1)
+			defer now.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(20 * time.Millisecond)
+			switch task.Text {
+			case "fail":
+				return nil, errors.New("disk full")
+			case "panic":
+				panic("boom")
+			}
+			return map[string]string{"upper": strings.ToUpper(task.Text)}, nil
+		})
+	wait(t, runWorker(ctx(t), w))
+
+	for _, id := range ids {
+		got := get(t, b, id)
+		want := fmt.Sprintf(`{"upper":%q}`, strings.ToUpper(got.Text))
+		if got.Status != taskwire.StatusCompleted || string(got.Result) != want {
+			t.Fatalf("%s: %s %s, want completed %s", got.Text, got.Status, got.Result, want)
+		}
+	}
+	if got := get(t, b, failing); got.Status != taskwire.StatusFailed || got.Error != "disk full" {
+		t.Fatalf("failing task: %s %q", got.Status, got.Error)
+	}
+	if got := get(t, b, panicking); got.Status != taskwire.StatusFailed || got.Error != "panic: boom" {
+		t.Fatalf("panicking task: %s %q", got.Status, got.Error)
+	}
+	if p := peak.Load(); p < 2 || p > 4 {
+		t.Fatalf("peak concurrency %d, want 2..4", p)
+	}
+	ws, _ := b.c.Workers(ctx(t))
+	if len(ws.Workers) != 0 {
+		t.Fatalf("workers after Run: %+v, want unregistered", ws.Workers)
+	}
+}
+
+// TestWorkerShutdownFinishesRunningTasks: on cancel the worker stops
+// claiming, the running tasks finish within the grace period, the others
+// stay in the queue; nothing is lost or completed twice.
+func TestWorkerShutdownFinishesRunningTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ids := createN(t, b, "job", 12, taskwire.CreateParams{})
+	started := make(chan string, 12)
+	release := make(chan struct{})
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", Concurrency: 3, Grace: 20 * time.Second, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			started <- task.ID
+			<-release
+			return "done", nil
+		})
+	cx, cancel := context.WithCancel(ctx(t))
+	errc := runWorker(cx, w)
+	running := map[string]bool{}
+	for range 3 {
+		running[<-started] = true
+	}
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wait(t, errc)
+
+	counts := completions(t, b)
+	for _, id := range ids {
+		got := get(t, b, id)
+		switch {
+		case running[id] && got.Status != taskwire.StatusCompleted:
+			t.Errorf("%s was running: %s, want completed", got.Text, got.Status)
+		case !running[id] && (got.Status != taskwire.StatusPending || got.AssignedTo != ""):
+			t.Errorf("%s never started: %s assigned to %q, want pending and free", got.Text, got.Status, got.AssignedTo)
+		}
+		if counts[id] > 1 {
+			t.Errorf("%s completed %d times", got.Text, counts[id])
+		}
+	}
+	if len(counts) != 3 {
+		t.Errorf("%d tasks completed, want the 3 that were running", len(counts))
+	}
+}
+
+// TestWorkerShutdownHandsBackSlowTasks: tasks still running when the grace
+// period ends go back to the queue, and a second worker completes every
+// task exactly once.
+func TestWorkerShutdownHandsBackSlowTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ids := createN(t, b, "slow", 6, taskwire.CreateParams{})
+	started := make(chan struct{}, 6)
+	var handedBack sync.WaitGroup
+	slow := client.NewWorker(b.c, client.WorkerOptions{ID: "slow", Concurrency: 2, Grace: 300 * time.Millisecond, Logger: quietLogger()},
+		func(ctx context.Context, task *taskwire.Task) (any, error) {
+			handedBack.Add(1)
+			defer handedBack.Done()
+			started <- struct{}{}
+			<-ctx.Done() // works until told to stop, then returns late
+			time.Sleep(100 * time.Millisecond)
+			return "too late", nil
+		})
+	cx, cancel := context.WithCancel(ctx(t))
+	errc := runWorker(cx, slow)
+	<-started
+	<-started
+	cancel()
+	wait(t, errc)
+	handedBack.Wait()
+	time.Sleep(100 * time.Millisecond) // a late completion would have landed by now
+	if n := len(completions(t, b)); n != 0 {
+		t.Fatalf("%d tasks completed by a worker past its grace period", n)
+	}
+	for _, id := range ids {
+		if got := get(t, b, id); got.Status != taskwire.StatusPending || got.AssignedTo != "" {
+			t.Fatalf("%s: %s assigned to %q, want back in the queue", got.Text, got.Status, got.AssignedTo)
+		}
+	}
+
+	fast := client.NewWorker(b.c, client.WorkerOptions{ID: "fast", Concurrency: 2, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return task.Attempt, nil })
+	wait(t, runWorker(ctx(t), fast))
+	counts := completions(t, b)
+	for _, id := range ids {
+		got := get(t, b, id)
+		if got.Status != taskwire.StatusCompleted || counts[id] != 1 {
+			t.Errorf("%s: %s, completed %d times; want completed once", got.Text, got.Status, counts[id])
+		}
+	}
+}
+
+// TestWorkerRenewsLeases: a task whose lease (1s) is much shorter than the
+// heartbeat interval keeps its lease while its handler runs for 2.5s.
+func TestWorkerRenewsLeases(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(30*time.Second))
+	id := create(t, b, taskwire.CreateParams{Text: "long", LeaseMs: client.Ptr[int64](1000)}).ID
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			time.Sleep(2500 * time.Millisecond)
+			return task.Attempt, nil
+		})
+	wait(t, runWorker(ctx(t), w))
+	if got := get(t, b, id); got.Status != taskwire.StatusCompleted || got.Attempt != 1 || string(got.Result) != "1" {
+		t.Fatalf("task: %s, attempt %d, result %s; want completed on attempt 1", got.Status, got.Attempt, got.Result)
+	}
+}
+
+// TestWorkerRegistersAgain: a worker the server forgot (unregistered
+// behind its back) registers again and keeps working.
+func TestWorkerRegistersAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(900*time.Millisecond))
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", PollWait: 200 * time.Millisecond, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return "ok", nil })
+	cx, cancel := context.WithCancel(ctx(t))
+	errc := runWorker(cx, w)
+	defer func() { cancel(); wait(t, errc) }()
+
+	waitFor(t, func() bool { ws, _ := b.c.Workers(ctx(t)); return len(ws.Workers) == 1 })
+	if _, err := b.c.Unregister(ctx(t), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	id := create(t, b, taskwire.CreateParams{Text: "after"}).ID
+	waitFor(t, func() bool { return get(t, b, id).Status == taskwire.StatusCompleted })
+	ws, _ := b.c.Workers(ctx(t))
+	if len(ws.Workers) != 1 || ws.Workers[0].Status != taskwire.WorkerOnline {
+		t.Fatalf("workers: %+v", ws.Workers)
+	}
+}
+
+// waitFor polls cond for up to 20 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 20s")
+}

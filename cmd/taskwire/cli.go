@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+)
+
+// The client subcommands talk to a running server through package client
+// only. Their exit statuses, for scripts:
+const (
+	exitOK          = 0 // done
+	exitServer      = 1 // the server refused the call (any other JSON-RPC error), or another failure
+	exitUsage       = 2 // bad command line
+	exitNotFound    = 3 // no such task (or worker)
+	exitConflict    = 4 // the task's state does not allow it (-32003)
+	exitNotAllowed  = 5 // missing or insufficient token (HTTP 401, -32002)
+	exitUnavailable = 6 // the server cannot be reached, is unavailable (-32001) or rate limits (-32000) beyond the retries
+)
+
+// defaultServer is where the client subcommands go without --server or
+// TASKWIRE_SERVER.
+const defaultServer = "http://127.0.0.1:7700"
+
+// cliCommand is one client subcommand.
+type cliCommand struct {
+	summary string
+	run     func(ctx context.Context, cio cliIO, args []string) error
+}
+
+// cliCommands is the dispatch table of the client subcommands.
+var cliCommands = map[string]cliCommand{
+	"create":   {"create a task", runCreate},
+	"get":      {"show a task", runGet},
+	"list":     {"list tasks", runList},
+	"complete": {"complete or fail a task", runComplete},
+	"workers":  {"list the registered workers", runWorkers},
+	"events":   {"follow the event stream", runEvents},
+	"work":     {"run a command for each task (a worker without code)", runWork},
+	"bench":    {"load the server and measure rates and latencies", runBench},
+}
+
+// printUsage writes the top-level usage text followed by the client
+// subcommands.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usage)
+	fmt.Fprintf(w, "\nClient commands (--server, default %s, and --token; env TASKWIRE_SERVER,\nTASKWIRE_TOKEN; 'taskwire COMMAND --help' for each):\n%s", defaultServer, cliUsage())
+}
+
+// cliUsage lists the client subcommands.
+func cliUsage() string {
+	names := make([]string, 0, len(cliCommands))
+	for n := range cliCommands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  taskwire %-9s %s\n", n, cliCommands[n].summary)
+	}
+	return b.String()
+}
+
+// cliIO is where a subcommand writes, and how it reads the environment.
+type cliIO struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func newCLIIO(stdout, stderr io.Writer) cliIO {
+	return cliIO{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+}
+
+// cmdFlags is a subcommand's flag set with the flags every subcommand has.
+type cmdFlags struct {
+	*flag.FlagSet
+	cio           cliIO
+	usage         string
+	server, token string
+	json          bool
+}
+
+// newFlags returns the flags of a subcommand: usage is its synopsis and
+// description with an example; withJSON adds --json.
+func newFlags(cio cliIO, name, usage string, withJSON bool) *cmdFlags {
+	f := &cmdFlags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), cio: cio, usage: usage}
+	// parse prints the usage and errors itself.
+	f.SetOutput(io.Discard)
+	f.StringVar(&f.server, "server", "", "server URL [TASKWIRE_SERVER, default "+defaultServer+"]")
+	f.StringVar(&f.token, "token", "", "bearer token [TASKWIRE_TOKEN]")
+	if withJSON {
+		f.BoolVar(&f.json, "json", false, "print JSON, for scripts")
+	}
+	f.Usage = func() {}
+	return f
+}
+
+// printUsage writes the subcommand's usage text and flags to w.
+func (f *cmdFlags) printUsage(w io.Writer) {
+	fmt.Fprint(w, f.usage, "\nFlags:\n")
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// parse parses args, with flags allowed before and after the positional
+// arguments (all that follows "--" is positional), and checks that there
+// are between minPos and maxPos positional arguments (maxPos < 0: any).
+func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				f.printUsage(f.cio.stdout)
+				return nil, flag.ErrHelp
+			}
+			f.printUsage(f.cio.stderr)
+			return nil, exitError{code: exitUsage, err: fmt.Errorf("%s: %w", f.Name(), err)}
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if len(pos) < minPos || maxPos >= 0 && len(pos) > maxPos {
+		f.printUsage(f.cio.stderr)
+		return nil, usageError("%s: wrong number of arguments", f.Name())
+	}
+	return pos, nil
+}
+
+// client returns a client of the server named by --server, TASKWIRE_SERVER
+// or the default, with --token or TASKWIRE_TOKEN.
+func (f *cmdFlags) client() *client.Client {
+	server := firstOf(f.server, f.cio.getenv("TASKWIRE_SERVER"), defaultServer)
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	return client.New(server, client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// withExitCode gives err the exit status scripts rely on.
+func withExitCode(err error) error {
+	var ee exitError
+	if err == nil || errors.As(err, &ee) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	code := exitServer
+	switch {
+	case client.IsNotFound(err) || client.IsNotRegistered(err):
+		code = exitNotFound
+	case client.IsConflict(err):
+		code = exitConflict
+	case client.IsNotAllowed(err) || client.IsUnauthorized(err):
+		code = exitNotAllowed
+	case client.IsUnavailable(err) || client.IsRateLimited(err) || unreachable(err):
+		code = exitUnavailable
+	}
+	return exitError{code: code, err: err}
+}
+
+// unreachable reports whether err is a failed HTTP exchange (connection
+// refused, reset, timed out) or a gateway's 502/503/504.
+func unreachable(err error) bool {
+	var ue *url.Error
+	var h *client.HTTPError
+	switch {
+	case errors.As(err, &ue):
+		return true
+	case errors.As(err, &h):
+		return h.StatusCode == 502 || h.StatusCode == 503 || h.StatusCode == 504
+	}
+	return false
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// printIndented writes v as indented JSON.
+func printIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jsonObject checks that s is a JSON object (for --metadata).
+func jsonObject(flagName, s string) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &m); err != nil || m == nil {
+		return nil, usageError("--%s must be a JSON object, e.g. '{\"key\":\"value\"}'", flagName)
+	}
+	return json.RawMessage(s), nil
+}
+
+// statusOf is a task status given on the command line.
+func statusOf(s string) (taskwire.Status, error) {
+	st := taskwire.Status(s)
+	if s != "" && !st.Valid() {
+		return "", usageError("--status must be pending, in_progress, completed or failed")
+	}
+	return st, nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+)
+
+const eventsUsage = `Usage: taskwire events [flags]
+
+Follows the event stream (GET /events) and prints one line per event:
+time, id, type, then the payload (the whole envelope as one JSON line with
+--json). Runs until interrupted, or until --count events were printed; a
+dropped connection resumes after the last event printed. --after resumes
+from an event id seen earlier, and replays the events the log holds after
+it.
+
+Example:
+  taskwire events --types task.completed,task.requeued
+  taskwire events --task-id t-01M8JTWBXCV615QVQNHWQKGJVD --json
+`
+
+func runEvents(ctx context.Context, cio cliIO, args []string) error {
+	f := newFlags(cio, "events", eventsUsage, true)
+	types := f.String("types", "", "comma-separated event types, e.g. task.created,task.completed")
+	taskID := f.String("task-id", "", "only the events of this task")
+	after := f.String("after", "", "resume after this event id")
+	count := f.Int("count", 0, "exit after this many events (0: follow until interrupted)")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	p := client.EventsParams{TaskID: *taskID, After: *after}
+	for t := range strings.SplitSeq(*types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			p.Types = append(p.Types, taskwire.EventType(t))
+		}
+	}
+	n := 0
+	errEnough := errors.New("enough events")
+	err := f.client().Events(ctx, p, func(e taskwire.Event) error {
+		if err := printEvent(cio, e, f.json); err != nil {
+			return err
+		}
+		if n++; *count > 0 && n >= *count {
+			return errEnough
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errEnough):
+		return nil
+	case ctx.Err() != nil:
+		return nil // interrupted: a normal end
+	}
+	return withExitCode(err)
+}
+
+// printEvent writes one event, as a line of text or JSON.
+func printEvent(cio cliIO, e taskwire.Event, asJSON bool) error {
+	if asJSON {
+		return printJSON(cio.stdout, e)
+	}
+	at := time.UnixMilli(e.Timestamp).UTC().Format(taskwire.TimeLayout)
+	_, err := fmt.Fprintf(cio.stdout, "%s  %s  %-19s %s\n", at, e.ID, e.Type, e.Payload)
+	return err
+}

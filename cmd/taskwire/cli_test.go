@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/server"
+	"github.com/taskwire/taskwire/internal/servertest"
+)
+
+// cliBundle is an in-process server (SQLite in a temporary directory) for
+// the client subcommands.
+type cliBundle struct {
+	srv *server.Server
+	url string
+	c   *client.Client
+}
+
+func cliSetup(t *testing.T) *cliBundle {
+	t.Helper()
+	s, url := servertest.Start(t)
+	return &cliBundle{srv: s, url: url, c: client.New(url, client.Options{})}
+}
+
+// cliResult is what a subcommand printed and its exit status.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs `taskwire ARGS...` against the bundle's server.
+func (b *cliBundle) cli(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	return runTaskwire(t, append([]string{args[0], "--server", b.url}, args[1:]...)...)
+}
+
+// runTaskwire runs the command line in-process and returns its exit status
+// as main would set it.
+func runTaskwire(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	return runTaskwireCtx(t.Context(), args...)
+}
+
+// runTaskwireCtx runs the command line until it returns or ctx ends (as
+// SIGINT or SIGTERM would end it).
+func runTaskwireCtx(ctx context.Context, args ...string) cliResult {
+	cx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(cx, args, &stdout, &stderr)
+	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee exitError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ee):
+		r.code = ee.code
+		r.stderr += ee.err.Error()
+	default:
+		r.code = 1
+		r.stderr += err.Error()
+	}
+	return r
+}
+
+// want fails the test unless r exited with code.
+func (r cliResult) want(t *testing.T, code int) cliResult {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// TestCLITasks drives create, get, list and complete end to end, with
+// the exit statuses scripts rely on.
+func TestCLITasks(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "mail", "--priority", "80",
+		"--metadata", `{"to":"a@example.com"}`, "send mail").want(t, exitOK).stdout)
+	delayed := b.cli(t, "create", "later", "--delay", "1h", "--json").want(t, exitOK).stdout
+	var d taskwire.Task
+	if err := json.Unmarshal([]byte(delayed), &d); err != nil || time.Until(d.RunAt) < 59*time.Minute {
+		t.Fatalf("delayed task %s: %v", delayed, err)
+	}
+	again := b.cli(t, "create", "--idempotency-key", "k1", "once").want(t, exitOK).stdout
+	if b.cli(t, "create", "--idempotency-key", "k1", "once").want(t, exitOK).stdout != again {
+		t.Fatal("a second create with the same key made a new task")
+	}
+
+	var got taskwire.Task
+	if err := json.Unmarshal([]byte(b.cli(t, "get", id).want(t, exitOK).stdout), &got); err != nil ||
+		got.Queue != "mail" || got.Priority != 80 || compact(got.Metadata) != `{"to":"a@example.com"}` {
+		t.Fatalf("get: %+v, %v", got, err)
+	}
+
+	table := b.cli(t, "list", "--queue", "mail").want(t, exitOK).stdout
+	if !strings.Contains(table, "ID  ") || !strings.Contains(table, id) || !strings.Contains(table, "send mail") ||
+		!strings.Contains(table, "1-1 of 1 tasks") {
+		t.Fatalf("list table:\n%s", table)
+	}
+	var page taskwire.ListResult
+	out := b.cli(t, "list", "--json", "--order-by", "priority", "--asc", "--limit", "2").want(t, exitOK).stdout
+	if err := json.Unmarshal([]byte(out), &page); err != nil || page.TotalCount != 3 || len(page.Tasks) != 2 ||
+		!page.HasMore || page.Tasks[1].Priority != 50 {
+		t.Fatalf("list --json: %s", out)
+	}
+
+	b.cli(t, "complete", id, "--result", `{"ok":true}`).want(t, exitConflict) // not assigned yet
+	if _, err := b.c.Register(t.Context(), taskwire.RegisterParams{ID: "w1", Queues: []string{"mail"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.ClaimTasks(t.Context(), taskwire.ClaimParams{WorkerID: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	b.cli(t, "complete", id, "--result", `{"ok":true}`, "--worker-id", "w2").want(t, exitConflict)
+	if out := b.cli(t, "complete", id, "--result", `{"ok":true}`, "--worker-id", "w1").want(t, exitOK).stdout; out != id+" completed\n" {
+		t.Fatalf("complete printed %q", out)
+	}
+	if got := b.cli(t, "get", "--json", id).want(t, exitOK).stdout; !strings.Contains(got, `"result":{"ok":true}`) {
+		t.Fatalf("completed task: %s", got)
+	}
+	b.cli(t, "complete", id, "--error", "too late").want(t, exitConflict)
+
+	b.cli(t, "get", "t-missing").want(t, exitNotFound)
+	b.cli(t, "complete", "t-missing", "--error", "x").want(t, exitNotFound)
+}
+
+// compact returns raw JSON without spaces.
+func compact(raw []byte) string {
+	var b bytes.Buffer
+	_ = json.Compact(&b, raw)
+	return b.String()
+}
+
+// TestCLIUsage: bad command lines exit 2, --help exits 0 with an example
+// on every command, and an unreachable server exits 6.
+func TestCLIUsage(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	for name := range cliCommands {
+		r := runTaskwire(t, name, "--help").want(t, exitOK)
+		if !strings.Contains(r.stdout, "Usage: taskwire "+name) || !strings.Contains(r.stdout, "Example:") ||
+			!strings.Contains(r.stdout, "-server") {
+			t.Errorf("%s --help:\n%s", name, r.stdout)
+		}
+	}
+	for _, args := range [][]string{
+		{"create"},                           // no text
+		{"create", "a", "b"},                 // two texts
+		{"create", "--metadata", "[1]", "x"}, // metadata not an object
+		{"create", "--bogus", "x"},           // unknown flag
+		{"get"},                              // no id
+		{"list", "--status", "done"},         // unknown status
+		{"complete", "t-1", "--result", "{"}, // result not JSON
+		{"complete", "t-1", "--result", "1", "--error", "e"},
+		{"work"}, // no command
+		{"work", "--concurrency", "0", "--", "true"},
+		{"bench", "--tasks", "0"},
+	} {
+		b.cli(t, args...).want(t, exitUsage)
+	}
+	b.cli(t, "create", "--priority", "101", "x").want(t, exitServer) // refused by the server: -32602
+	runTaskwire(t, "list", "--server", "http://127.0.0.1:1").want(t, exitUnavailable)
+
+	// A server that wants a token it did not get.
+	var auth atomic.Value
+	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","error":{"code":-32002,"message":"Unauthorized"},"id":null}`)
+	}))
+	defer locked.Close()
+	runTaskwire(t, "workers", "--server", locked.URL, "--token", "s3cret").want(t, exitNotAllowed)
+	if got := auth.Load(); got != "Bearer s3cret" {
+		t.Fatalf("Authorization header %q", got)
+	}
+}
+
+// TestCLIEnvironment: TASKWIRE_SERVER names the server when --server is
+// absent.
+func TestCLIEnvironment(t *testing.T) {
+	b := cliSetup(t)
+	t.Setenv("TASKWIRE_SERVER", strings.TrimPrefix(b.url, "http://"))
+	t.Setenv("TASKWIRE_TOKEN", "anything") // sent, and ignored by a server without auth
+	id := strings.TrimSpace(runTaskwire(t, "create", "from env").want(t, exitOK).stdout)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Text != "from env" {
+		t.Fatalf("task %+v, %v", task, err)
+	}
+}
+
+// TestCLIWorkers lists a registered worker and its task.
+func TestCLIWorkers(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	b.cli(t, "workers").want(t, exitOK)
+	if _, err := b.c.Register(t.Context(), taskwire.RegisterParams{ID: "w-table", Queues: []string{"q1"}}); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "q1", "x").want(t, exitOK).stdout)
+	if _, err := b.c.ClaimTasks(t.Context(), taskwire.ClaimParams{WorkerID: "w-table"}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.cli(t, "workers").want(t, exitOK).stdout
+	if !strings.Contains(out, "w-table") || !strings.Contains(out, "online") || !strings.Contains(out, "q1") || !strings.Contains(out, id) {
+		t.Fatalf("workers:\n%s", out)
+	}
+	var res taskwire.WorkersResult
+	if err := json.Unmarshal([]byte(b.cli(t, "workers", "--json").want(t, exitOK).stdout), &res); err != nil || len(res.Workers) != 1 {
+		t.Fatalf("workers --json: %+v, %v", res, err)
+	}
+}
+
+// TestCLIEvents follows the stream: with --after it replays the log, and
+// it prints live events as they come.
+func TestCLIEvents(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	ids := []string{}
+	for _, text := range []string{"a", "b", "c"} {
+		ids = append(ids, strings.TrimSpace(b.cli(t, "create", text).want(t, exitOK).stdout))
+	}
+	log, err := b.srv.Service().Store().ReadEvents(t.Context(), "", 10)
+	if err != nil || len(log) != 3 {
+		t.Fatalf("event log: %d events, %v", len(log), err)
+	}
+	out := b.cli(t, "events", "--after", log[0].ID, "--count", "2", "--json", "--types", "task.created").want(t, exitOK).stdout
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], ids[1]) || !strings.Contains(lines[1], ids[2]) {
+		t.Fatalf("replayed events:\n%s", out)
+	}
+
+	// Live: tasks keep coming until the command has seen two of one task.
+	done := make(chan cliResult)
+	go func() { done <- b.cli(t, "events", "--task-id", ids[0], "--count", "2") }()
+	for i := 0; ; i++ {
+		select {
+		case r := <-done:
+			r.want(t, exitOK)
+			lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+			if len(lines) != 2 || !strings.Contains(lines[0], "task.updated") || !strings.Contains(lines[0], ids[0]) {
+				t.Fatalf("live events:\n%s", r.stdout)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+			b.cli(t, "create", "noise").want(t, exitOK)
+			if _, err := b.c.UpdateTask(t.Context(), taskwire.UpdateParams{ID: ids[0],
+				Updates: taskwire.TaskUpdates{Priority: client.Ptr(i % 100)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestCLIWork turns a shell command into a worker: stdout completes
+// (JSON when it parses, else a string), a non-zero exit fails with stderr
+// and the status.
+func TestCLIWork(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	ids := map[string]string{}
+	for _, text := range []string{"json", "text", "fail"} {
+		ids[text] = strings.TrimSpace(b.cli(t, "create", "--queue", "shell", text).want(t, exitOK).stdout)
+	}
+	script := `task=$(cat)
+case "$task" in
+*'"text":"json"'*) printf '{"id":"%s","attempt":%s}\n' "$TASKWIRE_TASK_ID" "$TASKWIRE_TASK_ATTEMPT" ;;
+*'"text":"text"'*) echo "hello world" ;;
+*) echo "  no such file  " >&2; exit 7 ;;
+esac`
+	r := b.cli(t, "work", "--queue", "shell", "--concurrency", "2", "--exit-when-idle", "--worker-id", "sh-1", "--", "sh", "-c", script).want(t, exitOK)
+	if strings.Count(r.stderr, "attempt 1") != 3 {
+		t.Errorf("per-task lines:\n%s", r.stderr)
+	}
+	want := map[string]struct {
+		status        taskwire.Status
+		result, error string
+	}{
+		"json": {taskwire.StatusCompleted, `{"id":"` + ids["json"] + `","attempt":1}`, ""},
+		"text": {taskwire.StatusCompleted, `"hello world"`, ""},
+		"fail": {taskwire.StatusFailed, "", "exit status 7: no such file"},
+	}
+	for text, w := range want {
+		task, err := b.c.GetTask(t.Context(), ids[text])
+		if err != nil || task.Status != w.status || string(task.Result) != w.result || task.Error != w.error {
+			t.Errorf("%s: %s result %s error %q, want %s %s %q (%v)", text, task.Status, task.Result, task.Error,
+				w.status, w.result, w.error, err)
+		}
+	}
+}
+
+// TestCLIBench runs the load generator on a small N and checks its
+// report and that every task ends completed.
+func TestCLIBench(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	r := b.cli(t, "bench", "--tasks", "60", "--workers", "3", "--batch", "7", "--queue", "benchq", "--json").want(t, exitOK)
+	var rep benchReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("report %s: %v", r.stdout, err)
+	}
+	if len(rep.Phases) != 3 || rep.EndToEnd.Tasks != 60 || rep.EndToEnd.TasksPerSec <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, p := range rep.Phases {
+		if p.Tasks != 60 || p.Requests == 0 || p.P50Ms <= 0 || p.P50Ms > p.P95Ms || p.P95Ms > p.P99Ms {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if !strings.Contains(r.stderr, "create: 60/60 tasks") || !strings.Contains(r.stderr, "complete: 60/60 tasks") {
+		t.Errorf("progress lines (not a terminal):\n%s", r.stderr)
+	}
+	list, err := b.c.ListTasks(t.Context(), taskwire.ListParams{Queue: "benchq", Status: taskwire.StatusCompleted})
+	if err != nil || list.TotalCount != 60 {
+		t.Fatalf("completed tasks in benchq: %d, %v", list.TotalCount, err)
+	}
+	ws, _ := b.c.Workers(t.Context())
+	if len(ws.Workers) != 0 {
+		t.Fatalf("bench left workers behind: %+v", ws.Workers)
+	}
+	text := b.cli(t, "bench", "--tasks", "10", "--workers", "2").want(t, exitOK).stdout
+	if !strings.Contains(text, "end to end") || !strings.Contains(text, "p99 ms") {
+		t.Fatalf("summary:\n%s", text)
+	}
+}
+
+// TestCLIWorkShutdown: on SIGTERM (the context ending) `work` lets running
+// commands finish within --grace and leaves the other tasks in the queue;
+// commands still running after the grace period have their tasks handed
+// back. Either way it exits 0 and nothing is completed twice.
+func TestCLIWorkShutdown(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, script, grace string
+		wantCompleted       int
+	}{
+		{"running commands finish", "sleep 0.5; echo done", "20s", 2},
+		{"slow commands are handed back", "exec sleep 30", "300ms", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := cliSetup(t)
+			for _, text := range []string{"a", "b", "c"} {
+				b.cli(t, "create", "--queue", "slowq", text).want(t, exitOK)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan cliResult)
+			go func() {
+				done <- runTaskwireCtx(ctx, "work", "--server", b.url, "--queue", "slowq", "--concurrency", "2",
+					"--grace", tc.grace, "--", "sh", "-c", tc.script)
+			}()
+			for {
+				l, err := b.c.ListTasks(t.Context(), taskwire.ListParams{Status: taskwire.StatusInProgress})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.TotalCount == 2 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cancel()
+			(<-done).want(t, exitOK)
+
+			all, err := b.c.ListTasks(t.Context(), taskwire.ListParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			completed := 0
+			for _, task := range all.Tasks {
+				switch task.Status {
+				case taskwire.StatusCompleted:
+					completed++
+				case taskwire.StatusPending:
+					if task.AssignedTo != "" {
+						t.Errorf("%s pending but assigned to %s", task.Text, task.AssignedTo)
+					}
+				default:
+					t.Errorf("%s: %s", task.Text, task.Status)
+				}
+			}
+			if completed != tc.wantCompleted {
+				t.Errorf("%d completed, want %d", completed, tc.wantCompleted)
+			}
+			log, err := b.srv.Service().Store().ReadEvents(t.Context(), "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range log {
+				if e.Type == taskwire.EventTaskCompleted {
+					n++
+				}
+			}
+			if n != completed {
+				t.Errorf("%d task.completed events for %d completed tasks", n, completed)
+			}
+		})
+	}
+}

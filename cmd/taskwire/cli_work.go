@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+)
+
+const workUsage = `Usage: taskwire work [flags] -- CMD [ARGS...]
+
+Runs as a worker: for each task it claims, it runs CMD with the task as
+JSON on stdin (and TASKWIRE_TASK_ID, TASKWIRE_TASK_ATTEMPT in its
+environment). Exit status 0 completes the task with CMD's stdout as the
+result (JSON when it parses as JSON, else a string); any other status fails
+it with CMD's stderr, trimmed, and the exit status. On SIGINT or SIGTERM it
+stops claiming, lets running commands finish within --grace, hands the
+others back to the queue and exits 0.
+
+Example:
+  taskwire work --queue images --concurrency 4 -- ./resize.sh
+  taskwire work --exit-when-idle -- sh -c 'jq -r .text | tr a-z A-Z'
+`
+
+func runWork(ctx context.Context, cio cliIO, args []string) error {
+	f := newFlags(cio, "work", workUsage, false)
+	queues := f.String("queue", "", "comma-separated queues to claim from (default: the default queue)")
+	concurrency := f.Int("concurrency", 1, "commands run at once")
+	workerID := f.String("worker-id", "", "worker id (default HOSTNAME-PID-RANDOM)")
+	idle := f.Bool("exit-when-idle", false, "exit once no task is ready and none is running")
+	grace := f.Duration("grace", 30*time.Second, "time running commands get to finish after SIGINT/SIGTERM")
+	quiet := f.Bool("quiet", false, "print nothing per task")
+	cmdArgs, err := f.parse(args, 1, -1)
+	if err != nil {
+		return err
+	}
+	if *concurrency < 1 {
+		return usageError("--concurrency must be at least 1")
+	}
+	var qs []string
+	for q := range strings.SplitSeq(*queues, ",") {
+		if q = strings.TrimSpace(q); q != "" {
+			qs = append(qs, q)
+		}
+	}
+	// The worker's log and the per-task lines share stderr.
+	stderr := &lockedWriter{w: cio.stderr}
+	r := &commandRunner{args: cmdArgs, stderr: stderr, quiet: *quiet}
+	w := client.NewWorker(f.client(), client.WorkerOptions{
+		ID: *workerID, Queues: qs, Concurrency: *concurrency, Grace: *grace, ExitWhenIdle: *idle,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}, r.run)
+	return withExitCode(w.Run(ctx))
+}
+
+// commandRunner runs a command per task.
+type commandRunner struct {
+	args   []string
+	stderr io.Writer
+	quiet  bool
+}
+
+// maxStderr bounds the stderr kept for a failed task's error.
+const maxStderr = 64 << 10
+
+// run is the Handler of `taskwire work`.
+func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) {
+	in, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(cmd.Environ(), "TASKWIRE_TASK_ID="+t.ID, "TASKWIRE_TASK_ATTEMPT="+strconv.Itoa(t.Attempt))
+	var stdout bytes.Buffer
+	stderr := &limitedBuffer{max: maxStderr}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, stderr
+	start := time.Now()
+	err = cmd.Run()
+	r.report(t, err, time.Since(start))
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		msg := exit.ProcessState.String() // "exit status N" or "signal: killed"
+		if s := strings.TrimSpace(stderr.String()); s != "" {
+			msg += ": " + s
+		}
+		return nil, errors.New(msg)
+	case err != nil:
+		return nil, fmt.Errorf("run %s: %w", r.args[0], err)
+	}
+	return commandResult(stdout.Bytes()), nil
+}
+
+// commandResult is a command's stdout as a result: the JSON value when it
+// is one, else the text as a JSON string.
+func commandResult(out []byte) json.RawMessage {
+	trimmed := bytes.TrimSpace(out)
+	if len(trimmed) > 0 && json.Valid(trimmed) {
+		return trimmed
+	}
+	s, _ := json.Marshal(strings.TrimRight(string(out), "\n"))
+	return s
+}
+
+// report prints one line per task on stderr.
+func (r *commandRunner) report(t *taskwire.Task, err error, took time.Duration) {
+	if r.quiet {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = err.Error()
+	}
+	fmt.Fprintf(r.stderr, "%s attempt %d: %s in %s\n", t.ID, t.Attempt, outcome, took.Round(time.Millisecond))
+}
+
+// lockedWriter serialises the writes of several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+// Write keeps what fits and reports all of p written, so that the
+// command never blocks on a full pipe.
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

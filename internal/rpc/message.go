@@ -1,0 +1,34 @@
+package rpc
+
+import "context"
+
+// WithClientAddr returns ctx carrying the client's network address, which
+// ClientAddr reads. ServeHTTP sets it from the request; another transport
+// (the WebSocket one) sets it once per connection.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// Answer answers one JSON-RPC message exactly as ServeHTTP answers a POST
+// body with it: a request object or a batch, with the same validation,
+// errors, limits and batch rules. It returns the response message, or nil
+// when there is none (a notification, or a batch of them only: where HTTP
+// answers 204). ctx should carry the client address (WithClientAddr).
+func (s *Server) Answer(ctx context.Context, msg []byte) []byte {
+	parts := s.handle(ctx, msg)
+	switch len(parts) {
+	case 0:
+		return nil
+	case 1:
+		return parts[0]
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}

@@ -1,0 +1,19 @@
+package store
+
+import "context"
+
+// Capabilities some backends have, asked of a Store by type assertion.
+
+// ReadyNotifier is a backend shared by several processes: TasksReady
+// returns a channel closed once a task may have become claimable after the
+// call, through any process (created, requeued, unassigned), so that long
+// polls everywhere wake.
+type ReadyNotifier interface {
+	TasksReady() <-chan struct{}
+}
+
+// BackendPinger is a backend made of several services: PingBackends
+// reports, by service name, whether each answers (nil when it does).
+type BackendPinger interface {
+	PingBackends(ctx context.Context) map[string]error
+}

@@ -1,0 +1,117 @@
+package redispg
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// groupCommit runs the small writes of concurrent callers (task rows of
+// creates, staged completions) in shared PostgreSQL transactions: a
+// committer takes every write waiting, sends all their statements in one
+// batch inside one transaction and commits once, so callers share one
+// commit (and its flush to disk) instead of paying one each. Each write is
+// durable when its call returns. Several committers run, so that a group
+// forms while the previous one commits.
+type groupCommit struct {
+	pool *pgxpool.Pool
+	reqs chan *groupWrite
+	// stopped is done once the committers stop (the store closed).
+	stopped context.Context
+}
+
+// groupWrite is one caller's statements and the channel of its outcome.
+type groupWrite struct {
+	b    *pgx.Batch
+	done chan error
+}
+
+// Bounds of group commit: committers running at once, and writes one
+// group takes.
+const (
+	committers    = 4
+	maxGroupWrite = 256
+)
+
+func newGroupCommit(pool *pgxpool.Pool) *groupCommit {
+	return &groupCommit{pool: pool, reqs: make(chan *groupWrite), stopped: context.Background()}
+}
+
+// run runs the committers until ctx ends.
+func (g *groupCommit) run(ctx context.Context, goLoop func(func())) {
+	g.stopped = ctx
+	for range committers {
+		goLoop(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case w := <-g.reqs:
+					g.commit(ctx, g.gather(w))
+				}
+			}
+		})
+	}
+}
+
+// gather returns first and the writes waiting behind it.
+func (g *groupCommit) gather(first *groupWrite) []*groupWrite {
+	group := []*groupWrite{first}
+	for len(group) < maxGroupWrite {
+		select {
+		case w := <-g.reqs:
+			group = append(group, w)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+// commit runs group in one transaction. When it fails for a reason other
+// than an outage, one write may be at fault: each is then run alone, so
+// that only that one fails.
+func (g *groupCommit) commit(ctx context.Context, group []*groupWrite) {
+	err := g.exec(ctx, group)
+	if err != nil && len(group) > 1 && !errors.Is(unavailable("postgres", err), store.ErrUnavailable) {
+		for _, w := range group {
+			w.done <- g.exec(ctx, []*groupWrite{w})
+		}
+		return
+	}
+	for _, w := range group {
+		w.done <- err
+	}
+}
+
+func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
+	return pgx.BeginFunc(ctx, g.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, w := range group {
+			for _, q := range w.b.QueuedQueries {
+				b.Queue(q.SQL, q.Arguments...)
+			}
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// errClosed answers the calls made after Close.
+var errClosed = errors.New("store closed")
+
+// write commits the statements of b, in a group with other callers'.
+func (g *groupCommit) write(ctx context.Context, b *pgx.Batch) error {
+	w := &groupWrite{b: b, done: make(chan error, 1)}
+	select {
+	case g.reqs <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.stopped.Done():
+		return errClosed
+	}
+	return <-w.done
+}

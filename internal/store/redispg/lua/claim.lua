@@ -1,0 +1,104 @@
+-- claim.lua: a registered, online worker takes up to N ready tasks at
+-- once: first the due tasks reserved for it, then the unreserved due tasks
+-- of its queues, highest priority first, oldest first within a priority.
+-- Each becomes in_progress, assigned to the worker, attempt + 1, with a
+-- lease; its event task.claimed and its outbox entry are appended. Before
+-- choosing, it moves the delayed tasks that have come due (up to 1000)
+-- into their ready or reserved set.
+--
+-- KEYS[1]  event counter          KEYS[2]  event stream
+-- KEYS[3]  outbox stream          KEYS[4]  the worker's hash
+-- KEYS[5]  delayed set            KEYS[6]  leases set
+-- KEYS[7]  the worker's reserved set
+-- KEYS[8]  the worker's held set  KEYS[9]  online workers by last seen
+-- KEYS[10..] the ready sets of the queues to take from
+-- All keys, and those built from the prefixes below, share one hash tag.
+--
+-- ARGV[1]  now, unix ms
+-- ARGV[2]  most tasks to take
+-- ARGV[3]  worker id
+-- ARGV[4]  task.claimed payload, "@TASK@" standing for the task id
+-- ARGV[5]  task.claimed metadata
+-- ARGV[6]  task key prefix        ARGV[7]  ready key prefix
+-- ARGV[8]  reserved key prefix
+-- ARGV[9]  pub/sub channel (gets "e:SEQ" when tasks were claimed, SEQ the
+--          last event id issued)
+--
+-- Returns: -1 when the worker is unknown or offline; else an array: the
+-- last event id issued (0 when none), then per claimed task its hash as
+-- HGETALL returns it.
+
+local now = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local worker = ARGV[3]
+
+if redis.call('HGET', KEYS[4], 'st') ~= 'online' then
+  return -1
+end
+redis.call('HSET', KEYS[4], 'seen', ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'ver', 1)
+redis.call('ZADD', KEYS[9], ARGV[1], worker)
+
+-- score orders by priority (higher first), then creation (older first).
+local function score(pr, cr)
+  return (100 - tonumber(pr)) * 1e13 + tonumber(cr)
+end
+
+local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  local h = redis.call('HMGET', ARGV[6] .. id, 'st', 'q', 'pr', 'cr', 'asg')
+  redis.call('ZREM', KEYS[5], id)
+  if h[1] == 'pending' then
+    if h[5] and h[5] ~= '' then
+      redis.call('ZADD', ARGV[8] .. h[5], score(h[3], h[4]), id)
+    else
+      redis.call('ZADD', ARGV[7] .. h[2], score(h[3], h[4]), id)
+    end
+  end
+end
+
+local picked = {}
+local first = redis.call('ZRANGE', KEYS[7], 0, want - 1)
+for _, id in ipairs(first) do
+  redis.call('ZREM', KEYS[7], id)
+  picked[#picked + 1] = id
+end
+while #picked < want do
+  local best, bestScore, bestKey = nil, nil, nil
+  for i = 10, #KEYS do
+    local head = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    if #head > 0 then
+      local s = tonumber(head[2])
+      if best == nil or s < bestScore or (s == bestScore and head[1] < best) then
+        best, bestScore, bestKey = head[1], s, KEYS[i]
+      end
+    end
+  end
+  if best == nil then
+    break
+  end
+  redis.call('ZREM', bestKey, best)
+  picked[#picked + 1] = best
+end
+
+local out = {0}
+for _, id in ipairs(picked) do
+  local tk = ARGV[6] .. id
+  local lease = now + tonumber(redis.call('HGET', tk, 'lms'))
+  redis.call('HINCRBY', tk, 'att', 1)
+  redis.call('HINCRBY', tk, 'ver', 1)
+  redis.call('HSET', tk, 'st', 'in_progress', 'asg', worker, 'lease', lease, 'up', ARGV[1])
+  redis.call('SADD', KEYS[8], id)
+  redis.call('ZADD', KEYS[6], lease, id)
+  local seq = redis.call('INCR', KEYS[1])
+  out[1] = seq
+  local payload = string.gsub(ARGV[4], '@TASK@', id)
+  redis.call('XADD', KEYS[2], seq .. '-0', 'type', 'task.claimed', 'task', id,
+    'payload', payload, 'meta', ARGV[5], 'ts', ARGV[1])
+  redis.call('XADD', KEYS[3], '*', 'id', id)
+  out[#out + 1] = redis.call('HGETALL', tk)
+end
+if #out > 1 then
+  redis.call('PUBLISH', ARGV[9], 'e:' .. out[1])
+end
+return out

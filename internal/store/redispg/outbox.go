@@ -1,0 +1,161 @@
+package redispg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+)
+
+// The outbox is a Redis stream of task ids whose state changed in Redis
+// alone (claims, lease renewals, expiries, completions). Every process runs
+// a persister in one consumer group: it reads entries, copies the current
+// Redis state of their tasks to PostgreSQL in one batch (a row is replaced
+// only by a newer version, so entries may be applied twice, late, or in
+// any order), then acknowledges and deletes them. Entries a dead process
+// had read are claimed by another after outboxIdle.
+const (
+	outboxGroup = "persist"
+	outboxIdle  = 30 * time.Second
+)
+
+// ensureGroup creates the outbox's consumer group (and stream) unless it
+// exists; after a loss of Redis the persister calls it again.
+func (s *Store) ensureGroup(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.k.outbox(), outboxGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("outbox group: %w", s.redisErr(err))
+	}
+	return nil
+}
+
+// persistLoop applies the outbox until ctx ends; a failed batch is tried
+// again after a pause (PostgreSQL down: the entries wait in Redis).
+func (s *Store) persistLoop(ctx context.Context) {
+	lastClaim := time.Now()
+	for ctx.Err() == nil {
+		var msgs []redis.XMessage
+		var err error
+		if time.Since(lastClaim) > outboxIdle/3 {
+			lastClaim = time.Now()
+			msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.outbox(), Group: outboxGroup,
+				Consumer: s.consumer, MinIdle: outboxIdle, Start: "0-0", Count: int64(s.opts.PersistBatch)}).Result()
+		} else {
+			msgs, err = s.readOutbox(ctx)
+		}
+		if err == nil && len(msgs) > 0 {
+			err = s.persistUntilDone(ctx, msgs)
+		}
+		if err != nil && ctx.Err() == nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				err = s.ensureGroup(ctx)
+			}
+			if err != nil {
+				s.log.Warn("outbox persister", "err", err)
+			}
+			pause(ctx, time.Second)
+		}
+	}
+}
+
+// outboxBlock is how long one read of the outbox waits for entries: short,
+// because Close waits for a read in progress to end.
+const outboxBlock = 250 * time.Millisecond
+
+// readOutbox reads new entries for this consumer, waiting up to
+// outboxBlock.
+func (s *Store) readOutbox(ctx context.Context) ([]redis.XMessage, error) {
+	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: outboxGroup, Consumer: s.consumer,
+		Streams: []string{s.k.outbox(), ">"}, Count: int64(s.opts.PersistBatch), Block: outboxBlock}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil || len(streams) == 0 {
+		return nil, err
+	}
+	return streams[0].Messages, nil
+}
+
+// persistUntilDone applies msgs, trying again while PostgreSQL fails, then
+// acknowledges and deletes them.
+func (s *Store) persistUntilDone(ctx context.Context, msgs []redis.XMessage) error {
+	for {
+		err := s.persist(ctx, msgs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("outbox: postgres write failed, retrying", "entries", len(msgs), "err", err)
+		pause(ctx, time.Second)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.XAck(ctx, s.k.outbox(), outboxGroup, ids...)
+	pipe.XDel(ctx, s.k.outbox(), ids...)
+	_, err := pipe.Exec(ctx)
+	return s.redisErr(err)
+}
+
+// persist copies the current Redis state of the tasks msgs name to
+// PostgreSQL in one batch. A task Redis no longer holds was deleted (its
+// tombstone is in PostgreSQL already) or lost (the reconciler restores it).
+func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
+	var ids []string
+	for _, m := range msgs {
+		if id, ok := m.Values["id"].(string); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids) // one lock order for every batch
+	ids = slices.Compact(ids)
+	tasks, err := s.getTasks(ctx, ids)
+	if err != nil || len(tasks) == 0 {
+		return err
+	}
+	b := &pgx.Batch{}
+	queueTaskWrites(b, tasks, nil)
+	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("persist %d tasks: %w", len(tasks), s.pgErr(err))
+	}
+	return nil
+}
+
+// flushOutbox applies every entry the outbox holds now, without taking
+// them from the persisters: after it, PostgreSQL holds every change Redis
+// had acknowledged before the call. ListTasks and Stats call it first.
+func (s *Store) flushOutbox(ctx context.Context) error {
+	start := "-"
+	for {
+		msgs, err := s.rdb.XRangeN(ctx, s.k.outbox(), start, "+", int64(s.opts.PersistBatch)).Result()
+		if err != nil {
+			return s.redisErr(err)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := s.persist(ctx, msgs); err != nil {
+			return err
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

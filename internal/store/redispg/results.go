@@ -1,0 +1,144 @@
+package redispg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// chunkSize is the most bytes one row of results holds. A result reaches
+// 1 GiB, at PostgreSQL's limit for one bytea value, and pgx reads a whole
+// value into memory: chunks bound what one read or write holds besides
+// the caller's bytes. It is not below taskwire.ListResultLimit, so a
+// result small enough for task.list rows is one chunk.
+const chunkSize = 1 << 20
+
+// stageResult commits the outcome of r's completion and its result bytes
+// under r's attempt, replacing what an earlier try staged there.
+func (s *Store) stageResult(ctx context.Context, r *taskState, result []byte) error {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM results WHERE task_id = $1 AND attempt = $2", r.ID, r.Attempt)
+	b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (task_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error,
+			size = excluded.size, sum = excluded.sum, completed_by = excluded.completed_by,
+			completed_at = excluded.completed_at`,
+		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
+		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
+	var err error
+	if len(result) <= chunkSize {
+		if len(result) > 0 {
+			b.Queue("INSERT INTO results (task_id, attempt, seq, data) VALUES ($1, $2, 0, $3)", r.ID, r.Attempt, result)
+		}
+		err = s.group.write(ctx, b) // with other callers' writes, in one commit
+	} else {
+		err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
+				&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("stage result: %w", s.pgErr(err))
+	}
+	return nil
+}
+
+// chunks is a pgx.CopyFromSource of the rows of a result's chunks; each
+// row binds a sub-slice of the caller's bytes, no copy.
+type chunks struct {
+	id      string
+	attempt int
+	b       []byte
+	seq     int
+}
+
+func (c *chunks) Next() bool {
+	c.seq++
+	return c.seq*chunkSize < len(c.b)
+}
+
+func (c *chunks) Values() ([]any, error) {
+	off := c.seq * chunkSize
+	return []any{c.id, c.attempt, c.seq, c.b[off:min(off+chunkSize, len(c.b))]}, nil
+}
+
+func (c *chunks) Err() error { return nil }
+
+// readResult reads the whole result of task id staged under attempt,
+// size bytes, into one buffer.
+func (s *Store) readResult(ctx context.Context, id string, attempt int, size int64) ([]byte, error) {
+	buf := make([]byte, 0, size)
+	for seq := 0; int64(len(buf)) < size; seq++ {
+		var err error
+		if buf, err = s.readChunk(ctx, buf, id, attempt, seq); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// readChunk appends chunk seq of a result to buf.
+func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, seq int) ([]byte, error) {
+	var chunk []byte
+	err := s.pg.QueryRow(ctx, "SELECT data FROM results WHERE task_id = $1 AND attempt = $2 AND seq = $3",
+		id, attempt, seq).Scan(&chunk)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("result of %s: chunk %d missing", id, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("result of %s: %w", id, s.pgErr(err))
+	}
+	return append(buf, chunk...), nil
+}
+
+// OpenResult streams the stored result of a task one chunk at a time:
+// one chunk in memory, one short query each.
+func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	t, err := s.readTask(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open result of %s: %w", id, err)
+	}
+	if !t.Status.Final() {
+		return nil, 0, fmt.Errorf("open result of %s: %w", id, store.ErrNoResult)
+	}
+	return &resultReader{s: s, ctx: ctx, id: id, attempt: t.resultAttempt, left: t.ResultSize}, t.ResultSize, nil
+}
+
+type resultReader struct {
+	s       *Store
+	ctx     context.Context
+	id      string
+	attempt int
+	seq     int
+	left    int64
+	buf     []byte
+}
+
+func (r *resultReader) Read(p []byte) (int, error) {
+	if len(r.buf) == 0 {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		chunk, err := r.s.readChunk(r.ctx, r.buf[:0], r.id, r.attempt, r.seq)
+		if err != nil {
+			return 0, err
+		}
+		r.seq++
+		r.left -= int64(len(chunk))
+		r.buf = chunk
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *resultReader) Close() error { return nil }

@@ -1,0 +1,392 @@
+package redispg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// CreateTask inserts the task row in PostgreSQL (with its idempotency
+// key, which PostgreSQL keeps so that it outlives a loss of Redis), then
+// enqueues the task in Redis with its event. Two racing creates with one
+// key make one task: the second waits on the key's row and finds it.
+func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
+	t := store.PendingTask(p.Task)
+	st := &taskState{Task: &t, ver: 1}
+	existing, err := s.insertTask(ctx, st, p)
+	if err != nil {
+		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
+	}
+	if existing != "" {
+		prev, err := s.readTask(ctx, existing)
+		if err != nil {
+			return nil, false, fmt.Errorf("create task %s: idempotency key of %s: %w", t.ID, existing, err)
+		}
+		return prev.Task, false, nil
+	}
+	x := s.txn()
+	x.saveTask(nil, st, truncMs(p.Now))
+	x.emit(store.TaskCreatedEvent(&t, p.By))
+	if err := s.apply(ctx, x); err != nil {
+		// Not acknowledged: take the row back, or the reconciler enqueues it.
+		s.forget(context.WithoutCancel(ctx), t.ID)
+		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
+	}
+	return &t, true, nil
+}
+
+// insertTask commits the row of a new task and its idempotency key. When
+// the key names a task created within the window, it writes nothing and
+// returns that task's id.
+func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTaskParams) (string, error) {
+	if p.IdempotencyKey == "" {
+		b := &pgx.Batch{}
+		b.Queue(upsertTask, taskArgs(st)...)
+		return "", s.pgErr(s.group.write(ctx, b))
+	}
+	existing := ""
+	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+		notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
+		var id string
+		err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (key, task_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at <= $4 RETURNING task_id`,
+			p.IdempotencyKey, st.ID, st.CreatedAt.UnixMilli(), notBefore).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tx.QueryRow(ctx, "SELECT task_id FROM idempotency_keys WHERE key = $1",
+				p.IdempotencyKey).Scan(&existing)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, upsertTask, taskArgs(st)...)
+		return err
+	})
+	if err != nil {
+		return "", s.pgErr(err)
+	}
+	return existing, nil
+}
+
+// forget deletes the row of a create that Redis refused.
+func (s *Store) forget(ctx context.Context, id string) {
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM idempotency_keys WHERE task_id = $1", id)
+	b.Queue("DELETE FROM tasks WHERE id = $1 AND version = 1", id)
+	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
+		s.log.Warn("take back unacknowledged create; the reconciler will enqueue it", "task", id, "err", err)
+	}
+}
+
+// redisTask reads task id from Redis; nil when Redis does not hold it.
+func (s *Store) redisTask(ctx context.Context, id string) (*taskState, error) {
+	h, err := s.rdb.HGetAll(ctx, s.k.task(id)).Result()
+	if err != nil {
+		return nil, s.redisErr(err)
+	}
+	return taskFromHash(h)
+}
+
+// getTasks reads the tasks ids from Redis in one round trip, leaving out
+// those it does not hold.
+func (s *Store) getTasks(ctx context.Context, ids []string) ([]*taskState, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.k.task(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.redisErr(err)
+	}
+	out := make([]*taskState, 0, len(ids))
+	for _, c := range cmds {
+		t, err := taskFromHash(c.Val())
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// readTask reads task id from Redis, else from PostgreSQL (a task Redis
+// lost and the reconciler has not restored yet); a *TaskNotFoundError when
+// neither holds it.
+func (s *Store) readTask(ctx context.Context, id string) (*taskState, error) {
+	t, err := s.redisTask(ctx, id)
+	if err != nil || t != nil {
+		return t, err
+	}
+	if t, err = s.pgTask(ctx, id); err != nil || t != nil {
+		return t, err
+	}
+	return nil, &store.TaskNotFoundError{ID: id}
+}
+
+// liveTask reads task id from Redis, to change it. A task that only
+// PostgreSQL holds (Redis lost it) is restored into Redis first.
+func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
+	t, err := s.redisTask(ctx, id)
+	if err != nil || t != nil {
+		return t, err
+	}
+	kept, err := s.pgTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if kept == nil {
+		return nil, &store.TaskNotFoundError{ID: id}
+	}
+	if err := s.restore(ctx, kept); err != nil && !errors.Is(err, errRaced) {
+		return nil, err
+	}
+	return nil, errRaced // read again
+}
+
+// GetTask returns a task with its whole result.
+func (s *Store) GetTask(ctx context.Context, id string) (*taskwire.Task, error) {
+	t, err := s.readTask(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get task %s: %w", id, err)
+	}
+	if t.ResultSize > 0 {
+		if t.Result, err = s.readResult(ctx, id, t.resultAttempt, t.ResultSize); err != nil {
+			return nil, fmt.Errorf("get task %s: %w", id, err)
+		}
+	}
+	return t.Task, nil
+}
+
+// persistThenApply commits transition x in Redis inside a PostgreSQL
+// transaction that writes the rows of the tasks x saves and deletes, plus
+// extra: PostgreSQL commits only after Redis did, and a PostgreSQL that
+// fails before changes nothing. (Should the commit itself fail after the
+// script, the outbox entries x carries bring PostgreSQL up to date.)
+func (s *Store) persistThenApply(ctx context.Context, x *txn, extra func(*pgx.Batch)) error {
+	tx, err := s.pg.Begin(ctx)
+	if err != nil {
+		return s.pgErr(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	b := &pgx.Batch{}
+	queueTaskWrites(b, x.saved, x.deleted)
+	if extra != nil {
+		extra(b)
+	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			var pgE *pgconn.PgError
+			if errors.As(err, &pgE) && pgE.Code == "40P01" { // deadlock: another writer won
+				return errRaced
+			}
+			return s.pgErr(err)
+		}
+	}
+	if err := s.apply(ctx, x); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.pgErr(err)
+	}
+	return nil
+}
+
+// UpdateTask changes the given fields of a task by the rules of
+// store.UpdateTaskParams.
+func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*taskwire.Task, error) {
+	now := truncMs(p.Now)
+	var task *taskwire.Task
+	err := retry(ctx, func() error {
+		before, err := s.liveTask(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		r := before.clone()
+		if p.Attempt != nil && *p.Attempt != r.Attempt {
+			return conflict(r, "stale attempt %d, current %d", *p.Attempt, r.Attempt)
+		}
+		x := s.txn()
+		if p.WorkerID != "" {
+			if err := store.HeldBy(r.Task, p.WorkerID); err != nil {
+				return err
+			}
+			r.LeaseExpiresAt = now.Add(time.Duration(r.LeaseMs) * time.Millisecond)
+			x.touchWorker(p.WorkerID, now)
+		}
+		u := p.Updates
+		if u.Text != nil {
+			r.Text = *u.Text
+		}
+		if u.Priority != nil {
+			r.Priority = *u.Priority
+		}
+		if r.Metadata, err = store.MergeMetadata(r.Metadata, u.Metadata, taskwire.MaxMetadataBytes); err != nil {
+			return err
+		}
+		r.UpdatedAt = now
+		var extra func(*pgx.Batch)
+		if u.Status != nil {
+			if extra, err = changeStatus(r, *u.Status, p.WorkerID, now); err != nil {
+				return err
+			}
+		}
+		x.saveTask(before, r, now)
+		x.emit(store.TaskUpdatedEvent(r.Task, p.By, store.ChangedFields(before.Task, r.Task), now))
+		if u.Status != nil {
+			if ev, ok := store.StatusChangeEvent(before.Task, r.Task, *u.Status, p, now); ok {
+				x.emit(ev)
+			}
+		}
+		if err := s.persistThenApply(ctx, x, extra); err != nil {
+			return err
+		}
+		task = r.Task
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update task %s: %w", p.ID, err)
+	}
+	return task, nil
+}
+
+// changeStatus applies a status change of task.update to r: pending
+// requeues it (a re-run when it was final: extra deletes its result),
+// completed and failed finalize it with no result, in_progress only keeps
+// an in_progress task so.
+func changeStatus(r *taskState, to taskwire.Status, by string, now time.Time) (extra func(*pgx.Batch), err error) {
+	switch to {
+	case taskwire.StatusPending:
+		if r.Status.Final() {
+			extra = func(b *pgx.Batch) {
+				b.Queue("DELETE FROM results WHERE task_id = $1", r.ID)
+				b.Queue("DELETE FROM staged_results WHERE task_id = $1", r.ID)
+			}
+		}
+		r.requeue()
+		return extra, nil
+	case taskwire.StatusInProgress:
+		if r.Status != taskwire.StatusInProgress {
+			return nil, conflict(r, "task is %s: only a claim starts it", r.Status)
+		}
+		return nil, nil
+	case taskwire.StatusCompleted, taskwire.StatusFailed:
+		if r.Status.Final() {
+			return nil, conflict(r, "task is %s", r.Status)
+		}
+		r.finalize(to, "", 0, "", by, now)
+		return nil, nil
+	}
+	return nil, fmt.Errorf("status %q: not a task status", to)
+}
+
+// AssignTask reserves a pending task for a registered worker.
+func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*taskwire.Task, error) {
+	now := truncMs(p.Now)
+	var task *taskwire.Task
+	err := retry(ctx, func() error {
+		before, err := s.liveTask(ctx, p.TaskID)
+		if err != nil {
+			return err
+		}
+		w, err := s.getWorker(ctx, p.WorkerID)
+		if err != nil {
+			return err
+		}
+		if w == nil {
+			return &store.WorkerNotFoundError{ID: p.WorkerID}
+		}
+		switch {
+		case before.Status != taskwire.StatusPending:
+			return conflict(before, "task is %s", before.Status)
+		case before.AssignedTo == p.WorkerID:
+			task = before.Task
+			return nil
+		case before.AssignedTo != "":
+			return conflict(before, "assigned to %s", before.AssignedTo)
+		}
+		r := before.clone()
+		r.AssignedTo, r.UpdatedAt = p.WorkerID, now
+		x := s.txn()
+		x.saveTask(before, r, now)
+		x.check(s.k.worker(w.ID), w.ver)
+		x.Bump = append(x.Bump, s.k.worker(w.ID))
+		x.emit(store.TaskAssignedEvent(r.ID, p.WorkerID, p.By, now))
+		if err := s.persistThenApply(ctx, x, nil); err != nil {
+			return err
+		}
+		task = r.Task
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assign task %s to %s: %w", p.TaskID, p.WorkerID, err)
+	}
+	return task, nil
+}
+
+// UnassignTask clears a task's assignment; an in_progress task goes back
+// to pending. A pending task without assignment is left unchanged.
+func (s *Store) UnassignTask(ctx context.Context, p store.UnassignTaskParams) (string, *taskwire.Task, error) {
+	now := truncMs(p.Now)
+	var previous string
+	var task *taskwire.Task
+	err := retry(ctx, func() error {
+		before, err := s.liveTask(ctx, p.TaskID)
+		if err != nil {
+			return err
+		}
+		if before.Status.Final() {
+			return conflict(before, "task is %s", before.Status)
+		}
+		previous, task = before.AssignedTo, before.Task
+		if previous == "" {
+			return nil
+		}
+		r := before.clone()
+		r.requeue()
+		r.UpdatedAt = now
+		x := s.txn()
+		x.saveTask(before, r, now)
+		x.emit(store.TaskUnassignedEvent(r.ID, previous, p.By, now))
+		if err := s.persistThenApply(ctx, x, nil); err != nil {
+			return err
+		}
+		task = r.Task
+		return nil
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("unassign task %s: %w", p.TaskID, err)
+	}
+	return previous, task, nil
+}
+
+// DeleteTask removes a task, its result and its idempotency key; its row
+// stays in PostgreSQL as a tombstone.
+func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error {
+	err := retry(ctx, func() error {
+		before, err := s.liveTask(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		x := s.txn()
+		x.deleteTask(before)
+		x.emit(store.TaskDeletedEvent(before.ID, p.By, truncMs(p.Now)))
+		return s.persistThenApply(ctx, x, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", p.ID, err)
+	}
+	return nil
+}

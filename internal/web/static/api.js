@@ -1,0 +1,114 @@
+// The server's two doors: calls over POST /rpc (fetch), live events over
+// GET /ws. A token, when the server wants one, is kept in localStorage and
+// sent as an Authorization header on fetch and as the rpc.authenticate
+// first message on the WebSocket.
+
+const TOKEN_KEY = 'taskwire.token';
+
+export function getToken() { return localStorage.getItem(TOKEN_KEY) || ''; }
+export function setToken(t) {
+  if (t) localStorage.setItem(TOKEN_KEY, t);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+// RPCError is a JSON-RPC error object as an exception.
+export class RPCError extends Error {
+  constructor(e) {
+    super(e.message);
+    this.code = e.code;
+    this.data = e.data;
+  }
+}
+
+// AuthError: the server answered 401, or refused the WebSocket's token.
+export class AuthError extends Error {}
+
+let seq = 0;
+
+// call calls method with params and returns its result.
+export async function call(method, params = {}) {
+  const headers = {'Content-Type': 'application/json'};
+  const token = getToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const res = await fetch('/rpc', {
+    method: 'POST', headers,
+    body: JSON.stringify({jsonrpc: '2.0', id: ++seq, method, params}),
+  });
+  if (res.status === 401) throw new AuthError('token required');
+  const body = await res.json();
+  if (body.error) throw new RPCError(body.error);
+  return body.result;
+}
+
+// Live follows the event stream over one WebSocket, reconnecting with
+// backoff and resuming after the last event it delivered (afterEventId),
+// so that nothing is missed across a reconnect.
+export class Live {
+  // onEvent(event), onState(connected, resumed), onAuth(), onReset():
+  // onReset is called when the resume point is unknown to the server
+  // (another database), so the page must reload its state.
+  constructor(handlers) {
+    this.h = handlers;
+    this.lastId = '';
+    this.backoff = 500;
+    this.ws = null;
+  }
+
+  start() { this.connect(); }
+
+  // restart drops the connection and connects again at once (a new token).
+  restart() {
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close();
+    }
+    this.connect();
+  }
+
+  connect() {
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    const resumed = this.lastId !== '';
+    ws.onopen = () => {
+      const token = getToken();
+      if (token) this.send({id: 'auth', method: 'rpc.authenticate', params: {token}});
+      const params = resumed ? {afterEventId: this.lastId} : {};
+      this.send({id: 'subscribe', method: 'events.subscribe', params});
+    };
+    ws.onmessage = (m) => this.receive(JSON.parse(m.data), resumed);
+    ws.onclose = (e) => {
+      this.h.onState(false);
+      if (e.code === 1008 && /authentication/.test(e.reason)) {
+        this.h.onAuth();
+        return;
+      }
+      setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 10000);
+    };
+  }
+
+  receive(msg, resumed) {
+    if (msg.method === 'events.event') {
+      this.lastId = msg.params.event.id;
+      this.h.onEvent(msg.params.event);
+      return;
+    }
+    if (msg.id === 'subscribe') {
+      if (msg.error && msg.error.data && 'afterEventId' in msg.error.data) {
+        this.lastId = '';
+        this.h.onReset();
+        this.ws.close();
+        return;
+      }
+      if (!msg.error) {
+        this.backoff = 500;
+        this.h.onState(true, resumed);
+      }
+    }
+  }
+
+  send(req) {
+    this.ws.send(JSON.stringify({jsonrpc: '2.0', ...req}));
+  }
+}

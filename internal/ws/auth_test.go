@@ -1,0 +1,109 @@
+package ws_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/ws"
+)
+
+// goodToken is the only token the test hook accepts.
+const goodToken = "s3cret"
+
+type callerKey struct{}
+
+// checkToken stands in for the token store: it is the hook's contract,
+// a token in, the caller's context out.
+func checkToken(ctx context.Context, token string) (context.Context, error) {
+	if token != goodToken {
+		return nil, errors.New("unknown token")
+	}
+	return context.WithValue(ctx, callerKey{}, "admin"), nil
+}
+
+func authOn() ws.Options { return ws.Options{Authenticate: checkToken} }
+
+// With the hook set, a good bearer header is accepted at upgrade and a bad
+// one is HTTP 401 before any upgrade.
+func TestAuthHeader(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(authOn()))
+	cl := dial(t, b, http.Header{"Authorization": {"Bearer " + goodToken}})
+	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+	cl.subscribe(map[string]any{})
+
+	for _, h := range []string{"Bearer wrong", "Basic czNjcmV0", "Bearer"} {
+		_, resp, err := websocket.Dial(context.Background(), wsURL(b),
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {h}}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %v, %v; want HTTP 401", h, err, resp)
+		}
+	}
+}
+
+// Without a header, the first message must be rpc.authenticate with a
+// good token; anything else gets an error and the connection is closed.
+func TestAuthFirstMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(authOn()))
+
+	ok := dial(t, b, nil)
+	if got := call[taskwire.AuthenticateResult](ok, taskwire.MethodAuthenticate, map[string]any{"token": goodToken}); !got.Authenticated {
+		t.Errorf("rpc.authenticate = %+v", got)
+	}
+	call[taskwire.Task](ok, taskwire.MethodTaskCreate, map[string]any{"text": "authenticated"})
+
+	for _, tc := range []struct {
+		name, first string
+		code        taskwire.Code
+		reason      string
+	}{
+		{"a call first", `{"jsonrpc":"2.0","id":1,"method":"system.health"}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"a bad token", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"nope"}}`, taskwire.CodeNotAllowed, "authentication failed"},
+		{"no token", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{}}`, taskwire.CodeInvalidParams, "authentication required"},
+		{"not JSON", `{"jsonrpc"`, taskwire.CodeNotAllowed, "authentication required"},
+		{"a batch", `[{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}]`, taskwire.CodeNotAllowed, "authentication required"},
+	} {
+		cl := dial(t, b, nil)
+		cl.send(tc.first)
+		m := cl.next(cl.resps)
+		if m.Error == nil || m.Error.Code != tc.code {
+			t.Errorf("%s: got %s, want error %d", tc.name, m.raw, tc.code)
+		}
+		cl.wantClose(websocket.StatusPolicyViolation, tc.reason)
+	}
+	if n := call[taskwire.ListResult](ok, taskwire.MethodTaskList, map[string]any{}).TotalCount; n != 1 {
+		t.Errorf("%d tasks, want only the authenticated one", n)
+	}
+}
+
+// With auth off rpc.authenticate succeeds and changes nothing, so a
+// client may always send its token first.
+func TestAuthOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	if got := call[taskwire.AuthenticateResult](cl, taskwire.MethodAuthenticate, map[string]any{"token": "anything"}); !got.Authenticated {
+		t.Errorf("rpc.authenticate = %+v", got)
+	}
+	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+}
+
+// A page of another origin cannot open a WebSocket, so another site cannot
+// act with a dashboard user's credentials.
+func TestCrossOriginRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, resp, err := websocket.Dial(context.Background(), wsURL(b),
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://elsewhere.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin dial: %v, %v; want HTTP 403", err, resp)
+	}
+	same := dial(t, b, http.Header{"Origin": {b.url}})
+	call[taskwire.HealthResult](same, taskwire.MethodSystemHealth, nil)
+}

@@ -1,0 +1,209 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// conn is one WebSocket connection: a read loop that starts a goroutine
+// per message (bounded by sem), one writer that owns the socket's writes,
+// a pinger, and the connection's subscriptions.
+type conn struct {
+	h  *Handler
+	ws *websocket.Conn
+	// ctx is what calls run in: the client address, the caller's
+	// identity once authenticated; cancel ends it when the connection
+	// closes, which stops long polls and subscriptions.
+	ctx           context.Context
+	cancel        context.CancelFunc
+	authenticated bool
+
+	out      chan []byte   // messages for the writer
+	sem      chan struct{} // one token per running request
+	closing  chan struct{} // closed by shut
+	shutOnce sync.Once
+	// Set by shut before closing is closed: how the writer closes the
+	// socket, and whether it first writes what is queued.
+	closeCode   websocket.StatusCode
+	closeReason string
+	flush       bool
+	inflight    sync.WaitGroup
+
+	mu      sync.Mutex
+	subs    map[string]*forwarder
+	lastSub int
+}
+
+func newConn(h *Handler, ws *websocket.Conn, ctx context.Context, cancel context.CancelFunc, authenticated bool) *conn {
+	return &conn{
+		h: h, ws: ws, ctx: ctx, cancel: cancel, authenticated: authenticated,
+		out:     make(chan []byte, h.opts.SendQueue),
+		sem:     make(chan struct{}, h.opts.MaxConcurrent),
+		closing: make(chan struct{}),
+		subs:    map[string]*forwarder{},
+	}
+}
+
+// run serves the connection until it closes, then waits for its requests
+// and goroutines to finish.
+func (c *conn) run() {
+	var bg sync.WaitGroup
+	bg.Go(c.writeLoop)
+	bg.Go(c.pingLoop)
+	c.readLoop()
+	c.shut(websocket.StatusNormalClosure, "")
+	c.inflight.Wait()
+	bg.Wait()
+	_ = c.ws.CloseNow()
+}
+
+// readLoop reads messages until the connection fails or closes. The read
+// context is not the connection's: cancelling that one would make the
+// library drop the socket before a close frame could say why.
+func (c *conn) readLoop() {
+	first := true
+	for {
+		_, msg, err := c.ws.Read(context.Background())
+		if err != nil {
+			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+				c.h.opts.Logger.Info("ws: message over the limit", "limit", c.h.opts.MaxMessageBytes)
+			}
+			return
+		}
+		if first {
+			first = false
+			if !c.authenticate(msg) {
+				continue
+			}
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.closing:
+			return
+		}
+		c.inflight.Go(func() {
+			defer func() { <-c.sem }()
+			c.answer(msg)
+		})
+	}
+}
+
+// answer runs one message and queues its response, then lets the
+// subscriptions it opened start sending: their events follow the
+// response that names them.
+func (c *conn) answer(msg []byte) {
+	s := &session{c: c}
+	resp := c.h.rpc.Answer(context.WithValue(c.ctx, sessionKey{}, s), msg)
+	if resp != nil {
+		c.send(resp)
+	}
+	s.startSubscriptions()
+}
+
+// send queues b for the writer; it waits while the queue is full and
+// returns false once the connection is closing.
+func (c *conn) send(b []byte) bool {
+	select {
+	case <-c.closing:
+		return false
+	default:
+	}
+	select {
+	case c.out <- b:
+		return true
+	case <-c.closing:
+		return false
+	}
+}
+
+// writeLoop writes the queued messages in order, each within
+// WriteTimeout, until the connection closes; then it runs the close
+// handshake, after the queued messages when shut asked for them.
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case <-c.closing:
+			if c.flush {
+				c.drain()
+			}
+			_ = c.ws.Close(c.closeCode, c.closeReason)
+			return
+		case b := <-c.out:
+			if err := c.write(b); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					c.h.opts.Logger.Warn("ws: write timed out, dropping connection")
+				}
+				c.shut(websocket.StatusPolicyViolation, "write timed out")
+				_ = c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// drain writes the messages still queued.
+func (c *conn) drain() {
+	for {
+		select {
+		case b := <-c.out:
+			if c.write(b) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (c *conn) write(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// pingLoop pings every PingInterval; a peer that does not answer within
+// the interval is disconnected.
+func (c *conn) pingLoop() {
+	every := c.h.opts.PingInterval
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.closing:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), every)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.shut(websocket.StatusPolicyViolation, "ping timed out")
+				return
+			}
+		}
+	}
+}
+
+// shut closes the connection once, with code and reason: calls and
+// subscriptions end, queued messages are dropped, and the writer runs the
+// close handshake (bounded by the library's timeouts).
+func (c *conn) shut(code websocket.StatusCode, reason string) {
+	c.shutWith(code, reason, false)
+}
+
+// shutAfterQueued is shut, except that the messages already queued (an
+// error explaining why) are written before the close frame.
+func (c *conn) shutAfterQueued(code websocket.StatusCode, reason string) {
+	c.shutWith(code, reason, true)
+}
+
+func (c *conn) shutWith(code websocket.StatusCode, reason string, flush bool) {
+	c.shutOnce.Do(func() {
+		c.closeCode, c.closeReason, c.flush = code, reason, flush
+		close(c.closing)
+		c.cancel()
+	})
+}

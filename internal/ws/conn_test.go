@@ -1,0 +1,124 @@
+package ws_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpctest"
+	"github.com/taskwire/taskwire/internal/server"
+	"github.com/taskwire/taskwire/internal/ws"
+)
+
+// smallBuffers makes every accepted connection's send buffer small, so
+// that a client that reads slowly holds the server's writes up after a
+// few kilobytes rather than megabytes of kernel buffers.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// smallReadBuffer dials with a small receive buffer.
+func smallReadBuffer() *http.Client {
+	d := &net.Dialer{}
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}}
+}
+
+// A subscriber that reads slower than events come is disconnected with
+// status 1008 "slow consumer" once it falls too far behind, while a fast
+// subscriber on another connection receives every event.
+func TestSlowConsumerDisconnected(t *testing.T) {
+	t.Parallel()
+	cfg := server.Config{DataDir: t.TempDir(), WebSocket: ws.Options{SendQueue: 8}, Logger: discard()}
+	b := start(t, cfg, func(l net.Listener) net.Listener { return smallBuffers{l} })
+	slow := dialWith(t, b, &websocket.DialOptions{HTTPClient: smallReadBuffer()}, 5*time.Millisecond)
+	slow.subscribe(map[string]any{})
+	fast := dial(t, b, nil)
+	fast.subscribe(map[string]any{})
+
+	// Create tasks in batches until the hub drops the slow subscription.
+	created := 0
+	for b.srv.Hub().Subscribers() == 2 {
+		if created >= 50000 {
+			t.Fatalf("slow subscriber still connected after %d events", created)
+		}
+		calls := make([]rpctest.Call, 100)
+		for i := range calls {
+			calls[i] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: map[string]any{"text": "task " + strconv.Itoa(created+i)}}
+		}
+		if _, err := b.cl.Batch(context.Background(), calls); err != nil {
+			t.Fatal(err)
+		}
+		created += len(calls)
+	}
+	slow.wantClose(websocket.StatusPolicyViolation, "slow consumer")
+	if got := len(slow.notes); got >= created {
+		t.Errorf("slow consumer received all %d events", got)
+	}
+	// The fast subscriber got every event, in order.
+	for i := range created {
+		n := fast.event()
+		if n.Event.Type != taskwire.EventTaskCreated {
+			t.Fatalf("event %d: %s", i, n.Event.Type)
+		}
+	}
+	t.Logf("slow consumer dropped after %d events created, having received %d", created, len(slow.notes))
+}
+
+// Pings keep a reading client's idle connection open; a peer that stops
+// answering them is disconnected and cleaned up.
+func TestPingAndDeadPeer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(ws.Options{PingInterval: time.Second}))
+	alive := dial(t, b, nil)
+	alive.subscribe(map[string]any{})
+	// A client that never reads never answers a ping.
+	dead, _, err := websocket.Dial(context.Background(), wsURL(b), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	eventually(t, "dead peer disconnected", func() bool { return b.srv.WebSocket().Connections() == 1 })
+	time.Sleep(2500 * time.Millisecond) // several ping intervals
+	call[taskwire.HealthResult](alive, taskwire.MethodSystemHealth, nil)
+	createTask(t, b, "still live")
+	if n := alive.event(); n.Event.Type != taskwire.EventTaskCreated {
+		t.Errorf("event %s, want task.created", n.Event.Type)
+	}
+	if n := b.srv.WebSocket().Connections(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// A server shutting down closes its connections with 1001.
+func TestDrainClosesConnections(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	idle := dial(t, b, nil)
+	subscribed := dial(t, b, nil)
+	subscribed.subscribe(map[string]any{"types": []string{"task.created"}})
+	b.srv.Drain()
+	idle.wantClose(websocket.StatusGoingAway, "shutting down")
+	subscribed.wantClose(websocket.StatusGoingAway, "shutting down")
+	_, resp, err := websocket.Dial(context.Background(), wsURL(b), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("dial after drain: %v, %v; want HTTP 503", err, resp)
+	}
+}

@@ -1,0 +1,152 @@
+package ws_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskwire/taskwire"
+)
+
+// A subscription receives the events that match its filters, each
+// carrying its subscription id, and none after events.unsubscribe.
+func TestSubscribeFilters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	all := cl.subscribe(map[string]any{})
+	completed := cl.subscribe(map[string]any{"types": []string{"task.completed", "task.claimed"}})
+
+	call[taskwire.RegisterResult](cl, taskwire.MethodSystemRegister, map[string]any{"id": "w1"})
+	task := createTask(t, b, "watched")
+	other := createTask(t, b, "other")
+	byTask := cl.subscribe(map[string]any{"taskId": task.ID})
+	claim := call[taskwire.ClaimResult](cl, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1"})
+	if claim.TaskID != task.ID {
+		t.Fatalf("claimed %s, want %s", claim.TaskID, task.ID)
+	}
+	call[taskwire.CompleteResult](cl, taskwire.MethodTaskComplete, map[string]any{"id": task.ID, "workerId": "w1", "result": 42})
+
+	// Which subscription got what, in order.
+	got := map[string][]string{}
+	for range 5 + 2 + 2 { // as many as want holds
+		n := cl.event()
+		got[n.Subscription] = append(got[n.Subscription], string(n.Event.Type))
+	}
+	want := map[string][]string{
+		all:       {"worker.registered", "task.created", "task.created", "task.claimed", "task.completed"},
+		completed: {"task.claimed", "task.completed"},
+		byTask:    {"task.claimed", "task.completed"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events by subscription (-want +got):\n%s", diff)
+	}
+
+	// After events.unsubscribe nothing more of it arrives; the others go on.
+	un := call[taskwire.UnsubscribeResult](cl, taskwire.MethodEventsUnsubscribe, map[string]any{"subscription": all})
+	if !un.Unsubscribed {
+		t.Errorf("unsubscribe = %+v", un)
+	}
+	call[taskwire.DeleteResult](cl, taskwire.MethodTaskDelete, map[string]any{"id": other.ID})
+	call[taskwire.DeleteResult](cl, taskwire.MethodTaskDelete, map[string]any{"id": task.ID})
+	n := cl.event()
+	if n.Subscription != byTask || n.Event.Type != taskwire.EventTaskDeleted {
+		t.Errorf("after unsubscribe got %s on %s, want task.deleted on %s", n.Event.Type, n.Subscription, byTask)
+	}
+	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+	cl.noEvent()
+
+	// Unsubscribing twice, or an unknown id, is -32602.
+	if e := cl.callErr(taskwire.MethodEventsUnsubscribe, map[string]any{"subscription": all}); e.Code != taskwire.CodeInvalidParams || e.Message != "Subscription not found: "+all {
+		t.Errorf("second unsubscribe: %v", e)
+	}
+}
+
+// Bad subscribe params are -32602 and open nothing.
+func TestSubscribeValidation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	createTask(t, b, "one event")
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		msg    string
+	}{
+		{"unknown type", map[string]any{"types": []string{"task.nope"}}, "Invalid params"},
+		{"types not a list", map[string]any{"types": "task.created"}, "Invalid params"},
+		{"not an event id", map[string]any{"afterEventId": "abc"}, "Unknown event id: abc"},
+		{"never issued", map[string]any{"afterEventId": "999999"}, "Unknown event id: 999999"},
+		{"empty id", map[string]any{"afterEventId": ""}, "Invalid params"},
+		{"unknown field", map[string]any{"type": "task.created"}, "Invalid params"},
+	} {
+		e := cl.callErr(taskwire.MethodEventsSubscribe, tc.params)
+		if e.Code != taskwire.CodeInvalidParams || e.Message[:min(len(tc.msg), len(e.Message))] != tc.msg {
+			t.Errorf("%s: %v, want -32602 %q", tc.name, e, tc.msg)
+		}
+	}
+	if n := b.srv.Hub().Subscribers(); n != 0 {
+		t.Errorf("%d subscriptions open after failed subscribes", n)
+	}
+}
+
+// afterEventId replays what the log holds after that id, then goes live:
+// while other clients write, the subscriber sees every event after the
+// resume point exactly once, in order.
+func TestReplayWithConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i := range 50 {
+		createTask(t, b, "before "+strconv.Itoa(i))
+	}
+	logged, err := b.srv.Service().Store().ReadEvents(context.Background(), "", 1000)
+	if err != nil || len(logged) != 50 {
+		t.Fatalf("log: %d events, %v", len(logged), err)
+	}
+	after := logged[19].ID
+
+	// Writers run before, during and after the subscribe.
+	const writers, perWriter = 4, 40
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			for i := range perWriter {
+				createTask(t, b, "writer "+strconv.Itoa(w)+" task "+strconv.Itoa(i))
+			}
+		})
+	}
+	close(start)
+	cl := dial(t, b, nil)
+	resp := cl.response(cl.request(taskwire.MethodEventsSubscribe, map[string]any{"afterEventId": after}))
+	sub := decode[taskwire.SubscribeResult](t, resp).Subscription
+	wg.Wait()
+
+	last, _ := strconv.Atoi(after)
+	want := 50 + writers*perWriter - last
+	for i := range want {
+		m := cl.nextEvent()
+		if i == 0 && m.seq < resp.seq {
+			t.Errorf("first event (message %d) came before the subscribe response (message %d)", m.seq, resp.seq)
+		}
+		n := decode[taskwire.EventNotification](t, message{Result: m.Params})
+		if n.Subscription != sub {
+			t.Fatalf("event on %s, want %s", n.Subscription, sub)
+		}
+		id, _ := strconv.Atoi(n.Event.ID)
+		if id != last+1 {
+			t.Fatalf("event %s after %d: a gap or a duplicate", n.Event.ID, last)
+		}
+		last = id
+	}
+	// One more write arrives live, right after.
+	createTask(t, b, "live")
+	if n := cl.event(); n.Event.ID != strconv.Itoa(last+1) {
+		t.Errorf("live event %s, want %d", n.Event.ID, last+1)
+	}
+	cl.noEvent()
+}
