@@ -248,6 +248,7 @@ func TestUnauthorized(t *testing.T) {
 		{"not even JSON", "POST", "/rpc", "", `{`},
 		{"events", "GET", "/events", "", ""},
 		{"result", "GET", "/v1/tasks/t-1/result", "", ""},
+		{"task events", "GET", "/v1/tasks/t-1/events", "", ""},
 		{"metrics", "GET", "/metrics", "Bearer " + adminToken + "x", ""},
 	}
 	for _, tt := range tests {
@@ -282,8 +283,9 @@ func TestUnauthorized(t *testing.T) {
 	}
 }
 
-// TestEndpointRoles: the result stream and the metrics are open to every
-// role, the event stream to admins and producers (a worker gets 403).
+// TestEndpointRoles: the result stream, a task's events and the metrics
+// are open to every role, the event stream to admins and producers (a
+// worker gets 403).
 func TestEndpointRoles(t *testing.T) {
 	t.Parallel()
 	b := setup(t, withTokens(t, nil))
@@ -298,6 +300,8 @@ func TestEndpointRoles(t *testing.T) {
 	}{
 		{"/v1/tasks/" + task.ID + "/result", workerToken, 200},
 		{"/v1/tasks/" + task.ID + "/result", producerToken, 200},
+		{"/v1/tasks/" + task.ID + "/events", workerToken, 200},
+		{"/v1/tasks/" + task.ID + "/events", producerToken, 200},
 		{"/metrics", workerToken, 200},
 		{"/metrics", producerToken, 200},
 		{"/events?x", workerToken, 403},

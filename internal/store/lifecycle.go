@@ -35,6 +35,13 @@ type Lifecycle interface {
 	// holds after it.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 
+	// TaskEvents returns the events of task taskID that the log still
+	// holds, oldest first, at most limit (> 0): the oldest limit of them.
+	// A task with none (unknown, or all its events trimmed) has an empty
+	// slice, not an error. The events of a deleted task stay readable, as
+	// the rest of the log, until the sweep trims them.
+	TaskEvents(ctx context.Context, taskID string, limit int) ([]taskwire.Event, error)
+
 	// EventsChanged returns a channel that is closed once events have been
 	// appended (committed) after the call.
 	EventsChanged() <-chan struct{}

@@ -154,12 +154,34 @@ func TestDashboardLive(t *testing.T) {
 	for i := range 3 {
 		srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "existing task " + strconv.Itoa(i)}, nil)
 	}
+	// A task done before the page opens: its history comes from the log.
+	var done taskwire.Task
+	srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "done before the page opened", "priority": 99}, &done)
+	srv.call(t, taskwire.MethodTaskClaim, map[string]any{"workerId": "worker-1"}, nil)
+	srv.call(t, taskwire.MethodTaskComplete, map[string]any{"id": done.ID, "workerId": "worker-1", "result": "ok"}, nil)
 	ctx := browser(t, 1280, 900)
 	run(t, ctx, "open the dashboard",
 		chromedp.Navigate(srv.url+"/"),
 		chromedp.WaitVisible(`#live.pill-on`),
 		chromedp.WaitVisible(`#tasks tbody tr[data-id]`))
 	get(t, ctx, "mark the page", chromedp.Evaluate[bool](`window.sameDocument = true`))
+
+	// Its detail shows its whole history, newest first.
+	run(t, ctx, "open the task done before",
+		chromedp.Click(fmt.Sprintf(`#tasks tr[data-id="%s"]`, done.ID), chromedp.NodeVisible),
+		chromedp.WaitVisible(`#detail-body .history`))
+	steps := historySteps(t, ctx)
+	wantSteps := []string{"task.completed completed", "task.claimed by worker-1", "task.created by"}
+	if len(steps) != len(wantSteps) {
+		t.Errorf("history of a task done before the page opened: %q, want %d steps like %q", steps, len(wantSteps), wantSteps)
+	} else {
+		for i, want := range wantSteps {
+			if !strings.HasPrefix(steps[i], want) {
+				t.Errorf("history step %d = %q, want it to start with %q (history %q)", i, steps[i], want, steps)
+			}
+		}
+	}
+	run(t, ctx, "close the task", chromedp.Click(`#detail-close`, chromedp.NodeVisible), chromedp.WaitNotVisible(`#detail`))
 
 	var task taskwire.Task
 	srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "<b>new</b> task from the test", "priority": 90}, &task)
@@ -192,14 +214,34 @@ func TestDashboardLive(t *testing.T) {
 		}
 	}
 
-	// Requeue from the detail: the row goes back to pending, live.
+	// Events both fetched from the log and received live show once.
+	if steps = historySteps(t, ctx); len(steps) != 3 {
+		t.Errorf("history of the new task: %q, want created, claimed, completed once each", steps)
+	}
+
+	// Requeue from the detail: the row goes back to pending, live, and the
+	// history gains the requeue's two events (in either order) on top.
 	run(t, ctx, "requeue the task",
 		chromedp.Click(`#detail-body button[data-action="requeue"]`, chromedp.NodeVisible),
-		chromedp.WaitVisible(row+`[data-status="pending"]`))
+		chromedp.WaitVisible(row+`[data-status="pending"]`),
+		chromedp.WaitVisible(`#detail-body .history li:nth-child(5)`))
+	steps = historySteps(t, ctx)
+	if len(steps) != 5 || !strings.HasPrefix(steps[2], "task.completed") ||
+		!strings.Contains(steps[0]+steps[1], "task.updated") || !strings.Contains(steps[0]+steps[1], "task.requeued") {
+		t.Errorf("history after the requeue: %q, want task.updated and task.requeued on top of the three steps", steps)
+	}
 
 	if dir := os.Getenv(ScreenshotEnv); dir != "" {
 		screenshots(t, srv, dir)
 	}
+}
+
+// historySteps reads the history of the open task's detail, newest first,
+// each step as its type and description.
+func historySteps(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return get(t, ctx, "read the history", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll('#detail-body .history li')].map((li) => li.children[1].textContent + ' ' + li.children[2].textContent)`))
 }
 
 // When the server wants a token, the dashboard asks for one, keeps it,

@@ -47,6 +47,42 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 	return out, nil
 }
 
+// TaskEvents returns the oldest limit events of task taskID, oldest
+// first. The log is one stream with no index by task, so it reads the
+// stream from its oldest entry in pages of taskEventsPage entries and
+// keeps the task's: the cost is O(N) in the events the log holds
+// (N <= MaxEvents, 1,000,000 by default), less when limit events of the
+// task are found early. Keeping an index per task in the scripts would
+// make every append, trim and deletion pay for this rare read.
+func (s *Store) TaskEvents(ctx context.Context, taskID string, limit int) ([]taskwire.Event, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("task events: limit %d, want at least 1", limit)
+	}
+	out := []taskwire.Event{}
+	if taskID == "" { // worker events have no task
+		return out, nil
+	}
+	for start := "-"; len(out) < limit; {
+		msgs, err := s.rdb.XRangeN(ctx, s.k.events(), start, "+", taskEventsPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("task events of %s: %w", taskID, s.redisErr(err))
+		}
+		for _, m := range msgs {
+			if v, _ := m.Values["task"].(string); v == taskID && len(out) < limit {
+				out = append(out, eventFromEntry(m))
+			}
+		}
+		if len(msgs) < taskEventsPage {
+			break
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+	return out, nil
+}
+
+// taskEventsPage is how many stream entries TaskEvents reads per call.
+const taskEventsPage = 1000
+
 func eventFromEntry(m redis.XMessage) taskwire.Event {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	id := m.ID

@@ -28,7 +28,7 @@ func envOr(name, def string) string {
 
 // requireServices skips the test, loudly, when Redis or PostgreSQL does
 // not answer; under CI=true or TASKWIRE_REQUIRE_SERVICES=1 it fails instead.
-func requireServices(t *testing.T, err error) {
+func requireServices(t testing.TB, err error) {
 	t.Helper()
 	if err == nil {
 		return
@@ -48,7 +48,7 @@ type testEnv struct {
 }
 
 // newTestEnv creates a unique schema and prefix for t.
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -95,7 +95,7 @@ func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) 
 }
 
 // pool opens a pool whose connections use env's schema.
-func (env *testEnv) pool(t *testing.T) *pgxpool.Pool {
+func (env *testEnv) pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testPostgresURL)
 	if err != nil {
@@ -112,14 +112,14 @@ func (env *testEnv) pool(t *testing.T) *pgxpool.Pool {
 }
 
 // newTestStore opens a Store on a fresh environment.
-func newTestStore(t *testing.T, opts Options) *Store {
+func newTestStore(t testing.TB, opts Options) *Store {
 	t.Helper()
 	env := newTestEnv(t)
 	return env.open(t, opts)
 }
 
 // open opens a Store on env, closed in cleanup.
-func (env *testEnv) open(t *testing.T, opts Options) *Store {
+func (env *testEnv) open(t testing.TB, opts Options) *Store {
 	t.Helper()
 	opts.KeyPrefix = env.prefix
 	st, err := Open(context.Background(), env.rdb, env.pool(t), opts)

@@ -72,33 +72,63 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 				return fmt.Errorf("event id %s was never issued: %w", after, store.ErrNotFound)
 			}
 		}
-		rows, err := tx.query(`SELECT seq, type, task_id, payload, metadata, ts FROM events
-			WHERE seq > ? ORDER BY seq LIMIT ?`, from, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				e                 taskwire.Event
-				seq               int64
-				typ               string
-				taskID            sql.NullString
-				payload, metadata string
-			)
-			if err := rows.Scan(&seq, &typ, &taskID, &payload, &metadata, &e.Timestamp); err != nil {
-				return err
-			}
-			e.ID, e.Type, e.TaskID = strconv.FormatInt(seq, 10), taskwire.EventType(typ), taskID.String
-			e.Payload, e.Metadata = []byte(payload), []byte(metadata)
-			evs = append(evs, e)
-		}
-		return rows.Err()
+		var err error
+		evs, err = tx.events("SELECT "+eventColumns+" FROM events WHERE seq > ? ORDER BY seq LIMIT ?", from, limit)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events after %q: %w", after, err)
 	}
 	return evs, nil
+}
+
+// TaskEvents returns the oldest limit events of task taskID, oldest
+// first, from a read connection; the index events_task finds them without
+// reading the rest of the log.
+func (s *Store) TaskEvents(ctx context.Context, taskID string, limit int) ([]taskwire.Event, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("task events: limit %d, want at least 1", limit)
+	}
+	evs := []taskwire.Event{}
+	err := s.view(ctx, func(tx *readTx) error {
+		page, err := tx.events("SELECT "+eventColumns+" FROM events WHERE task_id = ? ORDER BY seq LIMIT ?", taskID, limit)
+		evs = append(evs, page...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("task events of %s: %w", taskID, err)
+	}
+	return evs, nil
+}
+
+// eventColumns are the columns of an event, in the order events scans them.
+const eventColumns = "seq, type, task_id, payload, metadata, ts"
+
+// events runs query, which selects eventColumns, and returns the events it
+// finds.
+func (t *readTx) events(query string, args ...any) ([]taskwire.Event, error) {
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []taskwire.Event
+	for rows.Next() {
+		var (
+			e                 taskwire.Event
+			seq               int64
+			typ               string
+			taskID            sql.NullString
+			payload, metadata string
+		)
+		if err := rows.Scan(&seq, &typ, &taskID, &payload, &metadata, &e.Timestamp); err != nil {
+			return nil, err
+		}
+		e.ID, e.Type, e.TaskID = strconv.FormatInt(seq, 10), taskwire.EventType(typ), taskID.String
+		e.Payload, e.Metadata = []byte(payload), []byte(metadata)
+		evs = append(evs, e)
+	}
+	return evs, rows.Err()
 }
 
 // EventsChanged returns a channel that the writer closes after the next

@@ -123,6 +123,8 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	t.Run("Task", func(t *testing.T) { testTaskEvents(t, newStore) })
+
 	// EventsChanged is closed after a change commits, not before; each
 	// call after that returns a channel for the next change.
 	t.Run("Changed", func(t *testing.T) {
@@ -297,3 +299,83 @@ func waitClosed(t *testing.T, ch <-chan struct{}, after string) {
 
 // bigMetadata is a metadata patch over the limit.
 var bigMetadata = json.RawMessage(`{"big":"` + strings.Repeat("x", taskwire.MaxMetadataBytes) + `"}`)
+
+// testTaskEvents: TaskEvents returns one task's events from the log,
+// oldest first, the oldest limit of them, and loses them as the sweep
+// trims the log; a deleted task's events stay readable until then.
+func testTaskEvents(t *testing.T, newStore newStoreFunc) {
+	t.Parallel()
+	s := setup(t, newStore)
+	at := func(n int) time.Time { return eventsNow.Add(time.Duration(n) * time.Second) }
+	one, two := newTask(1), newTask(2)
+	s.create(one, two)
+	s.reclaim(one.ID, one.Queue, "w1", at(1))
+	if err := s.st.DeleteTask(s.ctx, store.DeleteTaskParams{ID: two.ID, Now: at(2)}); err != nil {
+		t.Fatalf("DeleteTask: %v", err)
+	}
+	s.complete(store.CompleteTaskParams{ID: one.ID, WorkerID: "w1", Result: json.RawMessage(`1`), Now: at(3)})
+
+	all := s.eventsAfter("")
+	ofTask := func(id string) []taskwire.Event {
+		var out []taskwire.Event
+		for _, e := range all {
+			if e.TaskID == id {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		id    string
+		limit int
+		types []taskwire.EventType
+		want  []taskwire.Event
+	}{
+		{one.ID, 100, []taskwire.EventType{taskwire.EventTaskCreated, taskwire.EventTaskClaimed, taskwire.EventTaskCompleted}, ofTask(one.ID)},
+		{one.ID, 2, []taskwire.EventType{taskwire.EventTaskCreated, taskwire.EventTaskClaimed}, ofTask(one.ID)[:2]},
+		{two.ID, 100, []taskwire.EventType{taskwire.EventTaskCreated, taskwire.EventTaskDeleted}, ofTask(two.ID)},
+		{taskID(99), 100, nil, nil},
+	} {
+		got := s.taskEvents(c.id, c.limit)
+		if diff := gocmp.Diff(c.types, eventTypes(got)); diff != "" {
+			t.Errorf("TaskEvents(%s, %d): types (-want +got):\n%s", c.id, c.limit, diff)
+		}
+		if diff := gocmp.Diff(eventIDs(c.want), eventIDs(got)); diff != "" {
+			t.Errorf("TaskEvents(%s, %d): ids (-want +got):\n%s", c.id, c.limit, diff)
+		}
+		if diff := gocmp.Diff(eventViews(c.want), eventViews(got)); diff != "" {
+			t.Errorf("TaskEvents(%s, %d): events (-want +got):\n%s", c.id, c.limit, diff)
+		}
+	}
+
+	// The sweep keeps the newest event only, task one's completion.
+	s.sweep(store.SweepParams{Now: at(4), MaxEvents: 1})
+	if diff := gocmp.Diff(eventIDs(all[len(all)-1:]), eventIDs(s.taskEvents(one.ID, 100))); diff != "" {
+		t.Errorf("after trimming: TaskEvents(%s) ids (-want +got):\n%s", one.ID, diff)
+	}
+	if got := s.taskEvents(two.ID, 100); len(got) != 0 {
+		t.Errorf("after trimming: TaskEvents(%s) = %d events, want none", two.ID, len(got))
+	}
+}
+
+// taskEvents calls TaskEvents and fails the test on error or on a nil
+// slice, which the contract rules out.
+func (s *bundle) taskEvents(id string, limit int) []taskwire.Event {
+	s.t.Helper()
+	evs, err := s.st.TaskEvents(s.ctx, id, limit)
+	if err != nil {
+		s.t.Fatalf("TaskEvents(%s, %d): %v", id, limit, err)
+	}
+	if evs == nil {
+		s.t.Fatalf("TaskEvents(%s, %d) = nil, want a slice", id, limit)
+	}
+	return evs
+}
+
+func eventTypes(evs []taskwire.Event) []taskwire.EventType {
+	var out []taskwire.EventType
+	for _, e := range evs {
+		out = append(out, e.Type)
+	}
+	return out
+}

@@ -1,5 +1,5 @@
-// The server's two doors: calls over POST /rpc (fetch), live events over
-// GET /ws. A token, when the server wants one, is kept in localStorage and
+// The server's doors: calls over POST /rpc (fetch), a task's history over
+// GET /v1/tasks/{id}/events (fetch), live events over GET /ws. A token, when the server wants one, is kept in localStorage and
 // sent as an Authorization header on fetch and as the rpc.authenticate
 // first message on the WebSocket.
 
@@ -25,11 +25,15 @@ export class AuthError extends Error {}
 
 let seq = 0;
 
-// call calls method with params and returns its result.
-export async function call(method, params = {}) {
-  const headers = {'Content-Type': 'application/json'};
+function authHeaders(headers = {}) {
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
+  return headers;
+}
+
+// call calls method with params and returns its result.
+export async function call(method, params = {}) {
+  const headers = authHeaders({'Content-Type': 'application/json'});
   const res = await fetch('/rpc', {
     method: 'POST', headers,
     body: JSON.stringify({jsonrpc: '2.0', id: ++seq, method, params}),
@@ -38,6 +42,16 @@ export async function call(method, params = {}) {
   const body = await res.json();
   if (body.error) throw new RPCError(body.error);
   return body.result;
+}
+
+// taskEvents returns the events of task id that the server's event log
+// still holds, oldest first (at most limit of the oldest).
+export async function taskEvents(id, limit = 1000) {
+  const res = await fetch('/v1/tasks/' + encodeURIComponent(id) + '/events?limit=' + limit, {headers: authHeaders()});
+  if (res.status === 401) throw new AuthError('token required');
+  const body = await res.json();
+  if (body.error) throw new RPCError(body.error);
+  return body.events;
 }
 
 // Live follows the event stream over one WebSocket, reconnecting with

@@ -1,7 +1,7 @@
 // The dashboard: queues, tasks, workers and throughput, kept live by the
 // event stream. Calls go to /rpc; events come over /ws.
 
-import {call, Live, AuthError, RPCError, getToken, setToken} from './api.js';
+import {call, taskEvents, Live, AuthError, RPCError, getToken, setToken} from './api.js';
 import {h, fill, badge, ago, clock, duration, json} from './dom.js';
 import {Throughput} from './chart.js';
 
@@ -16,6 +16,7 @@ const state = {
   shownIds: new Set(),
   workers: [],
   selected: null,     // id of the task in the drawer
+  logged: null,       // {id, events}: the selected task's events from the server's log, events null until fetched
   events: [],         // recent events, oldest first
   listAt: 0,          // when task.list last ran (rate limits apply to it)
 };
@@ -200,6 +201,7 @@ function renderTasks(previous, p, hasMore) {
 
 function openTask(id) {
   state.selected = id;
+  state.logged = {id, events: null};
   $('detail').hidden = false;
   fill($('detail-body'), h('p', {class: 'muted'}, 'Loading…'));
   refreshDetail();
@@ -215,7 +217,7 @@ async function loadDetail() {
   if (!id) return;
   let t;
   try {
-    t = await call('task.get', {id});
+    [t] = await Promise.all([call('task.get', {id}), loadLogged(id)]);
   } catch (e) {
     if (e instanceof RPCError && e.code === -32602) {
       fill($('detail-body'), h('p', {class: 'muted'}, 'This task no longer exists.'));
@@ -254,17 +256,37 @@ async function loadDetail() {
     history(t));
 }
 
-// history lists the events of the task this page has seen, newest first,
-// after the facts the task itself records.
+// loadLogged fetches, once per opening, the events of task id that the
+// server's event log holds; when that fails, the history shows the live
+// events only.
+async function loadLogged(id) {
+  const logged = state.logged;
+  if (!logged || logged.id !== id || logged.events) return;
+  let events = [];
+  try {
+    events = await taskEvents(id);
+  } catch (e) {
+    report(e);
+  }
+  if (state.logged === logged) logged.events = events;
+}
+
+// history lists the task's events, newest first: those of the server's log
+// fetched when the detail opened, then the live ones that came since (each
+// event once, by id). The task's own record stands in for its creation
+// once the log no longer holds it.
 function history(t) {
-  const seen = state.events.filter((e) => taskIdOf(e) === t.id).reverse();
+  const logged = (state.logged && state.logged.id === t.id && state.logged.events) || [];
+  const ids = new Set(logged.map((e) => e.id));
+  const live = state.events.filter((e) => taskIdOf(e) === t.id && !ids.has(e.id));
+  const seen = logged.concat(live).reverse();
   const items = seen.map((e) => h('li', null,
     h('span', {class: 'muted'}, new Date(e.timestamp).toLocaleTimeString()),
     h('span', null, e.type),
     h('span', {class: 'by'}, describe(e))));
   if (!seen.some((e) => e.type === 'task.created')) {
     items.push(h('li', null, h('span', {class: 'muted'}, new Date(t.createdAt).toLocaleTimeString()),
-      h('span', null, 'task.created'), h('span', {class: 'by muted'}, 'before this page was opened')));
+      h('span', null, 'task.created'), h('span', {class: 'by muted'}, 'no longer in the event log')));
   }
   return h('ul', {class: 'history'}, items);
 }
@@ -344,6 +366,7 @@ const live = new Live({
   },
   onAuth: askToken,
   onReset() {
+    if (state.selected) state.logged = {id: state.selected, events: null};
     chart.reset();
     seedChart().catch(report);
     refreshAll();
