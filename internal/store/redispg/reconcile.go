@@ -144,10 +144,13 @@ func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, er
 // holds it meanwhile. A completion staged for its attempt finalizes it
 // (the completion was acknowledged, its row had not been written yet); an
 // in_progress task goes back to pending, attempt kept (its claim and lease
-// lived in Redis); a reservation for a worker Redis does not know is
-// cleared. A pending task goes to the delayed set, from which the next
-// claim moves it once due (the store reads no clock). The new state
-// reaches PostgreSQL through the outbox.
+// lived in Redis); a pending task keeps its reservation (task.assign
+// acknowledged it), even for a worker Redis does not know until it
+// registers again: no other worker takes it, and an admin may unassign
+// it. A pending task goes to the delayed set, from which the next claim
+// moves it once due into its worker's reserved set or its queue (the
+// store reads no clock). The new state reaches PostgreSQL through the
+// outbox.
 func (s *Store) restore(ctx context.Context, t *taskState) error {
 	r := t.clone()
 	if !r.Status.Final() {
@@ -155,18 +158,8 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case staged:
-		case r.Status == taskwire.StatusInProgress:
+		if !staged && r.Status == taskwire.StatusInProgress {
 			r.requeue()
-		case r.AssignedTo != "":
-			w, err := s.getWorker(ctx, r.AssignedTo)
-			if err != nil {
-				return err
-			}
-			if w == nil {
-				r.AssignedTo = ""
-			}
 		}
 	}
 	x := s.txn()

@@ -1,0 +1,84 @@
+package redispg
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// TestReconcileKeepsReservation: a pending task reserved by task.assign
+// stays reserved for its worker after Redis lost everything (workers
+// included, until they register again): another worker's claim does not
+// get it, its own does once registered, and PostgreSQL keeps the
+// assignment meanwhile. An admin can still unassign such a task.
+func TestReconcileKeepsReservation(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	st := env.open(t, Options{ReconcileInterval: -1})
+	ctx := t.Context()
+	now := time.Now().UTC()
+	register(t, st, "w1", now)
+	tk := assigned(t, st, "t-reserved", "w1", now)
+	freed := assigned(t, st, "t-unassigned", "w1", now)
+
+	time.Sleep(reconcileGrace + 500*time.Millisecond) // the reconciler leaves fresh rows alone
+	deleteKeys(ctx, env.rdb, "{"+env.prefix+"}:*")    // Redis lost everything
+	if n, err := st.Reconcile(ctx); err != nil || n != 2 {
+		t.Fatalf("Reconcile = %d, %v; want 2 tasks restored", n, err)
+	}
+	later := time.Now().UTC()
+	if got, err := st.GetTask(ctx, tk.ID); err != nil || got.AssignedTo != "w1" || got.Status != taskwire.StatusPending {
+		t.Fatalf("after restore: %+v, %v; want pending, assigned to w1", got, err)
+	}
+	rows, _, err := st.ListTasks(ctx, store.ListTasksParams{Limit: 10}) // reads PostgreSQL, outbox applied
+	if err != nil || len(rows) != 2 || rows[0].AssignedTo != "w1" || rows[1].AssignedTo != "w1" {
+		t.Fatalf("ListTasks after restore = %v, %v; want both tasks assigned to w1", rows, err)
+	}
+	if prev, _, err := st.UnassignTask(ctx, store.UnassignTaskParams{TaskID: freed.ID, By: "admin", Now: later}); err != nil || prev != "w1" {
+		t.Fatalf("UnassignTask(%s) = %q, %v; want unassigned from w1", freed.ID, prev, err)
+	}
+
+	register(t, st, "w2", later)
+	if got := claim(t, st, "w2", later); len(got) != 1 || got[0].ID != freed.ID {
+		t.Fatalf("w2 claimed %v, want only the unassigned %s", got, freed.ID)
+	}
+	register(t, st, "w1", later)
+	got := claim(t, st, "w1", later)
+	if len(got) != 1 || got[0].ID != tk.ID || got[0].AssignedTo != "w1" {
+		t.Fatalf("w1 claimed %v, want its reserved task", got)
+	}
+}
+
+// assigned creates task id, ready at now, and reserves it for worker.
+func assigned(t *testing.T, st *Store, id, worker string, now time.Time) taskwire.Task {
+	t.Helper()
+	tk := store.PendingTask(taskwire.Task{ID: id, Queue: taskwire.DefaultQueue, Text: "x",
+		Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
+		RunAt: now, CreatedAt: now, UpdatedAt: now})
+	if _, _, err := st.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: now}); err != nil {
+		t.Fatalf("CreateTask(%s): %v", id, err)
+	}
+	if _, err := st.AssignTask(t.Context(), store.AssignTaskParams{TaskID: id, WorkerID: worker, Now: now}); err != nil {
+		t.Fatalf("AssignTask(%s, %s): %v", id, worker, err)
+	}
+	return tk
+}
+
+func register(t *testing.T, st *Store, id string, now time.Time) {
+	t.Helper()
+	if err := st.RegisterWorker(context.Background(), store.RegisterWorkerParams{ID: id, Now: now}); err != nil {
+		t.Fatalf("RegisterWorker(%s): %v", id, err)
+	}
+}
+
+func claim(t *testing.T, st *Store, worker string, now time.Time) []*taskwire.Task {
+	t.Helper()
+	got, err := st.ClaimTasks(context.Background(), store.ClaimTasksParams{WorkerID: worker, MaxTasks: 5, Now: now})
+	if err != nil {
+		t.Fatalf("ClaimTasks(%s): %v", worker, err)
+	}
+	return got
+}
