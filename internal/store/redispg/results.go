@@ -44,14 +44,18 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 		}
 		err = s.group.write(ctx, b) // with other callers' writes, in one commit
 	} else {
-		err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, b.QueuedQueries[0].SQL, b.QueuedQueries[0].Arguments...)
-			if err != nil || tag.RowsAffected() == 0 {
-				return err // staged before: its chunks are there already
-			}
-			_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
-				&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
-			return err
+		// The bound grows with the bytes: WriteTimeout per 64 MiB begun.
+		bound := s.opts.WriteTimeout * time.Duration(1+len(result)/(64<<20))
+		err = withTimeout(ctx, bound, func(ctx context.Context) error {
+			return pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, b.QueuedQueries[0].SQL, b.QueuedQueries[0].Arguments...)
+				if err != nil || tag.RowsAffected() == 0 {
+					return err // staged before: its chunks are there already
+				}
+				_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
+					&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
+				return err
+			})
 		})
 	}
 	if err != nil {
@@ -69,9 +73,11 @@ func (s *Store) checkStaged(ctx context.Context, before, r *taskState) error {
 		errText, sum, by pgtype.Text
 		size, at         int64
 	)
-	err := s.pg.QueryRow(ctx, `SELECT status, error, size, sum, completed_by, completed_at
-		FROM staged_results WHERE task_id = $1 AND attempt = $2`, r.ID, r.Attempt).
-		Scan(&status, &errText, &size, &sum, &by, &at)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.pg.QueryRow(ctx, `SELECT status, error, size, sum, completed_by, completed_at
+			FROM staged_results WHERE task_id = $1 AND attempt = $2`, r.ID, r.Attempt).
+			Scan(&status, &errText, &size, &sum, &by, &at)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errRaced
 	}
