@@ -2,6 +2,8 @@ package redispg
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,4 +83,56 @@ func claim(t *testing.T, st *Store, worker string, now time.Time) []*taskwire.Ta
 		t.Fatalf("ClaimTasks(%s): %v", worker, err)
 	}
 	return got
+}
+
+// TestEventCounterLost: while Redis has lost its event counter nothing
+// appends events (a create answers a *store.UnavailableError and leaves
+// no task), and once the store sets the counter again from PostgreSQL's
+// mark, new event ids are above every id issued before the loss.
+func TestEventCounterLost(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	st := env.open(t, Options{ReconcileInterval: -1})
+	ctx := t.Context()
+	now := time.Now().UTC()
+	register(t, st, "w1", now)
+	assigned(t, st, "t-before", "w1", now)
+	before := lastEventID(t, st)
+
+	deleteKeys(ctx, env.rdb, "{"+env.prefix+"}:*")
+	tk := store.PendingTask(taskwire.Task{ID: "t-during", Queue: taskwire.DefaultQueue, Text: "x",
+		Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
+		RunAt: now, CreatedAt: now, UpdatedAt: now})
+	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: tk, Now: now}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("create with the event counter lost: %v; want a *store.UnavailableError", err)
+	}
+	if err := st.RegisterWorker(ctx, store.RegisterWorkerParams{ID: "w2", Now: now}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("register with the event counter lost: %v; want a *store.UnavailableError", err)
+	}
+	if _, err := st.GetTask(ctx, tk.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetTask of the refused create: %v; want not found", err)
+	}
+
+	if _, err := st.Reconcile(ctx); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	register(t, st, "w2", now)
+	after := lastEventID(t, st)
+	if after <= before {
+		t.Fatalf("event id after the loss %d, not above %d issued before", after, before)
+	}
+}
+
+// lastEventID returns the id of the last event st's stream holds.
+func lastEventID(t *testing.T, st *Store) int64 {
+	t.Helper()
+	evs, err := st.ReadEvents(t.Context(), "", 1000)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("ReadEvents = %d events, %v", len(evs), err)
+	}
+	id, err := strconv.ParseInt(evs[len(evs)-1].ID, 10, 64)
+	if err != nil {
+		t.Fatalf("event id %q: %v", evs[len(evs)-1].ID, err)
+	}
+	return id
 }

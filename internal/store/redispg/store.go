@@ -132,6 +132,9 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.keepEventSeq(ctx); err != nil {
+		return nil, fmt.Errorf("event counter: %w", err)
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	sub := rdb.Subscribe(ctx, s.k.channel())
@@ -248,7 +251,7 @@ func unavailableCode(code string) bool {
 // unavailableReply reports whether a Redis error reply is a passing state
 // of the server rather than a wrong command.
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY"} {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOEVSEQ"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
