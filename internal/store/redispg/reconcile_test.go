@@ -54,12 +54,17 @@ func TestReconcileKeepsReservation(t *testing.T) {
 	}
 }
 
+// readyTask returns task id as task.create makes it at now, ready then.
+func readyTask(id string, now time.Time) taskwire.Task {
+	return store.PendingTask(taskwire.Task{ID: id, Queue: taskwire.DefaultQueue, Text: "x",
+		Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
+		RunAt: now, CreatedAt: now, UpdatedAt: now})
+}
+
 // assigned creates task id, ready at now, and reserves it for worker.
 func assigned(t *testing.T, st *Store, id, worker string, now time.Time) taskwire.Task {
 	t.Helper()
-	tk := store.PendingTask(taskwire.Task{ID: id, Queue: taskwire.DefaultQueue, Text: "x",
-		Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
-		RunAt: now, CreatedAt: now, UpdatedAt: now})
+	tk := readyTask(id, now)
 	if _, _, err := st.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: now}); err != nil {
 		t.Fatalf("CreateTask(%s): %v", id, err)
 	}
@@ -100,9 +105,7 @@ func TestEventCounterLost(t *testing.T) {
 	before := lastEventID(t, st)
 
 	deleteKeys(ctx, env.rdb, "{"+env.prefix+"}:*")
-	tk := store.PendingTask(taskwire.Task{ID: "t-during", Queue: taskwire.DefaultQueue, Text: "x",
-		Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
-		RunAt: now, CreatedAt: now, UpdatedAt: now})
+	tk := readyTask("t-during", now)
 	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: tk, Now: now}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("create with the event counter lost: %v; want a *store.UnavailableError", err)
 	}

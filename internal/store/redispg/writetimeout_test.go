@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -97,17 +94,7 @@ func TestWriteTimeout(t *testing.T) {
 	}
 	hole := startBlackhole(t, u.Host)
 	u.Host = hole.ln.Addr().String()
-	cfg, err := pgxpool.ParseConfig(u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = env.schema
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := env.poolAt(t, u.String())
 	open := func(timeout time.Duration) *Store {
 		st, err := Open(t.Context(), env.rdb, pool, Options{KeyPrefix: env.prefix, ReconcileInterval: -1, WriteTimeout: timeout})
 		if err != nil {
@@ -122,10 +109,7 @@ func TestWriteTimeout(t *testing.T) {
 
 	now := time.Now().UTC()
 	newTask := func(id string) store.CreateTaskParams {
-		tk := store.PendingTask(taskwire.Task{ID: id, Queue: taskwire.DefaultQueue, Text: "x",
-			Priority: taskwire.DefaultPriority, MaxAttempts: taskwire.DefaultMaxAttempts, LeaseMs: 60_000,
-			RunAt: now, CreatedAt: now, UpdatedAt: now})
-		return store.CreateTaskParams{Task: tk, Now: now}
+		return store.CreateTaskParams{Task: readyTask(id, now), Now: now}
 	}
 	if _, _, err := st.CreateTask(t.Context(), newTask("t-before")); err != nil {
 		t.Fatalf("create before the blackhole: %v", err)
