@@ -25,6 +25,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 	sum := resultSum(result)
 	now := truncMs(p.Now)
 	staged := -1 // the attempt whose outcome is staged
+	done := now  // its completion time; a retry's is the first try's
 	var task *taskwire.Task
 	err := retry(ctx, func() error {
 		before, err := s.liveTask(ctx, p.ID)
@@ -49,12 +50,12 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			return conflict(before, "stale attempt %d, current %d", *p.Attempt, before.Attempt)
 		}
 		r := before.clone()
-		r.finalize(status, errText, int64(len(result)), sum, p.WorkerID, now)
+		r.finalize(status, errText, int64(len(result)), sum, p.WorkerID, done)
 		if staged != r.Attempt {
-			if err := s.stageResult(ctx, r, result); err != nil {
+			if err := s.stageResult(ctx, before, r, result); err != nil {
 				return err
 			}
-			staged = r.Attempt
+			staged, done = r.Attempt, r.CompletedAt
 		}
 		x := s.txn()
 		x.saveTask(before, r, now)

@@ -3,6 +3,8 @@ package redispg
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,10 +18,13 @@ import (
 // batch inside one transaction and commits once, so callers share one
 // commit (and its flush to disk) instead of paying one each. Each write is
 // durable when its call returns. Several committers run, so that a group
-// forms while the previous one commits.
+// forms while the previous one commits. Each commit is bounded by timeout,
+// so that a PostgreSQL that stops answering fails the writes as
+// unavailable instead of holding them.
 type groupCommit struct {
-	pool *pgxpool.Pool
-	reqs chan *groupWrite
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	reqs    chan *groupWrite
 	// stopped is done once the committers stop (the store closed).
 	stopped context.Context
 }
@@ -37,8 +42,8 @@ const (
 	maxGroupWrite = 256
 )
 
-func newGroupCommit(pool *pgxpool.Pool) *groupCommit {
-	return &groupCommit{pool: pool, reqs: make(chan *groupWrite), stopped: context.Background()}
+func newGroupCommit(pool *pgxpool.Pool, timeout time.Duration) *groupCommit {
+	return &groupCommit{pool: pool, timeout: timeout, reqs: make(chan *groupWrite), stopped: context.Background()}
 }
 
 // run runs the committers until ctx ends.
@@ -88,22 +93,47 @@ func (g *groupCommit) commit(ctx context.Context, group []*groupWrite) {
 	}
 }
 
+// exec runs group in one transaction, within g's timeout.
 func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
-	return pgx.BeginFunc(ctx, g.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, w := range group {
-			for _, q := range w.b.QueuedQueries {
-				b.Queue(q.SQL, q.Arguments...)
+	return withTimeout(ctx, g.timeout, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, g.pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			for _, w := range group {
+				for _, q := range w.b.QueuedQueries {
+					b.Queue(q.SQL, q.Arguments...)
+				}
 			}
-		}
-		return tx.SendBatch(ctx, b).Close()
+			return tx.SendBatch(ctx, b).Close()
+		})
 	})
+}
+
+// bounded runs f on ctx bounded by the store's WriteTimeout (see
+// withTimeout).
+func (s *Store) bounded(ctx context.Context, f func(context.Context) error) error {
+	return withTimeout(ctx, s.opts.WriteTimeout, f)
+}
+
+// withTimeout runs f on ctx bounded by timeout. When the bound ends it
+// (not ctx), PostgreSQL did not answer in time: the error is a
+// *store.UnavailableError.
+func withTimeout(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	bounded, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := f(bounded)
+	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
+		return &store.UnavailableError{Backend: "postgres", RetryAfter: retryAfter,
+			Err: fmt.Errorf("no answer within %s: %v", timeout, err)}
+	}
+	return err
 }
 
 // errClosed answers the calls made after Close.
 var errClosed = errors.New("store closed")
 
-// write commits the statements of b, in a group with other callers'.
+// write commits the statements of b, in a group with other callers'. It
+// returns when ctx ends too, the outcome of the write then unknown (the
+// group commits or fails on its own, within g's timeout).
 func (g *groupCommit) write(ctx context.Context, b *pgx.Batch) error {
 	w := &groupWrite{b: b, done: make(chan error, 1)}
 	select {
@@ -113,5 +143,10 @@ func (g *groupCommit) write(ctx context.Context, b *pgx.Batch) error {
 	case <-g.stopped.Done():
 		return errClosed
 	}
-	return <-w.done
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -97,7 +97,14 @@ func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) 
 // pool opens a pool whose connections use env's schema.
 func (env *testEnv) pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(testPostgresURL)
+	return env.poolAt(t, testPostgresURL)
+}
+
+// poolAt opens a pool on PostgreSQL at url whose connections use env's
+// schema.
+func (env *testEnv) poolAt(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}

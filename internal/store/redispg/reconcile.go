@@ -25,9 +25,6 @@ const reconcilePage = 1000
 func (s *Store) reconcileLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if s.holdLease(ctx) {
-			if err := s.keepEventSeq(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("reconcile: event counter", "err", err)
-			}
 			if n, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reconcile", "err", err)
 			} else if n > 0 {
@@ -62,13 +59,21 @@ func (s *Store) holdLease(ctx context.Context) bool {
 const eventSeqGap = 10_000_000
 
 // keepEventSeq saves the event counter's high-water mark in PostgreSQL,
-// and raises a counter that fell below it (Redis lost its data) past the
-// mark plus eventSeqGap, so that no event id is issued twice and readers
-// resuming from an old id go on from the oldest event kept.
+// and raises a counter that fell below it, or sets a missing one (Redis
+// lost its data), past the mark plus eventSeqGap, so that no event id is
+// issued twice and readers resuming from an old id go on from the oldest
+// event kept. A brand-new deployment (no mark yet) starts at 0. The
+// scripts append no event while the counter is missing.
 func (s *Store) keepEventSeq(ctx context.Context) error {
 	cur, err := s.rdb.Get(ctx, s.k.eventSeq()).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	missing := errors.Is(err, redis.Nil)
+	if err != nil && !missing {
 		return s.redisErr(err)
+	}
+	var marked bool
+	err = s.pg.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM counters WHERE name = 'events')").Scan(&marked)
+	if err != nil {
+		return s.pgErr(err)
 	}
 	var saved int64
 	err = s.pg.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ('events', $1)
@@ -77,21 +82,31 @@ func (s *Store) keepEventSeq(ctx context.Context) error {
 	if err != nil {
 		return s.pgErr(err)
 	}
-	if cur >= saved {
+	floor := saved + eventSeqGap
+	switch {
+	case missing && !marked:
+		floor = 0 // a brand-new deployment
+	case !missing && cur >= saved:
 		return nil
 	}
-	raised, err := s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, saved+eventSeqGap).Int64()
+	raised, err := s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, floor).Int64()
 	if err != nil {
 		return s.redisErr(err)
 	}
-	s.log.Warn("redis lost its event counter: raised past the saved mark", "from", cur, "to", raised)
+	if floor > 0 {
+		s.log.Warn("redis lost its event counter: raised past the saved mark", "from", cur, "to", raised)
+	}
 	return nil
 }
 
 // Reconcile puts back into Redis every unfinished task that PostgreSQL
 // holds and Redis does not (after a FLUSHALL, or a restart of Redis
 // without persistence), and returns how many it restored: see restore.
+// It first sets the event counter again when Redis lost it (keepEventSeq).
 func (s *Store) Reconcile(ctx context.Context) (int, error) {
+	if err := s.keepEventSeq(ctx); err != nil {
+		return 0, fmt.Errorf("event counter: %w", err)
+	}
 	restored, after := 0, ""
 	for {
 		rows, err := s.pg.Query(ctx, "SELECT "+taskColumns+` FROM tasks
@@ -144,10 +159,13 @@ func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, er
 // holds it meanwhile. A completion staged for its attempt finalizes it
 // (the completion was acknowledged, its row had not been written yet); an
 // in_progress task goes back to pending, attempt kept (its claim and lease
-// lived in Redis); a reservation for a worker Redis does not know is
-// cleared. A pending task goes to the delayed set, from which the next
-// claim moves it once due (the store reads no clock). The new state
-// reaches PostgreSQL through the outbox.
+// lived in Redis); a pending task keeps its reservation (task.assign
+// acknowledged it), even for a worker Redis does not know until it
+// registers again: no other worker takes it, and an admin may unassign
+// it. A pending task goes to the delayed set, from which the next claim
+// moves it once due into its worker's reserved set or its queue (the
+// store reads no clock). The new state reaches PostgreSQL through the
+// outbox.
 func (s *Store) restore(ctx context.Context, t *taskState) error {
 	r := t.clone()
 	if !r.Status.Final() {
@@ -155,18 +173,8 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case staged:
-		case r.Status == taskwire.StatusInProgress:
+		if !staged && r.Status == taskwire.StatusInProgress {
 			r.requeue()
-		case r.AssignedTo != "":
-			w, err := s.getWorker(ctx, r.AssignedTo)
-			if err != nil {
-				return err
-			}
-			if w == nil {
-				r.AssignedTo = ""
-			}
 		}
 	}
 	x := s.txn()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -19,36 +21,74 @@ import (
 const chunkSize = 1 << 20
 
 // stageResult commits the outcome of r's completion and its result bytes
-// under r's attempt, replacing what an earlier try staged there.
-func (s *Store) stageResult(ctx context.Context, r *taskState, result []byte) error {
+// under r's attempt. The first outcome staged for an attempt stays: the
+// result bytes stored are always those of the outcome the row names, so
+// whichever completion commits in Redis, its bytes are the ones kept. A
+// different outcome staged before answers a *store.ConflictError and
+// touches nothing (before is the task as the caller read it); the same
+// outcome again (a retry) takes the staged completion time into r.
+func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []byte) error {
 	b := &pgx.Batch{}
-	b.Queue("DELETE FROM results WHERE task_id = $1 AND attempt = $2", r.ID, r.Attempt)
 	b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (task_id, attempt) DO UPDATE SET status = excluded.status, error = excluded.error,
-			size = excluded.size, sum = excluded.sum, completed_by = excluded.completed_by,
-			completed_at = excluded.completed_at`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (task_id, attempt) DO NOTHING`,
 		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
 		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
 	var err error
 	if len(result) <= chunkSize {
 		if len(result) > 0 {
-			b.Queue("INSERT INTO results (task_id, attempt, seq, data) VALUES ($1, $2, 0, $3)", r.ID, r.Attempt, result)
+			// Only under a staged row of these very bytes (the same sum).
+			b.Queue(`INSERT INTO results (task_id, attempt, seq, data)
+				SELECT $1, $2, 0, $3 WHERE EXISTS (SELECT 1 FROM staged_results
+					WHERE task_id = $1 AND attempt = $2 AND sum = $4)
+				ON CONFLICT DO NOTHING`, r.ID, r.Attempt, result, r.sum)
 		}
 		err = s.group.write(ctx, b) // with other callers' writes, in one commit
 	} else {
-		err = pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		// The bound grows with the bytes: WriteTimeout per 64 MiB begun.
+		bound := s.opts.WriteTimeout * time.Duration(1+len(result)/(64<<20))
+		err = withTimeout(ctx, bound, func(ctx context.Context) error {
+			return pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, b.QueuedQueries[0].SQL, b.QueuedQueries[0].Arguments...)
+				if err != nil || tag.RowsAffected() == 0 {
+					return err // staged before: its chunks are there already
+				}
+				_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
+					&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
 				return err
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
-				&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
-			return err
+			})
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("stage result: %w", s.pgErr(err))
 	}
+	return s.checkStaged(ctx, before, r)
+}
+
+// checkStaged compares the outcome staged under r's attempt with r's: a
+// *store.ConflictError when another outcome was staged first, errRaced
+// when none is staged any more (the task was re-run or deleted meanwhile).
+func (s *Store) checkStaged(ctx context.Context, before, r *taskState) error {
+	var (
+		status           string
+		errText, sum, by pgtype.Text
+		size, at         int64
+	)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.pg.QueryRow(ctx, `SELECT status, error, size, sum, completed_by, completed_at
+			FROM staged_results WHERE task_id = $1 AND attempt = $2`, r.ID, r.Attempt).
+			Scan(&status, &errText, &size, &sum, &by, &at)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errRaced
+	}
+	if err != nil {
+		return fmt.Errorf("stage result: %w", s.pgErr(err))
+	}
+	if status != string(r.Status) || errText.String != r.Error || size != r.ResultSize ||
+		sum.String != r.sum || by.String != r.completedBy {
+		return conflict(before, "attempt %d is being completed as %s by another call", r.Attempt, status)
+	}
+	r.finalize(r.Status, r.Error, r.ResultSize, r.sum, r.completedBy, time.UnixMilli(at).UTC())
 	return nil
 }
 

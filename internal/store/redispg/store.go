@@ -64,6 +64,11 @@ type Options struct {
 	// PersistBatch is the most outbox entries the persister applies in one
 	// PostgreSQL batch (default 500).
 	PersistBatch int
+	// WriteTimeout bounds each PostgreSQL write of a create or a
+	// completion (default 10s): past it the call answers a
+	// *store.UnavailableError instead of waiting on a PostgreSQL that
+	// stopped answering.
+	WriteTimeout time.Duration
 	Logger       *slog.Logger
 }
 
@@ -108,6 +113,9 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	if opts.PersistBatch <= 0 {
 		opts.PersistBatch = 500
 	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -119,10 +127,13 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
 			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
-		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg),
+		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg, opts.WriteTimeout),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.keepEventSeq(ctx); err != nil {
+		return nil, fmt.Errorf("event counter: %w", err)
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
@@ -240,7 +251,7 @@ func unavailableCode(code string) bool {
 // unavailableReply reports whether a Redis error reply is a passing state
 // of the server rather than a wrong command.
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY"} {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOEVSEQ"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

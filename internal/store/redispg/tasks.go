@@ -53,22 +53,24 @@ func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTas
 		return "", s.pgErr(s.group.write(ctx, b))
 	}
 	existing := ""
-	err := pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-		notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
-		var id string
-		err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (key, task_id, created_at) VALUES ($1, $2, $3)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
+			notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
+			var id string
+			err := tx.QueryRow(ctx, `INSERT INTO idempotency_keys (key, task_id, created_at) VALUES ($1, $2, $3)
 			ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at
 			WHERE idempotency_keys.created_at <= $4 RETURNING task_id`,
-			p.IdempotencyKey, st.ID, st.CreatedAt.UnixMilli(), notBefore).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return tx.QueryRow(ctx, "SELECT task_id FROM idempotency_keys WHERE key = $1",
-				p.IdempotencyKey).Scan(&existing)
-		}
-		if err != nil {
+				p.IdempotencyKey, st.ID, st.CreatedAt.UnixMilli(), notBefore).Scan(&id)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return tx.QueryRow(ctx, "SELECT task_id FROM idempotency_keys WHERE key = $1",
+					p.IdempotencyKey).Scan(&existing)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, upsertTask, taskArgs(st)...)
 			return err
-		}
-		_, err = tx.Exec(ctx, upsertTask, taskArgs(st)...)
-		return err
+		})
 	})
 	if err != nil {
 		return "", s.pgErr(err)

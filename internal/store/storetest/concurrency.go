@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,4 +175,70 @@ func testConcurrency(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("stored %s with error %q, want failed with the winner's %q", got.Status, got.Error, winners[0])
 		}
 	})
+
+	// The worker completing with a result races an admin failing the same
+	// attempt, many times: whichever wins, the task reads back with
+	// exactly its outcome, result bytes included.
+	t.Run("CompleteResultRace", func(t *testing.T) {
+		t.Parallel()
+		const rounds = 40
+		s := setup(t, newStore)
+		for n := 1; n <= rounds; n++ {
+			completeResultRound(s, n)
+		}
+	})
+}
+
+// completeResultRound creates task n, has w1 claim it, then completes it
+// with a result as w1 and fails it as an admin at once, and checks the
+// stored task against the one completion that succeeded.
+func completeResultRound(s *bundle, n int) {
+	s.t.Helper()
+	id := taskID(n)
+	s.claimed(newTask(n), "w1", t0.Add(time.Second))
+	result := json.RawMessage(fmt.Sprintf(`{"round":%d,"data":"%s"}`, n, strings.Repeat("x", 100)))
+	tries := []store.CompleteTaskParams{
+		{ID: id, WorkerID: "w1", Attempt: ptr(1), Result: result, Now: t0.Add(2 * time.Second)},
+		{ID: id, Attempt: ptr(1), Failed: true, Error: "failed by an admin", By: "admin", Now: t0.Add(2 * time.Second)},
+	}
+	errs := make([]error, len(tries))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, p := range tries {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = s.st.CompleteTask(s.ctx, p)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			s.t.Fatalf("round %d: both completions succeeded", n)
+		case !errors.Is(err, store.ErrConflict):
+			s.t.Fatalf("round %d: CompleteTask(%s): %v", n, tries[i].By, err)
+		}
+	}
+	if winner < 0 {
+		s.t.Fatalf("round %d: no completion succeeded: %v", n, errs)
+	}
+	got, err := s.st.GetTask(s.ctx, id)
+	if err != nil {
+		s.t.Fatalf("round %d: GetTask after the %d won: %v", n, winner, err)
+	}
+	want := tries[winner]
+	if !got.Status.Final() || (got.Status == taskwire.StatusFailed) != want.Failed || got.Error != want.Error {
+		s.t.Fatalf("round %d: stored %s with error %q; want the winner's (failed %v, error %q)",
+			n, got.Status, got.Error, want.Failed, want.Error)
+	}
+	if what := sameBytes(want.Result, got.Result); what != "" {
+		s.t.Fatalf("round %d: GetTask result: %s", n, what)
+	}
+	if !want.Failed {
+		s.wantResult(id, want.Result)
+	}
 }

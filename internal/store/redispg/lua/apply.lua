@@ -28,7 +28,11 @@
 --
 -- Returns: {1, SEQ} when committed (SEQ the last event id issued, 0 when
 -- none); {0, key} when key's version differs from its check (nothing
--- written: the caller reads again and retries).
+-- written: the caller reads again and retries). A transition with events
+-- while the event counter does not exist (Redis lost its data and the
+-- store has not set it again from PostgreSQL's mark) writes nothing and
+-- fails with an error reply starting NOEVSEQ, so that no event id is
+-- issued twice.
 
 local doc = cjson.decode(ARGV[1])
 
@@ -37,6 +41,9 @@ for _, c in ipairs(doc.checks or {}) do
   if (v or '') ~= c.v then
     return {0, c.k}
   end
+end
+if #(doc.events or {}) > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('NOEVSEQ the event counter is missing until it is set again from PostgreSQL')
 end
 
 for _, k in ipairs(doc.del or {}) do

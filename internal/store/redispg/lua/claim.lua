@@ -26,7 +26,9 @@
 --
 -- Returns: -1 when the worker is unknown or offline; else an array: the
 -- last event id issued (0 when none), then per claimed task its hash as
--- HGETALL returns it.
+-- HGETALL returns it. While the event counter does not exist (Redis lost
+-- its data) it writes nothing and fails with an error reply starting
+-- NOEVSEQ, as apply.lua does.
 
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -34,6 +36,9 @@ local worker = ARGV[3]
 
 if redis.call('HGET', KEYS[4], 'st') ~= 'online' then
   return -1
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('NOEVSEQ the event counter is missing until it is set again from PostgreSQL')
 end
 redis.call('HSET', KEYS[4], 'seen', ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'ver', 1)

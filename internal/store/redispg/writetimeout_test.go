@@ -1,0 +1,153 @@
+package redispg
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// blackhole forwards TCP connections to a target until hold: from then on
+// it accepts and reads but forwards nothing either way, like a network
+// that drops every packet.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	held   atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, target: target}
+	go b.accept()
+	return b
+}
+
+func (b *blackhole) accept() {
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", b.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		b.mu.Lock()
+		b.conns = append(b.conns, c, up)
+		b.mu.Unlock()
+		go b.pipe(up, c)
+		go b.pipe(c, up)
+	}
+}
+
+// pipe copies from src to dst until either closes, dropping the bytes
+// while held.
+func (b *blackhole) pipe(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !b.held.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// close stops listening and closes every connection.
+func (b *blackhole) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
+
+// TestWriteTimeout: with PostgreSQL silent (its packets dropped), a
+// create answers a *store.UnavailableError once WriteTimeout passes, and a
+// caller whose context ends first gets its context's error; neither hangs.
+func TestWriteTimeout(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	u, err := url.Parse(testPostgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := startBlackhole(t, u.Host)
+	u.Host = hole.ln.Addr().String()
+	pool := env.poolAt(t, u.String())
+	open := func(timeout time.Duration) *Store {
+		st, err := Open(t.Context(), env.rdb, pool, Options{KeyPrefix: env.prefix, ReconcileInterval: -1, WriteTimeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st := open(time.Second)
+	slow := open(time.Hour) // for a caller giving up before the store
+	t.Cleanup(hole.close)   // first: the stores' connections end at once
+
+	now := time.Now().UTC()
+	newTask := func(id string) store.CreateTaskParams {
+		return store.CreateTaskParams{Task: readyTask(id, now), Now: now}
+	}
+	if _, _, err := st.CreateTask(t.Context(), newTask("t-before")); err != nil {
+		t.Fatalf("create before the blackhole: %v", err)
+	}
+	hole.held.Store(true)
+
+	for _, key := range []string{"", "key-1"} { // group commit, and the keyed create's own transaction
+		p := newTask("t-held" + key)
+		p.IdempotencyKey, p.IdempotencyWindow = key, time.Hour
+		start := time.Now()
+		err := createWithin(t, st, context.Background(), p)
+		t.Logf("create (key %q) answered after %v: %v", key, time.Since(start).Round(time.Millisecond), err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("create (key %q) with PostgreSQL silent: %v; want a *store.UnavailableError", key, err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := createWithin(t, slow, ctx, newTask("t-caller")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("create with the caller's deadline passed: %v; want context.DeadlineExceeded", err)
+	}
+}
+
+// createWithin runs p's create on st and returns its error, failing the
+// test when it has not answered after a minute (it hangs).
+func createWithin(t *testing.T, st *Store, ctx context.Context, p store.CreateTaskParams) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := st.CreateTask(ctx, p)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatalf("create %s still waiting after a minute", p.Task.ID)
+		return nil
+	}
+}
