@@ -102,7 +102,7 @@ func (env *testEnv) pool(t testing.TB) *pgxpool.Pool {
 
 // poolAt opens a pool on PostgreSQL at url whose connections use env's
 // schema.
-func (env *testEnv) poolAt(t *testing.T, url string) *pgxpool.Pool {
+func (env *testEnv) poolAt(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
