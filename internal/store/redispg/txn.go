@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 // txn is one state transition decided in Go from state read from Redis,
@@ -181,6 +182,9 @@ func (s *Store) apply(ctx context.Context, x *txn) error {
 }
 
 // retry runs op until it does not lose a race, at most maxRetries times.
+// An operation that loses every time meets a task too contended to change
+// now: that is a *store.UnavailableError (-32001, safe to retry), like a
+// busy backend.
 func retry(ctx context.Context, op func() error) error {
 	for range maxRetries {
 		err := op()
@@ -191,5 +195,6 @@ func retry(ctx context.Context, op func() error) error {
 			return err
 		}
 	}
-	return fmt.Errorf("gave up after %d races: %w", maxRetries, errRaced)
+	return &store.UnavailableError{Backend: "redis", RetryAfter: retryAfter,
+		Err: fmt.Errorf("gave up after %d races: %w", maxRetries, errRaced)}
 }
