@@ -31,6 +31,45 @@ func HeldBy(t *taskwire.Task, worker string) error {
 	return nil
 }
 
+// CheckCompletion applies the rules of CompleteTaskParams to t, whose
+// completion, when it is final, was by completedBy with an outcome that
+// sameOutcome says equals the one p asks for (status, error and result).
+// It reports again when p repeats the completion that finalized t (the
+// same worker, outcome and attempt: answered as the first call was), a
+// *ConflictError when t may not be completed by p, and neither when it may.
+func CheckCompletion(t *taskwire.Task, completedBy string, sameOutcome bool, p CompleteTaskParams) (again bool, err error) {
+	if t.Status.Final() {
+		if sameOutcome && completedBy == p.WorkerID && (p.Attempt == nil || *p.Attempt == t.Attempt) {
+			return true, nil
+		}
+		return false, Conflict(t, "task is %s", t.Status)
+	}
+	switch {
+	case t.AssignedTo == "":
+		return false, Conflict(t, "task is not assigned")
+	case p.WorkerID != "" && p.WorkerID != t.AssignedTo:
+		return false, Conflict(t, "assigned to %s", t.AssignedTo)
+	case p.Attempt != nil && *p.Attempt != t.Attempt:
+		return false, Conflict(t, "stale attempt %d, current %d", *p.Attempt, t.Attempt)
+	}
+	return false, nil
+}
+
+// CheckAssign applies the rules of AssignTask to t for worker: again when
+// t is already reserved for worker (nothing changes), a *ConflictError
+// when t is not pending or is reserved for another worker.
+func CheckAssign(t *taskwire.Task, worker string) (again bool, err error) {
+	switch {
+	case t.Status != taskwire.StatusPending:
+		return false, Conflict(t, "task is %s", t.Status)
+	case t.AssignedTo == worker:
+		return true, nil
+	case t.AssignedTo != "":
+		return false, Conflict(t, "assigned to %s", t.AssignedTo)
+	}
+	return false, nil
+}
+
 // CompletedBy is who a task.completed event names: the worker when there
 // is one, else the caller.
 func CompletedBy(workerID, by string) string {

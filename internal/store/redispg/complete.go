@@ -32,22 +32,15 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		if err != nil {
 			return err
 		}
-		if before.Status.Final() {
-			if before.Status == status && before.Error == errText && before.completedBy == p.WorkerID &&
-				before.sum == sum && before.ResultSize == int64(len(result)) &&
-				(p.Attempt == nil || *p.Attempt == before.Attempt) {
-				task = before.Task // a retry of the completion that succeeded
-				return nil
-			}
-			return conflict(before, "task is %s", before.Status)
+		same := before.Status == status && before.Error == errText && before.sum == sum &&
+			before.ResultSize == int64(len(result))
+		again, err := store.CheckCompletion(before.Task, before.completedBy, same, p)
+		if err != nil {
+			return err
 		}
-		switch {
-		case before.AssignedTo == "":
-			return conflict(before, "task is not assigned")
-		case p.WorkerID != "" && p.WorkerID != before.AssignedTo:
-			return conflict(before, "assigned to %s", before.AssignedTo)
-		case p.Attempt != nil && *p.Attempt != before.Attempt:
-			return conflict(before, "stale attempt %d, current %d", *p.Attempt, before.Attempt)
+		if again {
+			task = before.Task // a retry of the completion that succeeded
+			return nil
 		}
 		r := before.clone()
 		r.finalize(status, errText, int64(len(result)), sum, p.WorkerID, done)

@@ -310,14 +310,13 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 		if w == nil {
 			return &store.WorkerNotFoundError{ID: p.WorkerID}
 		}
-		switch {
-		case before.Status != taskwire.StatusPending:
-			return conflict(before, "task is %s", before.Status)
-		case before.AssignedTo == p.WorkerID:
-			task = before.Task
+		again, err := store.CheckAssign(before.Task, p.WorkerID)
+		if err != nil {
+			return err
+		}
+		if again {
+			task = before.Task // already reserved for this worker
 			return nil
-		case before.AssignedTo != "":
-			return conflict(before, "assigned to %s", before.AssignedTo)
 		}
 		r := before.clone()
 		r.AssignedTo, r.UpdatedAt = p.WorkerID, now

@@ -28,22 +28,14 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		if err != nil {
 			return err
 		}
-		if r.Status.Final() {
-			if r.Status == status && r.Error == errText && r.completedBy == p.WorkerID &&
-				bytes.Equal(r.sum, sum) && r.ResultSize == int64(len(result)) &&
-				(p.Attempt == nil || *p.Attempt == r.Attempt) {
-				task = r.Task // a retry of the completion that succeeded
-				return nil
-			}
-			return conflict(r, "task is %s", r.Status)
+		same := r.Status == status && r.Error == errText && bytes.Equal(r.sum, sum) && r.ResultSize == int64(len(result))
+		again, err := store.CheckCompletion(r.Task, r.completedBy, same, p)
+		if err != nil {
+			return err
 		}
-		switch {
-		case r.AssignedTo == "":
-			return conflict(r, "task is not assigned")
-		case p.WorkerID != "" && p.WorkerID != r.AssignedTo:
-			return conflict(r, "assigned to %s", r.AssignedTo)
-		case p.Attempt != nil && *p.Attempt != r.Attempt:
-			return conflict(r, "stale attempt %d, current %d", *p.Attempt, r.Attempt)
+		if again {
+			task = r.Task // a retry of the completion that succeeded
+			return nil
 		}
 		if err := finalize(tx, r, status, errText, result, sum, p.WorkerID, now); err != nil {
 			return err

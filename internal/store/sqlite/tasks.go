@@ -182,14 +182,13 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 		if _, err := getWorker(tx, p.WorkerID); err != nil {
 			return err
 		}
-		switch {
-		case r.Status != taskwire.StatusPending:
-			return conflict(r, "task is %s", r.Status)
-		case r.AssignedTo == p.WorkerID:
-			task = r.Task
+		again, err := store.CheckAssign(r.Task, p.WorkerID)
+		if err != nil {
+			return err
+		}
+		if again {
+			task = r.Task // already reserved for this worker
 			return nil
-		case r.AssignedTo != "":
-			return conflict(r, "assigned to %s", r.AssignedTo)
 		}
 		r.AssignedTo, r.UpdatedAt = p.WorkerID, now
 		if err := saveTask(tx, r); err != nil {
