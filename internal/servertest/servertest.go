@@ -14,16 +14,22 @@ import (
 	"github.com/taskwire/taskwire/internal/service"
 )
 
-// Start starts a server, applies each option to its configuration first,
-// and returns it with its base URL.
-func Start(tb testing.TB, opts ...func(*server.Config)) (*server.Server, string) {
-	tb.Helper()
-	cfg := server.Config{
+// Config is the configuration tests start from: embedded SQLite in the
+// test's temporary directory, no rate limits, logs discarded.
+func Config(tb testing.TB) server.Config {
+	return server.Config{
 		DataDir:    tb.TempDir(),
 		RateLimits: map[string]service.Limit{},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:    "test",
 	}
+}
+
+// Start starts a server on Config, applies each option to its
+// configuration first, and returns it with its base URL.
+func Start(tb testing.TB, opts ...func(*server.Config)) (*server.Server, string) {
+	tb.Helper()
+	cfg := Config(tb)
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +18,7 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpctest"
 	"github.com/taskwire/taskwire/internal/server"
-	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/servertest"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
@@ -60,14 +58,10 @@ type live struct {
 func startServer(t *testing.T, ws ws.Options) *live {
 	t.Helper()
 	l := &live{}
-	srv, err := server.New(context.Background(), server.Config{
-		DataDir:    t.TempDir(),
-		RateLimits: map[string]service.Limit{},
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Version:    "test",
-		Now:        func() time.Time { return time.Now().Add(-time.Duration(l.behind.Load())) },
-		WebSocket:  ws,
-	})
+	cfg := servertest.Config(t)
+	cfg.Now = func() time.Time { return time.Now().Add(-time.Duration(l.behind.Load())) }
+	cfg.WebSocket = ws
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

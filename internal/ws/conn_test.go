@@ -12,7 +12,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpctest"
-	"github.com/taskwire/taskwire/internal/server"
+	"github.com/taskwire/taskwire/internal/servertest"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
@@ -46,7 +46,8 @@ func smallReadBuffer() *http.Client {
 // subscriber on another connection receives every event.
 func TestSlowConsumerDisconnected(t *testing.T) {
 	t.Parallel()
-	cfg := server.Config{DataDir: t.TempDir(), WebSocket: ws.Options{SendQueue: 8}, Logger: discard()}
+	cfg := servertest.Config(t)
+	cfg.WebSocket = ws.Options{SendQueue: 8}
 	b := start(t, cfg, func(l net.Listener) net.Listener { return smallBuffers{l} })
 	slow := dialWith(t, b, &websocket.DialOptions{HTTPClient: smallReadBuffer()}, 5*time.Millisecond)
 	slow.subscribe(map[string]any{})

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +18,7 @@ import (
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpctest"
 	"github.com/taskwire/taskwire/internal/server"
-	"github.com/taskwire/taskwire/internal/service"
+	"github.com/taskwire/taskwire/internal/servertest"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
@@ -38,12 +36,7 @@ type bundle struct {
 // setup starts a server with rate limits off; edit changes its config.
 func setup(t testing.TB, edit ...func(*server.Config)) *bundle {
 	t.Helper()
-	cfg := server.Config{
-		DataDir:    t.TempDir(),
-		RateLimits: map[string]service.Limit{},
-		Logger:     discard(),
-		Version:    "test",
-	}
+	cfg := servertest.Config(t)
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -353,6 +346,3 @@ func wsOpts(edit func(*wsOpt)) ws.Options {
 	edit(&o)
 	return o
 }
-
-// discard is a logger that drops everything.
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
