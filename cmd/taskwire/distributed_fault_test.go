@@ -83,7 +83,12 @@ func (p *pgProxy) up() {
 	p.isUp = true
 }
 
-// TestDistributedPostgresOutage cuts PostgreSQL off mid-run for 3 s:
+// pgOutage is how long TestDistributedPostgresOutage keeps PostgreSQL cut
+// off: long enough that connections, pools and retries all give up on it
+// at least once.
+const pgOutage = 20 * time.Second
+
+// TestDistributedPostgresOutage cuts PostgreSQL off mid-run for pgOutage:
 // creates answer -32001 with retryAfterMs, claims and heartbeats keep
 // working, completions wait and are retried; once it is back every
 // acknowledged task is completed once and the outbox has brought
@@ -97,11 +102,6 @@ func TestDistributedPostgresOutage(t *testing.T) {
 	ctx := context.Background()
 	f := newFleet()
 	f.create(ctx, t, []*rpctest.Client{srv}, 600)
-	for _, id := range []string{"probe", "probe2"} {
-		if err := srv.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": id}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	outage := make(chan struct{})
 	go func() {
 		defer close(outage)
@@ -111,7 +111,9 @@ func TestDistributedPostgresOutage(t *testing.T) {
 		proxy.down()
 		t.Logf("PostgreSQL cut off with %d tasks left", f.left.Load())
 		probeOutage(t, srv)
-		time.Sleep(3 * time.Second)
+		time.Sleep(pgOutage / 2)
+		probeOutage(t, srv) // still coordinating from Redis alone
+		time.Sleep(pgOutage / 2)
 		proxy.up()
 	}()
 	f.run(t, 10, 2*time.Minute, func(int) *rpctest.Client { return srv })
@@ -123,6 +125,11 @@ func TestDistributedPostgresOutage(t *testing.T) {
 // probeOutage checks what a client sees while PostgreSQL is down.
 func probeOutage(t *testing.T, srv *rpctest.Client) {
 	ctx := context.Background()
+	for _, id := range []string{"probe", "probe2"} {
+		if err := srv.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": id}, nil); err != nil {
+			t.Errorf("register during the outage: %v, want it to work from Redis", err)
+		}
+	}
 	err := srv.Call(ctx, taskwire.MethodTaskCreate, map[string]any{"text": "during the outage"}, nil)
 	var rpcErr *taskwire.Error
 	if !errors.As(err, &rpcErr) || rpcErr.Code != taskwire.CodeUnavailable {

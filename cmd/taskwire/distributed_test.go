@@ -75,7 +75,7 @@ func (f *fleet) create(ctx context.Context, t *testing.T, clients []*rpctest.Cli
 
 // work runs worker id on cl until every acknowledged task is completed or
 // ctx ends. A worker Redis forgot registers again; a completion answered
-// -32001 is retried.
+// -32001 is retried, heartbeating meanwhile.
 func (f *fleet) work(ctx context.Context, id string, cl func() *rpctest.Client) {
 	register := func() { _ = cl().Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": id}, nil) }
 	register()
@@ -117,6 +117,9 @@ func (f *fleet) complete(ctx context.Context, cl func() *rpctest.Client, worker 
 			}
 			return // refused (fenced out, lease lost): the task is someone else's now
 		}
+		// Unavailable: keep the worker and its lease alive, as a worker
+		// runtime does, while the completion waits for PostgreSQL.
+		_ = cl().Call(ctx, taskwire.MethodSystemHeartbeat, map[string]any{"workerId": worker}, nil)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
