@@ -31,7 +31,7 @@ func BenchmarkModes(b *testing.B) {
 				if m.name == "embedded" {
 					clients = append(clients, rpctest.New(startChild(b, "--data", b.TempDir(), "--no-rate-limit").URL))
 				} else {
-					env := newDistEnv(b, 0)
+					env := newDistEnv(b)
 					for range m.processes {
 						clients = append(clients, rpctest.New(env.start(b, "").URL))
 					}

@@ -5,7 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -27,36 +31,80 @@ func envOrDefault(name, def string) string {
 	return def
 }
 
-// distEnv is one test's share of the services: a Redis database and key
+// distEnv is one test's share of the services: a Redis key
 // prefix, and a PostgreSQL schema, all its own and removed in cleanup.
 type distEnv struct {
 	name  string
-	db    int
+	addr  string // of the Redis server
 	rdb   *redis.Client
 	pgURL string // in the schema, for the servers
 }
 
-// newDistEnv isolates a test on db (a Redis database number; tests that
-// flush their database take one no other test uses). It skips, loudly,
-// when Redis or PostgreSQL does not answer, and fails instead under CI=true
-// or TASKWIRE_REQUIRE_SERVICES=1.
-func newDistEnv(t testing.TB, db int) *distEnv {
+// newDistEnv isolates a test on the shared Redis by key prefix and on
+// PostgreSQL by schema. It skips, loudly, when Redis or PostgreSQL does not
+// answer, and fails instead under CI=true or TASKWIRE_REQUIRE_SERVICES=1.
+func newDistEnv(t testing.TB) *distEnv {
+	t.Helper()
+	return newDistEnvAt(t, testRedisAddr)
+}
+
+// newPrivateRedisEnv is newDistEnv on a redis-server of the test's own,
+// started on a free port without persistence and stopped in cleanup, for
+// tests that flush all of Redis. Without the binary it skips loudly, or
+// fails under CI=true or TASKWIRE_REQUIRE_SERVICES=1.
+func newPrivateRedisEnv(t testing.TB) *distEnv {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		requireServices(t, "this test needs redis-server on PATH (apt-get install redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + port
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server at %s did not start", addr)
+		}
+	}
+	return newDistEnvAt(t, addr)
+}
+
+// requireServices skips the test with msg, loudly, or fails it under
+// CI=true or TASKWIRE_REQUIRE_SERVICES=1.
+func requireServices(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" || os.Getenv("TASKWIRE_REQUIRE_SERVICES") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPED: " + msg)
+}
+
+func newDistEnvAt(t testing.TB, addr string) *distEnv {
 	t.Helper()
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
-	e := &distEnv{name: "twd_" + hex.EncodeToString(b), db: db}
+	e := &distEnv{name: "twd_" + hex.EncodeToString(b), addr: addr}
 	ctx := context.Background()
-	e.rdb = redis.NewClient(&redis.Options{Addr: testRedisAddr, DB: db})
+	e.rdb = redis.NewClient(&redis.Options{Addr: addr})
 	conn, err := pgx.Connect(ctx, testPostgresURL)
 	if err == nil {
 		err = e.rdb.Ping(ctx).Err()
 	}
 	if err != nil {
-		msg := fmt.Sprintf("distributed-mode tests need Redis at %s and PostgreSQL at %s: %v", testRedisAddr, testPostgresURL, err)
-		if os.Getenv("CI") == "true" || os.Getenv("TASKWIRE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
+		requireServices(t, fmt.Sprintf("distributed-mode tests need Redis at %s and PostgreSQL at %s: %v", addr, testPostgresURL, err))
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+e.name); err != nil {
@@ -78,9 +126,9 @@ func newDistEnv(t testing.TB, db int) *distEnv {
 	return e
 }
 
-// redisURL is the URL of the env's Redis database with its prefix.
+// redisURL is the URL of the env's Redis with its prefix.
 func (e *distEnv) redisURL() string {
-	return fmt.Sprintf("redis://%s/%d?prefix=%s", testRedisAddr, e.db, e.name)
+	return fmt.Sprintf("redis://%s/0?prefix=%s", e.addr, e.name)
 }
 
 // start runs a distributed `taskwire serve` on the env, PostgreSQL at

@@ -95,7 +95,7 @@ const pgOutage = 20 * time.Second
 // PostgreSQL level with Redis.
 func TestDistributedPostgresOutage(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 0)
+	env := newDistEnv(t)
 	proxy := startPGProxy(t, "127.0.0.1:5432")
 	pgURL := strings.Replace(env.pgURL, "127.0.0.1:5432", proxy.ln.Addr().String(), 1)
 	srv := rpctest.New(env.start(t, pgURL).URL)
@@ -156,7 +156,7 @@ func probeOutage(t *testing.T, srv *rpctest.Client) {
 // completed once, and both stores agree.
 func TestDistributedProcessKilled(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 0)
+	env := newDistEnv(t)
 	a, b := env.start(t, ""), env.start(t, "")
 	ca, cb := rpctest.New(a.URL), rpctest.New(b.URL)
 	f := newFleet()

@@ -176,7 +176,7 @@ func (f *fleet) report(t *testing.T, once bool) {
 // once, and both stores agree at the end.
 func TestDistributedWorkersAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 0)
+	env := newDistEnv(t)
 	n := 20_000
 	if testing.Short() {
 		n = 2000
@@ -198,7 +198,7 @@ func TestDistributedWorkersAcrossProcesses(t *testing.T) {
 // SSE subscriber of the other.
 func TestDistributedWakesAndEventsAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 0)
+	env := newDistEnv(t)
 	a, b := env.start(t, ""), env.start(t, "")
 	ca, cb := rpctest.New(a.URL), rpctest.New(b.URL)
 	ctx := context.Background()
@@ -257,12 +257,12 @@ func TestDistributedWakesAndEventsAcrossProcesses(t *testing.T) {
 	}
 }
 
-// TestDistributedRedisLost flushes the Redis database mid-run: every
-// acknowledged task is claimable again or final, and each is completed
-// once.
+// TestDistributedRedisLost runs FLUSHALL mid-run on a Redis of the test's
+// own: every acknowledged task is claimable again or final, and each is
+// completed once.
 func TestDistributedRedisLost(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 9) // a database of its own: the test flushes it
+	env := newPrivateRedisEnv(t)
 	srv := rpctest.New(env.start(t, "").URL)
 	f := newFleet()
 	f.create(context.Background(), t, []*rpctest.Client{srv}, 1000)
@@ -270,10 +270,10 @@ func TestDistributedRedisLost(t *testing.T) {
 		for f.left.Load() > 700 {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if err := env.rdb.FlushDB(context.Background()).Err(); err != nil {
+		if err := env.rdb.FlushAll(context.Background()).Err(); err != nil {
 			t.Error(err)
 		}
-		t.Logf("FLUSHDB with %d tasks left", f.left.Load())
+		t.Logf("FLUSHALL with %d tasks left", f.left.Load())
 	}()
 	f.run(t, 10, 2*time.Minute, func(int) *rpctest.Client { return srv })
 	f.report(t, false)
@@ -286,7 +286,7 @@ func TestDistributedRedisLost(t *testing.T) {
 // sixth in either, which is -32000 with retryAfterMs.
 func TestDistributedRateLimitAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	env := newDistEnv(t, 0)
+	env := newDistEnv(t)
 	args := []string{"--redis", env.redisURL(), "--postgres", env.pgURL, "--rate-limit", "task.list=5/1m"}
 	a, b := startChild(t, args...), startChild(t, args...)
 	ctx := context.Background()
