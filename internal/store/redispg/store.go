@@ -95,6 +95,9 @@ type Store struct {
 	wg   sync.WaitGroup
 	// owned are closed by Close: the clients Connect made.
 	owned []func()
+	// leaseRead, when set (by tests), runs in each expiry of a lease right
+	// after the sweep read the task.
+	leaseRead func(id string)
 }
 
 var _ store.Store = (*Store)(nil)
