@@ -251,13 +251,30 @@ func unavailableCode(code string) bool {
 	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || strings.HasPrefix(code, "53")
 }
 
+// unavailableReplies are the codes (first words) of the Redis error
+// replies of a server that cannot serve now, rather than of a wrong
+// command: out of memory, loading, a read-only replica, master or
+// cluster down, a slot being moved, a script running too long, too few
+// replicas, and NOEVSEQ, the scripts' own reply while the event counter
+// is missing.
+var unavailableReplies = map[string]bool{
+	"OOM": true, "LOADING": true, "READONLY": true, "MASTERDOWN": true, "CLUSTERDOWN": true,
+	"TRYAGAIN": true, "BUSY": true, "NOREPLICAS": true, "NOEVSEQ": true,
+}
+
 // unavailableReply reports whether a Redis error reply is a passing state
-// of the server rather than a wrong command.
+// of the server rather than a wrong command. A script's failed call
+// replies the call's error (Redis 7), or before Redis 7 an ERR that
+// quotes it after " -".
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOEVSEQ"} {
-		if strings.HasPrefix(msg, p) {
-			return true
+	if msg == "ERR max number of clients reached" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(msg, "ERR Error running script"); ok {
+		if _, quoted, ok := strings.Cut(rest, ": -"); ok {
+			msg = quoted
 		}
 	}
-	return false
+	code, _, _ := strings.Cut(msg, " ")
+	return unavailableReplies[code]
 }
