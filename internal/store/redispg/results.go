@@ -135,11 +135,14 @@ func (s *Store) readResult(ctx context.Context, id string, attempt int, size int
 	return buf, nil
 }
 
-// readChunk appends chunk seq of a result to buf.
+// readChunk appends chunk seq of a result to buf, within the bound of
+// one call.
 func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, seq int) ([]byte, error) {
 	var chunk []byte
-	err := s.pg.QueryRow(ctx, "SELECT data FROM results WHERE task_id = $1 AND attempt = $2 AND seq = $3",
-		id, attempt, seq).Scan(&chunk)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.pg.QueryRow(ctx, "SELECT data FROM results WHERE task_id = $1 AND attempt = $2 AND seq = $3",
+			id, attempt, seq).Scan(&chunk)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("result of %s: chunk %d missing", id, seq)
 	}
@@ -152,7 +155,7 @@ func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, s
 // OpenResult streams the stored result of a task one chunk at a time:
 // one chunk in memory, one short query each.
 func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64, error) {
-	t, err := s.readTask(ctx, id)
+	t, err := boundedValue(ctx, s, func(ctx context.Context) (*taskState, error) { return s.readTask(ctx, id) })
 	if err != nil {
 		return nil, 0, fmt.Errorf("open result of %s: %w", id, err)
 	}

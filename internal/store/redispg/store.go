@@ -64,9 +64,11 @@ type Options struct {
 	// PersistBatch is the most outbox entries the persister applies in one
 	// PostgreSQL batch (default 500).
 	PersistBatch int
-	// WriteTimeout bounds each PostgreSQL write of a create or a
-	// completion (default 10s): past it the call answers a
-	// *store.UnavailableError instead of waiting on a PostgreSQL that
+	// WriteTimeout bounds the waits on Redis and PostgreSQL of each call
+	// on a request's path (default 10s): each PostgreSQL write of a
+	// create or a completion, each other call as a whole (all of its
+	// tries), each chunk of a result read. Past it the call answers a
+	// *store.UnavailableError instead of waiting on a backend that
 	// stopped answering.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -217,7 +219,7 @@ func (s *Store) Close() error {
 const retryAfter = time.Second
 
 // redisErr maps a Redis failure to store.ErrUnavailable (context errors
-// pass through).
+// pass through, marked as the end of a wait on Redis).
 func (s *Store) redisErr(err error) error {
 	return unavailable("redis", err)
 }
@@ -234,7 +236,12 @@ func unavailable(backend string, err error) error {
 		redisE redis.Error
 	)
 	switch {
-	case err == nil, errors.As(err, &u), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case err == nil, errors.As(err, &u):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if backend == "redis" {
+			return redisWait{err}
+		}
 		return err
 	case errors.As(err, &pgE) && !unavailableCode(pgE.Code):
 		return err // the server answered: a statement's error, not an outage
