@@ -37,6 +37,19 @@ func startBlackhole(t *testing.T, target string) *blackhole {
 	return b
 }
 
+// startBlackholeTo starts a blackhole to the service at rawURL and
+// returns it with rawURL's address changed to its.
+func startBlackholeTo(t *testing.T, rawURL string) (*blackhole, *url.URL) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := startBlackhole(t, u.Host)
+	u.Host = hole.ln.Addr().String()
+	return hole, u
+}
+
 func (b *blackhole) accept() {
 	for {
 		c, err := b.ln.Accept()
@@ -89,20 +102,10 @@ func (b *blackhole) close() {
 func TestWriteTimeout(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
-	u, err := url.Parse(testPostgresURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hole := startBlackhole(t, u.Host)
-	u.Host = hole.ln.Addr().String()
+	hole, u := startBlackholeTo(t, testPostgresURL)
 	pool := env.poolAt(t, u.String())
 	open := func(timeout time.Duration) *Store {
-		st, err := Open(t.Context(), env.rdb, pool, Options{KeyPrefix: env.prefix, ReconcileInterval: -1, WriteTimeout: timeout})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return env.openOn(t, pool, Options{ReconcileInterval: -1, WriteTimeout: timeout})
 	}
 	st := open(time.Second)
 	slow := open(time.Hour) // for a caller giving up before the store
@@ -143,18 +146,8 @@ func TestWriteTimeout(t *testing.T) {
 func TestCallTimeout(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
-	u, err := url.Parse(testPostgresURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hole := startBlackhole(t, u.Host)
-	u.Host = hole.ln.Addr().String()
-	st, err := Open(t.Context(), env.rdb, env.poolAt(t, u.String()),
-		Options{KeyPrefix: env.prefix, ReconcileInterval: -1, WriteTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	hole, u := startBlackholeTo(t, testPostgresURL)
+	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
 	t.Cleanup(hole.close) // first: the store's connections end at once
 
 	ctx := t.Context()
@@ -213,12 +206,7 @@ func TestCallTimeout(t *testing.T) {
 func TestCallTimeoutRedis(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
-	ru, err := url.Parse(testRedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hole := startBlackhole(t, ru.Host)
-	ru.Host = hole.ln.Addr().String()
+	hole, ru := startBlackholeTo(t, testRedisURL)
 	ru.RawQuery = "prefix=" + env.prefix
 	st, err := Connect(t.Context(), ConnectOptions{RedisURL: ru.String(),
 		PostgresURL: testPostgresURL + "&schema=" + env.schema,
