@@ -18,6 +18,10 @@ const claimedTaskID = "@TASK@"
 // out twice, whichever process asks. The claims reach PostgreSQL through
 // the outbox.
 func (s *Store) ClaimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*taskwire.Task, error) {
+	return boundedValue(ctx, s, func(ctx context.Context) ([]*taskwire.Task, error) { return s.claimTasks(ctx, p) })
+}
+
+func (s *Store) claimTasks(ctx context.Context, p store.ClaimTasksParams) ([]*taskwire.Task, error) {
 	n := max(p.MaxTasks, 1)
 	queues := p.Queues
 	if len(queues) == 0 {

@@ -64,7 +64,10 @@ func Connect(ctx context.Context, c ConnectOptions) (*Store, error) {
 	return st, nil
 }
 
-// openRedis returns the client of rawURL and its prefix parameter.
+// openRedis returns the client of rawURL and its prefix parameter. The
+// client ends a command when its context does (not only after its read
+// timeout), so that the bound of a call (Options.WriteTimeout) holds for
+// Redis too.
 func openRedis(rawURL string, poolSize int) (redis.UniversalClient, string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -84,6 +87,7 @@ func openRedis(rawURL string, poolSize int) (redis.UniversalClient, string, erro
 		if poolSize > 0 {
 			opt.PoolSize = poolSize
 		}
+		opt.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opt), prefix, nil
 	}
 	opt, err := redis.ParseURL(u.String())
@@ -96,6 +100,7 @@ func openRedis(rawURL string, poolSize int) (redis.UniversalClient, string, erro
 	case !q.Has("pool_size"):
 		opt.PoolSize = defaultRedisConns
 	}
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), prefix, nil
 }
 

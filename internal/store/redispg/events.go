@@ -18,6 +18,10 @@ import (
 // its sequence number, the stream entry "seq-0"; an after that is not one,
 // or is beyond the last number issued, is an error.
 func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error) {
+	return boundedValue(ctx, s, func(ctx context.Context) ([]taskwire.Event, error) { return s.readEvents(ctx, after, limit) })
+}
+
+func (s *Store) readEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error) {
 	if limit < 1 {
 		return nil, fmt.Errorf("read events: limit %d, want at least 1", limit)
 	}
@@ -63,7 +67,9 @@ func (s *Store) TaskEvents(ctx context.Context, taskID string, limit int) ([]tas
 		return out, nil
 	}
 	for start := "-"; len(out) < limit; {
-		msgs, err := s.rdb.XRangeN(ctx, s.k.events(), start, "+", taskEventsPage).Result()
+		msgs, err := boundedValue(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) { // a bound per page
+			return s.rdb.XRangeN(ctx, s.k.events(), start, "+", taskEventsPage).Result()
+		})
 		if err != nil {
 			return nil, fmt.Errorf("task events of %s: %w", taskID, s.redisErr(err))
 		}

@@ -109,24 +109,65 @@ func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 }
 
 // bounded runs f on ctx bounded by the store's WriteTimeout (see
-// withTimeout).
+// withTimeout). Every call of a request's path waits on the backends
+// within it, so that one that stops answering (a network dropping its
+// packets) makes the call answer unavailable instead of hanging.
 func (s *Store) bounded(ctx context.Context, f func(context.Context) error) error {
 	return withTimeout(ctx, s.opts.WriteTimeout, f)
 }
 
+// boundedRetry runs op as retry does, all tries within one bound.
+func (s *Store) boundedRetry(ctx context.Context, op func(context.Context) error) error {
+	return s.bounded(ctx, func(ctx context.Context) error {
+		return retry(ctx, func() error { return op(ctx) })
+	})
+}
+
+// boundedValue is bounded for an f with a result.
+func boundedValue[T any](ctx context.Context, s *Store, f func(context.Context) (T, error)) (T, error) {
+	var v T
+	err := s.bounded(ctx, func(ctx context.Context) (err error) {
+		v, err = f(ctx)
+		return err
+	})
+	return v, err
+}
+
 // withTimeout runs f on ctx bounded by timeout. When the bound ends it
-// (not ctx), PostgreSQL did not answer in time: the error is a
-// *store.UnavailableError.
+// (not ctx), the backend f waited on did not answer in time: the error is
+// a *store.UnavailableError naming it (see waitedOn).
 func withTimeout(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	bounded, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := f(bounded)
 	if err != nil && ctx.Err() == nil && bounded.Err() != nil {
-		return &store.UnavailableError{Backend: "postgres", RetryAfter: retryAfter,
+		return &store.UnavailableError{Backend: waitedOn(err), RetryAfter: retryAfter,
 			Err: fmt.Errorf("no answer within %s: %v", timeout, err)}
 	}
 	return err
 }
+
+// waitedOn names the backend whose wait err ended: the one an
+// unavailable error names, Redis for a wait on Redis (see redisWait),
+// else PostgreSQL.
+func waitedOn(err error) string {
+	var (
+		u *store.UnavailableError
+		w redisWait
+	)
+	switch {
+	case errors.As(err, &u):
+		return u.Backend
+	case errors.As(err, &w):
+		return "redis"
+	}
+	return "postgres"
+}
+
+// redisWait is the context error that ended a wait on Redis, as itself.
+type redisWait struct{ error }
+
+func (e redisWait) Unwrap() error { return e.error }
 
 // errClosed answers the calls made after Close.
 var errClosed = errors.New("store closed")

@@ -128,8 +128,14 @@ func newTestStore(t testing.TB, opts Options) *Store {
 // open opens a Store on env, closed in cleanup.
 func (env *testEnv) open(t testing.TB, opts Options) *Store {
 	t.Helper()
+	return env.openOn(t, env.pool(t), opts)
+}
+
+// openOn opens a Store on env's Redis and pool, closed in cleanup.
+func (env *testEnv) openOn(t testing.TB, pool *pgxpool.Pool, opts Options) *Store {
+	t.Helper()
 	opts.KeyPrefix = env.prefix
-	st, err := Open(context.Background(), env.rdb, env.pool(t), opts)
+	st, err := Open(context.Background(), env.rdb, pool, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

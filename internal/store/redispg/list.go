@@ -34,7 +34,15 @@ var listResult = fmt.Sprintf(`CASE WHEN result_size BETWEEN 1 AND %d THEN
 // ListTasks returns one page of the tasks matching p from PostgreSQL,
 // after applying the outbox, so that the page shows every change
 // acknowledged before the call.
-func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*taskwire.Task, int, error) {
+func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) (tasks []*taskwire.Task, total int, err error) {
+	err = s.bounded(ctx, func(ctx context.Context) (err error) {
+		tasks, total, err = s.listTasks(ctx, p)
+		return err
+	})
+	return tasks, total, err
+}
+
+func (s *Store) listTasks(ctx context.Context, p store.ListTasksParams) ([]*taskwire.Task, int, error) {
 	order, ok := orderColumns[p.OrderBy]
 	if !ok {
 		return nil, 0, fmt.Errorf("list tasks: cannot order by %q", p.OrderBy)
@@ -108,6 +116,10 @@ func (e extraScanner) Scan(dest ...any) error { return e.sc.Scan(append(dest, e.
 // Stats counts tasks by queue and status in PostgreSQL, after applying
 // the outbox; workers are counted in Redis.
 func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
+	return boundedValue(ctx, s, s.stats)
+}
+
+func (s *Store) stats(ctx context.Context) (*store.Stats, error) {
 	if err := s.flushOutbox(ctx); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
@@ -137,7 +149,7 @@ func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stats: %w", s.pgErr(err))
 	}
-	workers, err := s.ListWorkers(ctx)
+	workers, err := s.listWorkers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}

@@ -71,6 +71,9 @@ func queueTaskWrites(b *pgx.Batch, saved []*taskState, deleted []string) {
 		b.Queue(upsertTask, taskArgs(s)...)
 	}
 	for _, id := range deleted {
+		// Waits for the stagings of its results in progress (their key-share
+		// lock), so that the deletes below see their rows.
+		b.Queue("SELECT FROM tasks WHERE id = $1 FOR UPDATE", id)
 		b.Queue(`UPDATE tasks SET deleted = true, text = '', metadata = NULL, error = NULL,
 			result_size = 0, result_sum = NULL, result_attempt = NULL WHERE id = $1`, id)
 		b.Queue("DELETE FROM idempotency_keys WHERE task_id = $1", id)

@@ -27,10 +27,19 @@ const chunkSize = 1 << 20
 // different outcome staged before answers a *store.ConflictError and
 // touches nothing (before is the task as the caller read it); the same
 // outcome again (a retry) takes the staged completion time into r.
+//
+// A task deleted before stages nothing (errRaced: the caller reads again
+// and finds it gone), so that no result outlives its task: the staging
+// holds a key-share lock on the task's row, which the delete's lock for
+// update waits on (see queueTaskWrites), so either the delete commits
+// first and the staging sees its tombstone, or the delete waits for the
+// staging to commit and then removes its rows.
 func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []byte) error {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (task_id, attempt) DO NOTHING`,
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8
+		WHERE NOT coalesce((SELECT deleted FROM tasks WHERE id = $1 FOR KEY SHARE), false)
+		ON CONFLICT (task_id, attempt) DO NOTHING`,
 		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
 		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
 	var err error
@@ -126,11 +135,14 @@ func (s *Store) readResult(ctx context.Context, id string, attempt int, size int
 	return buf, nil
 }
 
-// readChunk appends chunk seq of a result to buf.
+// readChunk appends chunk seq of a result to buf, within the bound of
+// one call.
 func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, seq int) ([]byte, error) {
 	var chunk []byte
-	err := s.pg.QueryRow(ctx, "SELECT data FROM results WHERE task_id = $1 AND attempt = $2 AND seq = $3",
-		id, attempt, seq).Scan(&chunk)
+	err := s.bounded(ctx, func(ctx context.Context) error {
+		return s.pg.QueryRow(ctx, "SELECT data FROM results WHERE task_id = $1 AND attempt = $2 AND seq = $3",
+			id, attempt, seq).Scan(&chunk)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("result of %s: chunk %d missing", id, seq)
 	}
@@ -143,7 +155,7 @@ func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, s
 // OpenResult streams the stored result of a task one chunk at a time:
 // one chunk in memory, one short query each.
 func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64, error) {
-	t, err := s.readTask(ctx, id)
+	t, err := boundedValue(ctx, s, func(ctx context.Context) (*taskState, error) { return s.readTask(ctx, id) })
 	if err != nil {
 		return nil, 0, fmt.Errorf("open result of %s: %w", id, err)
 	}

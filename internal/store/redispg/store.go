@@ -64,9 +64,11 @@ type Options struct {
 	// PersistBatch is the most outbox entries the persister applies in one
 	// PostgreSQL batch (default 500).
 	PersistBatch int
-	// WriteTimeout bounds each PostgreSQL write of a create or a
-	// completion (default 10s): past it the call answers a
-	// *store.UnavailableError instead of waiting on a PostgreSQL that
+	// WriteTimeout bounds the waits on Redis and PostgreSQL of each call
+	// on a request's path (default 10s): each PostgreSQL write of a
+	// create or a completion, each other call as a whole (all of its
+	// tries), each chunk of a result read. Past it the call answers a
+	// *store.UnavailableError instead of waiting on a backend that
 	// stopped answering.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
@@ -95,6 +97,9 @@ type Store struct {
 	wg   sync.WaitGroup
 	// owned are closed by Close: the clients Connect made.
 	owned []func()
+	// leaseRead, when set (by tests), runs in each expiry of a lease right
+	// after the sweep read the task.
+	leaseRead func(id string)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -214,7 +219,7 @@ func (s *Store) Close() error {
 const retryAfter = time.Second
 
 // redisErr maps a Redis failure to store.ErrUnavailable (context errors
-// pass through).
+// pass through, marked as the end of a wait on Redis).
 func (s *Store) redisErr(err error) error {
 	return unavailable("redis", err)
 }
@@ -231,7 +236,12 @@ func unavailable(backend string, err error) error {
 		redisE redis.Error
 	)
 	switch {
-	case err == nil, errors.As(err, &u), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case err == nil, errors.As(err, &u):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if backend == "redis" {
+			return redisWait{err}
+		}
 		return err
 	case errors.As(err, &pgE) && !unavailableCode(pgE.Code):
 		return err // the server answered: a statement's error, not an outage
@@ -248,13 +258,30 @@ func unavailableCode(code string) bool {
 	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || strings.HasPrefix(code, "53")
 }
 
+// unavailableReplies are the codes (first words) of the Redis error
+// replies of a server that cannot serve now, rather than of a wrong
+// command: out of memory, loading, a read-only replica, master or
+// cluster down, a slot being moved, a script running too long, too few
+// replicas, and NOEVSEQ, the scripts' own reply while the event counter
+// is missing.
+var unavailableReplies = map[string]bool{
+	"OOM": true, "LOADING": true, "READONLY": true, "MASTERDOWN": true, "CLUSTERDOWN": true,
+	"TRYAGAIN": true, "BUSY": true, "NOREPLICAS": true, "NOEVSEQ": true,
+}
+
 // unavailableReply reports whether a Redis error reply is a passing state
-// of the server rather than a wrong command.
+// of the server rather than a wrong command. A script's failed call
+// replies the call's error (Redis 7), or before Redis 7 an ERR that
+// quotes it after " -".
 func unavailableReply(msg string) bool {
-	for _, p := range []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY", "NOEVSEQ"} {
-		if strings.HasPrefix(msg, p) {
-			return true
+	if msg == "ERR max number of clients reached" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(msg, "ERR Error running script"); ok {
+		if _, quoted, ok := strings.Cut(rest, ": -"); ok {
+			msg = quoted
 		}
 	}
-	return false
+	code, _, _ := strings.Cut(msg, " ")
+	return unavailableReplies[code]
 }

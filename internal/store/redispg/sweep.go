@@ -112,9 +112,11 @@ func (s *Store) expireLeases(ctx context.Context, now time.Time, res *store.Swee
 			if err != nil {
 				return err
 			}
+			if s.leaseRead != nil {
+				s.leaseRead(id)
+			}
 			if t == nil || t.Status != taskwire.StatusInProgress || t.LeaseExpiresAt.After(now) {
-				s.rdb.ZRem(ctx, s.k.leases(), id) // stale entry
-				return nil
+				return s.settleLease(ctx, id) // a stale entry, or a lease renewed since
 			}
 			w, err := s.getWorker(ctx, t.AssignedTo)
 			if err != nil {
@@ -152,6 +154,28 @@ func (s *Store) expireLeases(ctx context.Context, now time.Time, res *store.Swee
 		}
 	}
 	return nil
+}
+
+// settleLeaseLua sets the entry of task ARGV[1] in the leases set
+// (KEYS[1]) from the task's hash (KEYS[2]) as it is when the script runs:
+// its lease while it is in_progress, else no entry.
+var settleLeaseLua = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[2], 'st', 'lease')
+if h[1] == 'in_progress' and h[2] and h[2] ~= '' then
+  redis.call('ZADD', KEYS[1], h[2], ARGV[1])
+  return 0
+end
+return redis.call('ZREM', KEYS[1], ARGV[1])
+`)
+
+// settleLease makes the leases entry of task id match the task, in one
+// step: the sweep read the task gone, not in_progress or with a lease
+// not yet expired, but a heartbeat (or a claim) may have renewed it
+// since, and removing the entry then would leave that lease never to
+// expire.
+func (s *Store) settleLease(ctx context.Context, id string) error {
+	err := settleLeaseLua.Run(ctx, s.rdb, []string{s.k.leases(), s.k.task(id)}, id).Err()
+	return s.redisErr(err)
 }
 
 // trimEvents drops events from the oldest end of the log: those beyond the

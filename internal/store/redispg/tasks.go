@@ -160,7 +160,7 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 
 // GetTask returns a task with its whole result.
 func (s *Store) GetTask(ctx context.Context, id string) (*taskwire.Task, error) {
-	t, err := s.readTask(ctx, id)
+	t, err := boundedValue(ctx, s, func(ctx context.Context) (*taskState, error) { return s.readTask(ctx, id) })
 	if err != nil {
 		return nil, fmt.Errorf("get task %s: %w", id, err)
 	}
@@ -211,7 +211,7 @@ func (s *Store) persistThenApply(ctx context.Context, x *txn, extra func(*pgx.Ba
 func (s *Store) UpdateTask(ctx context.Context, p store.UpdateTaskParams) (*taskwire.Task, error) {
 	now := truncMs(p.Now)
 	var task *taskwire.Task
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		before, err := s.liveTask(ctx, p.ID)
 		if err != nil {
 			return err
@@ -298,7 +298,7 @@ func changeStatus(r *taskState, to taskwire.Status, by string, now time.Time) (e
 func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*taskwire.Task, error) {
 	now := truncMs(p.Now)
 	var task *taskwire.Task
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		before, err := s.liveTask(ctx, p.TaskID)
 		if err != nil {
 			return err
@@ -343,7 +343,7 @@ func (s *Store) UnassignTask(ctx context.Context, p store.UnassignTaskParams) (s
 	now := truncMs(p.Now)
 	var previous string
 	var task *taskwire.Task
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		before, err := s.liveTask(ctx, p.TaskID)
 		if err != nil {
 			return err
@@ -376,7 +376,7 @@ func (s *Store) UnassignTask(ctx context.Context, p store.UnassignTaskParams) (s
 // DeleteTask removes a task, its result and its idempotency key; its row
 // stays in PostgreSQL as a tombstone.
 func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error {
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		before, err := s.liveTask(ctx, p.ID)
 		if err != nil {
 			return err

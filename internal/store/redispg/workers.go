@@ -99,7 +99,7 @@ func (s *Store) getWorker(ctx context.Context, id string) (*workerState, error) 
 // its first registration time kept.
 func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams) error {
 	now := truncMs(p.Now)
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		w, err := s.getWorker(ctx, p.ID)
 		if err != nil {
 			return err
@@ -123,12 +123,15 @@ func (s *Store) RegisterWorker(ctx context.Context, p store.RegisterWorkerParams
 // leases of its in_progress tasks (heartbeat.lua); an offline worker gets
 // false.
 func (s *Store) HeartbeatWorker(ctx context.Context, p store.HeartbeatWorkerParams) (bool, error) {
-	n, err := s.scripts.heartbeat.Run(ctx, s.rdb,
-		[]string{s.k.worker(p.ID), s.k.held(p.ID), s.k.leases(), s.k.seen(), s.k.outbox()},
-		p.Now.UnixMilli(), p.ID, s.k.taskPrefix()).Int()
+	n, err := boundedValue(ctx, s, func(ctx context.Context) (int, error) {
+		n, err := s.scripts.heartbeat.Run(ctx, s.rdb,
+			[]string{s.k.worker(p.ID), s.k.held(p.ID), s.k.leases(), s.k.seen(), s.k.outbox()},
+			p.Now.UnixMilli(), p.ID, s.k.taskPrefix()).Int()
+		return n, s.redisErr(err)
+	})
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("heartbeat of %s: %w", p.ID, s.redisErr(err))
+		return false, fmt.Errorf("heartbeat of %s: %w", p.ID, err)
 	case n < 0:
 		return false, fmt.Errorf("heartbeat: %w", &store.WorkerNotFoundError{ID: p.ID})
 	}
@@ -182,7 +185,7 @@ func (x *txn) release(w *workerState, held []*taskState, reason, by string, now 
 func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerParams) (int, error) {
 	now := truncMs(p.Now)
 	requeued := 0
-	err := retry(ctx, func() error {
+	err := s.boundedRetry(ctx, func(ctx context.Context) error {
 		w, err := s.getWorker(ctx, p.ID)
 		if err != nil {
 			return err
@@ -212,6 +215,10 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 // ListWorkers returns every registered worker with the ids of its
 // in_progress tasks, ordered by id.
 func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
+	return boundedValue(ctx, s, s.listWorkers)
+}
+
+func (s *Store) listWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 	ids, err := s.rdb.SMembers(ctx, s.k.workers()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", s.redisErr(err))

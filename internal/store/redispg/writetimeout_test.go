@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -34,6 +35,19 @@ func startBlackhole(t *testing.T, target string) *blackhole {
 	b := &blackhole{ln: ln, target: target}
 	go b.accept()
 	return b
+}
+
+// startBlackholeTo starts a blackhole to the service at rawURL and
+// returns it with rawURL's address changed to its.
+func startBlackholeTo(t *testing.T, rawURL string) (*blackhole, *url.URL) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := startBlackhole(t, u.Host)
+	u.Host = hole.ln.Addr().String()
+	return hole, u
 }
 
 func (b *blackhole) accept() {
@@ -88,20 +102,10 @@ func (b *blackhole) close() {
 func TestWriteTimeout(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
-	u, err := url.Parse(testPostgresURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hole := startBlackhole(t, u.Host)
-	u.Host = hole.ln.Addr().String()
+	hole, u := startBlackholeTo(t, testPostgresURL)
 	pool := env.poolAt(t, u.String())
 	open := func(timeout time.Duration) *Store {
-		st, err := Open(t.Context(), env.rdb, pool, Options{KeyPrefix: env.prefix, ReconcileInterval: -1, WriteTimeout: timeout})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return env.openOn(t, pool, Options{ReconcileInterval: -1, WriteTimeout: timeout})
 	}
 	st := open(time.Second)
 	slow := open(time.Hour) // for a caller giving up before the store
@@ -134,20 +138,129 @@ func TestWriteTimeout(t *testing.T) {
 	}
 }
 
-// createWithin runs p's create on st and returns its error, failing the
-// test when it has not answered after a minute (it hangs).
+// TestCallTimeout: with PostgreSQL silent (its packets dropped), the
+// calls other than creates and completions that wait on it (writes that
+// commit there, reads of lists and results) answer a
+// *store.UnavailableError naming it once WriteTimeout passes, and do not
+// hang; those served by Redis alone go on working.
+func TestCallTimeout(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	hole, u := startBlackholeTo(t, testPostgresURL)
+	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
+	t.Cleanup(hole.close) // first: the store's connections end at once
+
+	ctx := t.Context()
+	now := time.Now().UTC()
+	register(t, st, "w1", now)
+	assigned(t, st, "t-done", "w1", now)
+	if got := claim(t, st, "w1", now); len(got) != 1 {
+		t.Fatalf("claimed %d tasks, want 1", len(got))
+	}
+	if _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: "t-done", WorkerID: "w1", Attempt: new(1),
+		Result: []byte(`{"done":true}`), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-pending", now), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	hole.held.Store(true)
+
+	text := "changed"
+	for name, call := range map[string]func(context.Context) error{
+		"update": func(ctx context.Context) error {
+			_, err := st.UpdateTask(ctx, store.UpdateTaskParams{ID: "t-pending", Updates: taskwire.TaskUpdates{Text: &text}, Now: now})
+			return err
+		},
+		"delete": func(ctx context.Context) error {
+			return st.DeleteTask(ctx, store.DeleteTaskParams{ID: "t-pending", Now: now})
+		},
+		"unregister": func(ctx context.Context) error {
+			_, err := st.UnregisterWorker(ctx, store.UnregisterWorkerParams{ID: "w1", Now: now})
+			return err
+		},
+		"list": func(ctx context.Context) error {
+			_, _, err := st.ListTasks(ctx, store.ListTasksParams{})
+			return err
+		},
+		"get result": func(ctx context.Context) error {
+			_, err := st.GetTask(ctx, "t-done")
+			return err
+		},
+	} {
+		err := answerWithin(t, name, func() error { return call(context.Background()) })
+		var u *store.UnavailableError
+		if !errors.As(err, &u) || u.Backend != "postgres" {
+			t.Errorf("%s with PostgreSQL silent: %v; want a *store.UnavailableError of postgres", name, err)
+		}
+	}
+	if alive, err := st.HeartbeatWorker(ctx, store.HeartbeatWorkerParams{ID: "w1", Now: now}); err != nil || !alive {
+		t.Errorf("heartbeat with PostgreSQL silent: %v, %v; want served by Redis", alive, err)
+	}
+}
+
+// TestCallTimeoutRedis: with Redis silent (its packets dropped), calls
+// served by Redis answer a *store.UnavailableError naming it, within
+// WriteTimeout as the store Connect opens bounds them (the time each took
+// is logged).
+func TestCallTimeoutRedis(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	hole, ru := startBlackholeTo(t, testRedisURL)
+	ru.RawQuery = "prefix=" + env.prefix
+	st, err := Connect(t.Context(), ConnectOptions{RedisURL: ru.String(),
+		PostgresURL: testPostgresURL + "&schema=" + env.schema,
+		Options:     Options{ReconcileInterval: -1, WriteTimeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	t.Cleanup(hole.close) // first: the store's connections end at once
+	now := time.Now().UTC()
+	register(t, st, "w1", now)
+	hole.held.Store(true)
+
+	for name, call := range map[string]func(context.Context) error{
+		"heartbeat": func(ctx context.Context) error {
+			_, err := st.HeartbeatWorker(ctx, store.HeartbeatWorkerParams{ID: "w1", Now: now})
+			return err
+		},
+		"claim": func(ctx context.Context) error {
+			_, err := st.ClaimTasks(ctx, store.ClaimTasksParams{WorkerID: "w1", Now: now})
+			return err
+		},
+	} {
+		start := time.Now()
+		err := answerWithin(t, name, func() error { return call(context.Background()) })
+		t.Logf("%s answered after %v: %v", name, time.Since(start).Round(time.Millisecond), err)
+		var u *store.UnavailableError
+		if !errors.As(err, &u) || u.Backend != "redis" {
+			t.Errorf("%s with Redis silent: %v; want a *store.UnavailableError of redis", name, err)
+		}
+	}
+}
+
+// createWithin runs p's create on st and returns its error (see
+// answerWithin).
 func createWithin(t *testing.T, st *Store, ctx context.Context, p store.CreateTaskParams) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
+	return answerWithin(t, "create "+p.Task.ID, func() error {
 		_, _, err := st.CreateTask(ctx, p)
-		done <- err
-	}()
+		return err
+	})
+}
+
+// answerWithin runs call and returns its error, failing the test when it
+// has not answered after a minute (it hangs).
+func answerWithin(t *testing.T, what string, call func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(time.Minute):
-		t.Fatalf("create %s still waiting after a minute", p.Task.ID)
+		t.Fatalf("%s still waiting after a minute", what)
 		return nil
 	}
 }
