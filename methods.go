@@ -101,7 +101,7 @@ type CompleteResult struct {
 // ListParams are the params of task.list.
 type ListParams struct {
 	Status     Status `json:"status,omitempty" jsonschema:"enum=pending,enum=in_progress,enum=completed,enum=failed"`
-	AssignedTo string `json:"assignedTo,omitempty" jsonschema:"minLength=1,maxLength=128"`
+	AssignedTo string `json:"assignedTo,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
 	Priority   *int   `json:"priority,omitempty" jsonschema:"minimum=0,maximum=100"`
 	Queue      string `json:"queue,omitempty" jsonschema:"minLength=1,maxLength=64,pattern=^[a-z0-9_.-]+$"`
 	Limit      *int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=1000,default=100"`
@@ -146,7 +146,7 @@ type UnassignParams struct {
 // null when the task was not assigned.
 type UnassignResult struct {
 	TaskID             string  `json:"taskId"`
-	PreviousAssignment *string `json:"previousAssignment"`
+	PreviousAssignment *string `json:"previousAssignment" jsonschema:"oneof_type=string;null"`
 	UnassignedAt       Time    `json:"unassignedAt"`
 }
 

@@ -3,6 +3,7 @@ package taskwire
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // The Validate methods check the rules that span several fields; the bounds
@@ -37,6 +38,18 @@ func oneOf(an, a, bn, b string) (string, error) {
 	return b, nil
 }
 
+// checkNoNUL refuses a string holding U+0000, which PostgreSQL text (the
+// distributed store) cannot hold, in every mode alike: fields is a list
+// of name, value pairs.
+func checkNoNUL(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if strings.ContainsRune(fields[i+1], 0) {
+			return InvalidParams("%s: must not contain the NUL character (U+0000)", fields[i])
+		}
+	}
+	return nil
+}
+
 func checkMetadata(field string, m json.RawMessage) error {
 	if len(m) > MaxMetadataBytes {
 		return TooLarge(field, MaxMetadataBytes)
@@ -44,17 +57,35 @@ func checkMetadata(field string, m json.RawMessage) error {
 	return nil
 }
 
-// Validate checks that runAt and delayMs are not both given and that
-// metadata fits its limit.
+// Validate checks that runAt and delayMs are not both given, that no
+// string holds U+0000 and that metadata fits its limit.
 func (p *CreateParams) Validate() error {
 	if p.RunAt != nil && p.DelayMs != nil {
 		return InvalidParams("runAt and delayMs are mutually exclusive")
 	}
+	if err := checkNoNUL("text", p.Text, "idempotencyKey", p.IdempotencyKey); err != nil {
+		return err
+	}
 	return checkMetadata("metadata", p.Metadata)
 }
 
-// Validate checks that metadata fits its limit.
-func (p *UpdateParams) Validate() error { return checkMetadata("updates.metadata", p.Updates.Metadata) }
+// Validate checks that no string holds U+0000 and that metadata fits its
+// limit.
+func (p *UpdateParams) Validate() error {
+	if err := checkNoNUL("id", p.ID, "updates.text", deref(p.Updates.Text)); err != nil {
+		return err
+	}
+	return checkMetadata("updates.metadata", p.Updates.Metadata)
+}
+
+// Validate checks that the task id holds no U+0000.
+func (p *GetParams) Validate() error { return checkNoNUL("id", p.ID) }
+
+// Validate checks that the task id holds no U+0000.
+func (p *DeleteParams) Validate() error { return checkNoNUL("id", p.ID) }
+
+// Validate checks that the task id holds no U+0000.
+func (p *UnassignParams) Validate() error { return checkNoNUL("taskId", p.TaskID) }
 
 // TaskRef returns the task id, from id or taskId.
 func (p *CompleteParams) TaskRef() string {
@@ -68,6 +99,9 @@ func (p *CompleteParams) TaskRef() string {
 // result fits its limit.
 func (p *CompleteParams) Validate() error {
 	if _, err := oneOf("id", p.ID, "taskId", p.TaskID); err != nil {
+		return err
+	}
+	if err := checkNoNUL("id", p.ID, "taskId", p.TaskID, "error", deref(p.Error)); err != nil {
 		return err
 	}
 	if len(p.Result) > MaxResultBytes {
@@ -84,10 +118,13 @@ func (p *AssignParams) Worker() string {
 	return p.InstanceID
 }
 
-// Validate checks that the worker is named by workerId or instanceId.
+// Validate checks that the worker is named by workerId or instanceId and
+// that the task id holds no U+0000.
 func (p *AssignParams) Validate() error {
-	_, err := oneOf("workerId", p.WorkerID, "instanceId", p.InstanceID)
-	return err
+	if _, err := oneOf("workerId", p.WorkerID, "instanceId", p.InstanceID); err != nil {
+		return err
+	}
+	return checkNoNUL("taskId", p.TaskID)
 }
 
 // Worker returns the worker id, from id or workerId.

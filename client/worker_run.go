@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -142,9 +143,10 @@ func encodeResult(v any) (json.RawMessage, error) {
 const maxErrorRunes = 65536
 
 // errorText is err's message as task.complete accepts it: not empty, at
-// most maxErrorRunes characters.
+// most maxErrorRunes characters, any NUL character or invalid UTF-8
+// replaced by U+FFFD.
 func errorText(err error) string {
-	s := err.Error()
+	s := strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", "\uFFFD"), "\uFFFD")
 	if s == "" {
 		return "handler failed"
 	}

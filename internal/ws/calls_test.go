@@ -154,8 +154,11 @@ func TestEventsMethodsOverHTTP(t *testing.T) {
 		}
 		err := b.cl.Call(ctx, method, params, nil)
 		e, ok := err.(*taskwire.Error)
-		if !ok || e.Code != taskwire.CodeMethodNotFound || !strings.Contains(e.Message, "WebSocket only") {
-			t.Errorf("%s over HTTP: %v, want -32601 naming WebSocket", method, err)
+		if !ok || e.Code != taskwire.CodeMethodNotFound || e.Message != "Method not found: "+method {
+			t.Fatalf("%s over HTTP: %v, want -32601 Method not found: %s", method, err, method)
+		}
+		if data, _ := e.Data.(map[string]any); data["method"] != method || data["transport"] != "websocket" {
+			t.Errorf("%s over HTTP: data %v, want the method and transport websocket", method, e.Data)
 		}
 	}
 	err := b.cl.Call(ctx, taskwire.MethodEventsSubscribe, map[string]any{"types": []string{"task.nope"}}, nil)

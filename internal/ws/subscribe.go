@@ -88,11 +88,12 @@ func Unsubscribe(ctx context.Context, p *taskwire.UnsubscribeParams) (*taskwire.
 	return &taskwire.UnsubscribeResult{Unsubscribed: true}, nil
 }
 
-// webSocketOnly is the error of a WebSocket-only method called over HTTP.
+// webSocketOnly is the error of a WebSocket-only method called over HTTP:
+// the exact -32601 of the contract, its data saying where the method is.
 func webSocketOnly(method string) *taskwire.Error {
 	return &taskwire.Error{Code: taskwire.CodeMethodNotFound,
-		Message: "Method not found: " + method + " (WebSocket only: connect to GET /ws)",
-		Data:    map[string]any{"method": method, "transport": "websocket"}}
+		Message: "Method not found: " + method,
+		Data:    map[string]any{"method": method, "transport": "websocket", "hint": "WebSocket only: connect to GET /ws"}}
 }
 
 // subscribe opens a subscription of the connection.
