@@ -65,7 +65,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
-	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "tokens file: turns authentication on (see `taskwire token new --help`) [TASKWIRE_TOKENS]")
+	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS]")
 	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "Redis connections per process, 0 for the client's default [TASKWIRE_REDIS_POOL_SIZE]")
 	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "PostgreSQL connections per process, 0 for the client's default [TASKWIRE_POSTGRES_MAX_CONNS]")
 	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")

@@ -26,6 +26,7 @@ func TestParseServeRefuses(t *testing.T) {
 		{"public address", []string{"--listen", "0.0.0.0:7700"}, "give --tokens FILE"},
 		{"all interfaces", []string{"--listen", ":7700"}, "not a loopback address"},
 		{"bad rate limit", []string{"--rate-limit", "task.claim=lots"}, "METHOD=N/DURATION"},
+		{"rate limit of no method", []string{"--rate-limit", "task.claimm=10/1m"}, "no method task.claimm can be limited (methods: events.subscribe, system.health,"},
 		{"bad log format", []string{"--log-format", "xml"}, "text or json"},
 		{"tiny body limit", []string{"--max-body-bytes", "10"}, "--max-body-bytes must be at least 1024"},
 		{"no batch", []string{"--max-batch", "0"}, "--max-batch must be at least 1"},

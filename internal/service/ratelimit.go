@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ func ParseRateLimit(s string) (method string, l Limit, err error) {
 	if !ok || !ok2 || method == "" {
 		return "", Limit{}, fmt.Errorf("rate limit %q: want METHOD=N/DURATION, e.g. task.claim=600/1m", s)
 	}
+	if _, known := methodAccess[method]; !known {
+		return "", Limit{}, fmt.Errorf("rate limit %q: no method %s can be limited (methods: %s)", s, method, strings.Join(limitable(), ", "))
+	}
 	if _, err := fmt.Sscanf(n, "%d", &l.N); err != nil || l.N < 0 || fmt.Sprint(l.N) != n {
 		return "", Limit{}, fmt.Errorf("rate limit %q: N must be a whole number >= 0", s)
 	}
@@ -47,6 +51,16 @@ func ParseRateLimit(s string) (method string, l Limit, err error) {
 		return "", Limit{}, fmt.Errorf("rate limit %q: DURATION must be positive, e.g. 1m or 10s", s)
 	}
 	return method, l, nil
+}
+
+// limitable lists the methods a rate limit can name, sorted.
+func limitable() []string {
+	var names []string
+	for m := range methodAccess {
+		names = append(names, m)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Limiter decides whether a principal may make one more call of a
