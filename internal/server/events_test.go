@@ -439,6 +439,22 @@ func TestEventsEndOnDrain(t *testing.T) {
 	s.ended(t)
 }
 
+// Last-Event-ID 0 is before the first event: the whole log is replayed,
+// then the stream goes live.
+func TestEventsFromTheStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := createTask(t, b, params{"text": "first"})
+	s := openEvents(t, b, "types=task.created", "0")
+	if e := envelope(t, s.next(t)); e.ID != "1" || rawObject(t, e.Payload)["id"] != first.ID {
+		t.Fatalf("first event %s %s, want event 1, the task.created of %s", e.ID, e.Payload, first.ID)
+	}
+	second := createTask(t, b, params{"text": "second"})
+	if e := envelope(t, s.next(t)); rawObject(t, e.Payload)["id"] != second.ID {
+		t.Fatalf("next event %s, want the task.created of %s", e.Payload, second.ID)
+	}
+}
+
 // A Last-Event-ID the server never issued cannot be resumed from: 400
 // with a JSON error naming it, not a stream that silently waits.
 func TestEventsUnknownLastEventID(t *testing.T) {

@@ -29,7 +29,7 @@ type Lifecycle interface {
 	Sweep(ctx context.Context, p SweepParams) (*SweepResult, error)
 
 	// ReadEvents returns up to limit (> 0) events with an ID after after
-	// ("" for the oldest the log holds), oldest first. An after that this
+	// ("" or "0" for the oldest the log holds), oldest first. An after that this
 	// backend never issued is an error matching ErrNotFound; one that was
 	// issued and dropped since resumes at the oldest event the log still
 	// holds after it.

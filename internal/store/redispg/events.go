@@ -28,7 +28,7 @@ func (s *Store) readEvents(ctx context.Context, after string, limit int) ([]task
 	start := "-"
 	if after != "" {
 		n, err := strconv.ParseInt(after, 10, 64)
-		if err != nil || n < 1 || strconv.FormatInt(n, 10) != after {
+		if err != nil || n < 0 || strconv.FormatInt(n, 10) != after {
 			return nil, fmt.Errorf("read events after %q: not an event id: %w", after, store.ErrNotFound)
 		}
 		issued, err := s.rdb.Get(ctx, s.k.eventSeq()).Int64()

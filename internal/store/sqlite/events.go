@@ -45,7 +45,7 @@ func (t *writeTx) flushEvents() error {
 }
 
 // ReadEvents returns up to limit events after the event with ID after
-// ("" for the oldest), oldest first, from a read connection. An event's ID
+// ("" or "0" for the oldest), oldest first, from a read connection. An event's ID
 // is the decimal form of its seq; an after that is not one, or is beyond
 // the last seq issued, is an error.
 func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error) {
@@ -55,7 +55,7 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 	var from int64
 	if after != "" {
 		n, err := strconv.ParseInt(after, 10, 64)
-		if err != nil || n < 1 || strconv.FormatInt(n, 10) != after {
+		if err != nil || n < 0 || strconv.FormatInt(n, 10) != after {
 			return nil, fmt.Errorf("read events after %q: not an event id: %w", after, store.ErrNotFound)
 		}
 		from = n

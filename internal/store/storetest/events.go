@@ -115,6 +115,10 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 		if got := eventTaskIDs(s.readEvents(all[len(all)-1].ID, 100)); !gocmp.Equal(taskIDs(8), got) {
 			t.Errorf("after the last event: %v, want the new one %v", got, taskIDs(8))
 		}
+		// "0" is before the first id: the whole log, as "" is.
+		if diff := gocmp.Diff(eventIDs(s.readEvents("", 100)), eventIDs(s.readEvents("0", 100))); diff != "" {
+			t.Errorf(`after "0" (-want +got):\n%s`, diff)
+		}
 		// Ids this log never issued: malformed, or beyond its newest.
 		for _, bad := range []string{"not-an-event-id", "-1", " 1", "999999999"} {
 			if _, err := s.st.ReadEvents(s.ctx, bad, 10); !errors.Is(err, store.ErrNotFound) {
