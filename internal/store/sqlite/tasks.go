@@ -19,6 +19,9 @@ import (
 func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
 	t := store.PendingTask(p.Task)
 	notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
+	// The event is encoded here, outside the writer, which runs one
+	// operation at a time.
+	ev := store.TaskCreatedEvent(&t, p.By)
 
 	var task *taskwire.Task
 	created := false
@@ -58,7 +61,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 				return err
 			}
 		}
-		tx.appendEvent(store.TaskCreatedEvent(&t, p.By))
+		tx.appendEvent(ev)
 		task, created = &t, true
 		return nil
 	})
