@@ -54,6 +54,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 			t.MaxAttempts, t.LeaseMs, ms(t.RunAt), ms(t.CreatedAt), ms(t.UpdatedAt)); err != nil {
 			return err
 		}
+		tx.count(t.Queue, t.Status, 1)
 		if p.IdempotencyKey != "" {
 			if _, err := tx.exec(`INSERT INTO idempotency_keys (key, task_id, created_at) VALUES (?, ?, ?)
 				ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at`,
@@ -255,6 +256,7 @@ func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error 
 		if _, err = tx.exec("DELETE FROM tasks WHERE seq = ?", r.seq); err != nil {
 			return err
 		}
+		tx.count(r.Queue, r.stored, -1)
 		tx.appendEvent(store.TaskDeletedEvent(r.ID, p.By, truncMs(p.Now)))
 		return nil
 	})
