@@ -13,8 +13,8 @@ import (
 // task: arg queue.
 const oldestPendingQuery = "SELECT min(created_at) FROM tasks WHERE queue = ? AND status = 'pending'"
 
-// Stats counts tasks by queue and status from the counts the schema's
-// triggers keep, and finds each queue's oldest pending task with one index
+// Stats counts tasks by queue and status from the counts the writer keeps
+// (see count), and finds each queue's oldest pending task with one index
 // seek: it never scans the tasks.
 func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
 	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
