@@ -27,6 +27,14 @@ type Log interface {
 	EventsChanged() <-chan struct{}
 }
 
+// Tail is what a Log may offer besides: the ID of the newest event
+// committed ("" when none ever was). A hub over a Log with a Tail moves
+// its cursor to the end of the log without reading the events between
+// while no subscription would receive them.
+type Tail interface {
+	LastEventID(ctx context.Context) (string, error)
+}
+
 // Options tune a Hub; the zero value takes the defaults.
 type Options struct {
 	// Buffer is how many events a subscriber may fall behind the log
@@ -142,6 +150,9 @@ func (h *Hub) Run(ctx context.Context) {
 
 // readAll reads and broadcasts the log from the hub's cursor to its end.
 func (h *Hub) readAll(ctx context.Context) error {
+	if skipped, err := h.skipUnwatched(ctx); skipped || err != nil {
+		return err
+	}
 	for {
 		evs, err := h.log.ReadEvents(ctx, h.cursor(), h.opts.ReadLimit)
 		if err != nil {
@@ -155,6 +166,30 @@ func (h *Hub) readAll(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// skipUnwatched moves the cursor to the end of the log, without reading
+// the events, when no subscription is registered and the log has a Tail.
+// It reports whether it did; when a subscription registers meanwhile, the
+// events are read and delivered as usual.
+func (h *Hub) skipUnwatched(ctx context.Context) (bool, error) {
+	tail, ok := h.log.(Tail)
+	if !ok || h.Subscribers() > 0 {
+		return false, nil
+	}
+	id, err := tail.LastEventID(ctx)
+	if err != nil {
+		return false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) > 0 {
+		return false, nil
+	}
+	if compareIDs(id, h.last) > 0 {
+		h.last = id
+	}
+	return true, nil
 }
 
 // cursor returns the ID of the newest event delivered.

@@ -220,6 +220,66 @@ func TestLiveOnlyFromNow(t *testing.T) {
 	}
 }
 
+var _ Tail = (*sqlite.Store)(nil)
+
+// readCounter is a store whose event reads are counted.
+type readCounter struct {
+	*sqlite.Store
+	reads atomic.Int64
+}
+
+func (r *readCounter) ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error) {
+	r.reads.Add(1)
+	return r.Store.ReadEvents(ctx, after, limit)
+}
+
+// While nobody subscribes the hub follows the end of the log without
+// reading events; a subscription then gets the events after it, and one
+// with a resume point replays those it missed.
+func TestUnwatchedSkipsReads(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	f.hub.Close()
+	log := &readCounter{Store: f.st}
+	f.hub = NewHub(log, Options{Logger: discard()})
+	go f.hub.Run(context.WithoutCancel(t.Context()))
+	t.Cleanup(f.hub.Close)
+
+	first := f.create(t)
+	for range 9 {
+		f.create(t)
+	}
+	end, err := f.st.LastEventID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(wait); f.hub.cursor() != end; {
+		if time.Now().After(deadline) {
+			t.Fatalf("hub cursor %q, want the end of the log %q", f.hub.cursor(), end)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := log.reads.Load(); n != 0 {
+		t.Fatalf("hub read the log %d times with nobody subscribed", n)
+	}
+
+	live := f.subscribe(t, Filter{}, "")
+	quiet(t, live)
+	id := f.create(t)
+	if e := next(t, live); e.TaskID != id {
+		t.Fatalf("first live event is about %q, want %q", e.TaskID, id)
+	}
+	resumed, err := f.hub.Subscribe(t.Context(), Filter{}, f.log(t, "")[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(resumed.Close)
+	got := collect(t, resumed, 10)
+	if got[0].TaskID == first || got[len(got)-1].TaskID != id {
+		t.Fatalf("replay gave tasks %q ... %q, want from the second task to %q", got[0].TaskID, got[len(got)-1].TaskID, id)
+	}
+}
+
 func TestFilter(t *testing.T) {
 	t.Parallel()
 	f := setup(t, Options{})

@@ -17,7 +17,7 @@ import (
 const SystemActor = "system"
 
 func event(typ taskwire.EventType, taskID string, now time.Time, payload, metadata any) taskwire.Event {
-	p, _ := json.Marshal(payload)  // maps of plain values: cannot fail
+	p, _ := json.Marshal(payload)  // maps or structs of plain values: cannot fail
 	m, _ := json.Marshal(metadata) // likewise
 	return taskwire.Event{Type: typ, TaskID: taskID, Payload: p, Metadata: m, Timestamp: now.UnixMilli()}
 }
@@ -25,17 +25,28 @@ func event(typ taskwire.EventType, taskID string, now time.Time, payload, metada
 // TaskCreatedEvent: payload {id, text, status, priority, createdAt},
 // metadata {createdBy}.
 func TaskCreatedEvent(t *taskwire.Task, by string) taskwire.Event {
-	return event(taskwire.EventTaskCreated, t.ID, t.CreatedAt, map[string]any{
-		"id": t.ID, "text": t.Text, "status": t.Status, "priority": t.Priority,
-		"createdAt": taskwire.NewTime(t.CreatedAt),
-	}, map[string]any{"createdBy": by})
+	// Structs rather than maps for the events of every task's life: their
+	// fields are in the sorted order of a map's keys, so the bytes are the
+	// same, and they encode several times faster.
+	return event(taskwire.EventTaskCreated, t.ID, t.CreatedAt, struct {
+		CreatedAt taskwire.Time   `json:"createdAt"`
+		ID        string          `json:"id"`
+		Priority  int             `json:"priority"`
+		Status    taskwire.Status `json:"status"`
+		Text      string          `json:"text"`
+	}{taskwire.NewTime(t.CreatedAt), t.ID, t.Priority, t.Status, t.Text}, struct {
+		CreatedBy string `json:"createdBy"`
+	}{by})
 }
 
 // TaskClaimedEvent: payload {taskId, workerId}, metadata {claimedAt}.
 func TaskClaimedEvent(taskID, workerID string, now time.Time) taskwire.Event {
-	return event(taskwire.EventTaskClaimed, taskID, now,
-		map[string]any{"taskId": taskID, "workerId": workerID},
-		map[string]any{"claimedAt": taskwire.NewTime(now)})
+	return event(taskwire.EventTaskClaimed, taskID, now, struct {
+		TaskID   string `json:"taskId"`
+		WorkerID string `json:"workerId"`
+	}{taskID, workerID}, struct {
+		ClaimedAt taskwire.Time `json:"claimedAt"`
+	}{taskwire.NewTime(now)})
 }
 
 // TaskUpdatedEvent: payload the task (without its result), metadata
@@ -54,9 +65,13 @@ func TaskUpdatedEvent(t *taskwire.Task, by string, changes []string, now time.Ti
 // metadata {completedBy}. A lease that expires on the last attempt fails
 // the task with this event too, completedBy SystemActor.
 func TaskCompletedEvent(t *taskwire.Task, by string) taskwire.Event {
-	return event(taskwire.EventTaskCompleted, t.ID, t.CompletedAt,
-		map[string]any{"id": t.ID, "status": t.Status, "duration": t.DurationMs},
-		map[string]any{"completedBy": by})
+	return event(taskwire.EventTaskCompleted, t.ID, t.CompletedAt, struct {
+		Duration int64           `json:"duration"`
+		ID       string          `json:"id"`
+		Status   taskwire.Status `json:"status"`
+	}{t.DurationMs, t.ID, t.Status}, struct {
+		CompletedBy string `json:"completedBy"`
+	}{by})
 }
 
 // TaskAssignedEvent: payload {taskId, workerId, assignedAt}, metadata

@@ -88,6 +88,9 @@ func take(tx *writeTx, picked []candidate, worker string, now time.Time) ([]*tas
 			return nil, err
 		}
 		tasks[order[r.seq]] = r.Task
+		// Candidates are pending tasks.
+		tx.count(r.Queue, taskwire.StatusPending, -1)
+		tx.count(r.Queue, taskwire.StatusInProgress, 1)
 	}
 	return tasks, rows.Err()
 }

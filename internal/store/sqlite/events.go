@@ -82,6 +82,27 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 	return evs, nil
 }
 
+// LastEventID returns the ID of the newest event appended, "" when none
+// ever was, from a read connection: the event hub moves its cursor there
+// while nobody subscribes, instead of reading every event.
+func (s *Store) LastEventID(ctx context.Context) (string, error) {
+	var issued int64
+	err := s.view(ctx, func(tx *readTx) error {
+		err := tx.queryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&issued)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("last event id: %w", err)
+	}
+	if issued == 0 {
+		return "", nil
+	}
+	return strconv.FormatInt(issued, 10), nil
+}
+
 // TaskEvents returns the oldest limit events of task taskID, oldest
 // first, from a read connection; the index events_task finds them without
 // reading the rest of the log.

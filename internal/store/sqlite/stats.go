@@ -13,8 +13,8 @@ import (
 // task: arg queue.
 const oldestPendingQuery = "SELECT min(created_at) FROM tasks WHERE queue = ? AND status = 'pending'"
 
-// Stats counts tasks by queue and status from the counts the schema's
-// triggers keep, and finds each queue's oldest pending task with one index
+// Stats counts tasks by queue and status from the counts the writer keeps
+// (see count), and finds each queue's oldest pending task with one index
 // seek: it never scans the tasks.
 func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
 	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
@@ -67,4 +67,47 @@ func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	return st, nil
+}
+
+// countChange is a change of the number of tasks of one queue and status.
+type countChange struct {
+	queue  string
+	status taskwire.Status
+	n      int
+}
+
+// count records that the op changed the number of tasks of queue in status
+// by n; flushCounts writes the batch's changes to task_counts. Every
+// insert, delete and change of status of a task is counted, so that Stats
+// reads the counts without scanning the tasks.
+func (t *writeTx) count(queue string, status taskwire.Status, n int) {
+	t.counts = append(t.counts, countChange{queue, status, n})
+}
+
+// flushCounts adds the batch's count changes to task_counts, one statement
+// per queue and status whose count changed: far fewer than one per change.
+func (t *writeTx) flushCounts() error {
+	type key struct {
+		queue  string
+		status taskwire.Status
+	}
+	sum := make(map[key]int, 8)
+	var order []key
+	for _, c := range t.counts {
+		k := key{c.queue, c.status}
+		if _, ok := sum[k]; !ok {
+			order = append(order, k)
+		}
+		sum[k] += c.n
+	}
+	for _, k := range order {
+		if sum[k] == 0 {
+			continue
+		}
+		if _, err := t.exec(`INSERT INTO task_counts (queue, status, n) VALUES (?, ?, ?)
+			ON CONFLICT (queue, status) DO UPDATE SET n = n + excluded.n`, k.queue, string(k.status), sum[k]); err != nil {
+			return fmt.Errorf("task counts of %s %s: %w", k.queue, k.status, err)
+		}
+	}
+	return nil
 }

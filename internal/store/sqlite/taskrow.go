@@ -24,6 +24,9 @@ type taskRow struct {
 	sum []byte
 	// completedBy is the worker that finalized the task, "" for an admin.
 	completedBy string
+	// stored is the status the row has in the table: saveTask counts a
+	// change from it.
+	stored taskwire.Status
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -45,6 +48,7 @@ func scanTask(sc scanner, extra ...any) (*taskRow, error) {
 		return nil, err
 	}
 	t.Status = taskwire.Status(status)
+	r.stored = t.Status
 	if metadata.Valid {
 		t.Metadata = json.RawMessage(metadata.String)
 	}
@@ -69,8 +73,14 @@ func conflict(r *taskRow, format string, args ...any) *store.ConflictError {
 	return store.Conflict(r.Task, format, args...)
 }
 
-// saveTask writes back every column of r that an operation may change.
+// saveTask writes back every column of r that an operation may change, and
+// counts its change of status.
 func saveTask(tx *writeTx, r *taskRow) error {
+	if r.Status != r.stored {
+		tx.count(r.Queue, r.stored, -1)
+		tx.count(r.Queue, r.Status, 1)
+		r.stored = r.Status
+	}
 	_, err := tx.exec(`UPDATE tasks SET text = ?, status = ?, priority = ?, metadata = ?,
 		assigned_to = ?, lease_expires_at = ?, error = ?, result_size = ?, result_sum = ?,
 		completed_by = ?, updated_at = ?, completed_at = ?, duration_ms = ?

@@ -19,6 +19,9 @@ import (
 func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*taskwire.Task, bool, error) {
 	t := store.PendingTask(p.Task)
 	notBefore := p.Now.Add(-p.IdempotencyWindow).UnixMilli()
+	// The event is encoded here, outside the writer, which runs one
+	// operation at a time.
+	ev := store.TaskCreatedEvent(&t, p.By)
 
 	var task *taskwire.Task
 	created := false
@@ -51,6 +54,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 			t.MaxAttempts, t.LeaseMs, ms(t.RunAt), ms(t.CreatedAt), ms(t.UpdatedAt)); err != nil {
 			return err
 		}
+		tx.count(t.Queue, t.Status, 1)
 		if p.IdempotencyKey != "" {
 			if _, err := tx.exec(`INSERT INTO idempotency_keys (key, task_id, created_at) VALUES (?, ?, ?)
 				ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, created_at = excluded.created_at`,
@@ -58,7 +62,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 				return err
 			}
 		}
-		tx.appendEvent(store.TaskCreatedEvent(&t, p.By))
+		tx.appendEvent(ev)
 		task, created = &t, true
 		return nil
 	})
@@ -252,6 +256,7 @@ func (s *Store) DeleteTask(ctx context.Context, p store.DeleteTaskParams) error 
 		if _, err = tx.exec("DELETE FROM tasks WHERE seq = ?", r.seq); err != nil {
 			return err
 		}
+		tx.count(r.Queue, r.stored, -1)
 		tx.appendEvent(store.TaskDeletedEvent(r.ID, p.By, truncMs(p.Now)))
 		return nil
 	})

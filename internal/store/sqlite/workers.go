@@ -113,18 +113,20 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		}
 		rows, err := tx.query(`UPDATE tasks SET status = 'pending', assigned_to = NULL,
 			lease_expires_at = NULL, updated_at = ?
-			WHERE assigned_to = ? AND status = 'in_progress' RETURNING id, attempt`, ms(now), p.ID)
+			WHERE assigned_to = ? AND status = 'in_progress' RETURNING id, attempt, queue`, ms(now), p.ID)
 		if err != nil {
 			return err
 		}
 		var back []taskwire.Event
 		for rows.Next() {
-			var id string
+			var id, queue string
 			var attempt int
-			if err := rows.Scan(&id, &attempt); err != nil {
+			if err := rows.Scan(&id, &attempt, &queue); err != nil {
 				rows.Close()
 				return err
 			}
+			tx.count(queue, taskwire.StatusInProgress, -1)
+			tx.count(queue, taskwire.StatusPending, 1)
 			back = append(back, store.TaskRequeuedEvent(id, p.ID, attempt, store.RequeueUnregistered, p.By, now))
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {

@@ -156,7 +156,7 @@ func (w *writer) commit(batch []*op) {
 // errs[i] to op i's error. It returns an error when the transaction can no
 // longer be committed.
 func (w *writer) runBatch(batch []*op, errs []error) error {
-	w.tx.events, w.tx.touches = w.tx.events[:0], w.tx.touches[:0]
+	w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:0], w.tx.touches[:0], w.tx.counts[:0]
 	if err := w.setSync(batch); err != nil {
 		return err
 	}
@@ -170,11 +170,11 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		appended, touched := len(w.tx.events), len(w.tx.touches)
+		appended, touched, counted := len(w.tx.events), len(w.tx.touches), len(w.tx.counts)
 		if errs[i] = o.fn(w.tx); errs[i] != nil {
 			clear(w.tx.events[appended:])
-			// Its events and touches go with it.
-			w.tx.events, w.tx.touches = w.tx.events[:appended], w.tx.touches[:touched]
+			// Its events, touches and counts go with it.
+			w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:appended], w.tx.touches[:touched], w.tx.counts[:counted]
 			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
 				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
 			}
@@ -184,6 +184,9 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 		}
 	}
 	if err := w.tx.flushTouches(); err != nil {
+		return err
+	}
+	if err := w.tx.flushCounts(); err != nil {
 		return err
 	}
 	return w.tx.flushEvents()
@@ -248,6 +251,9 @@ type writeTx struct {
 	// touches are the signs of life of workers the same ops recorded,
 	// waiting for flushTouches.
 	touches []touch
+	// counts are the changes the same ops made to the number of tasks of
+	// each queue and status, waiting for flushCounts.
+	counts []countChange
 }
 
 func (t *writeTx) stmt(query string) (*sql.Stmt, error) {

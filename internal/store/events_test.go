@@ -1,0 +1,44 @@
+package store
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// The events built from structs write the bytes that the same payloads as
+// maps write: keys sorted, HTML characters and invalid UTF-8 escaped alike.
+func TestEventStructsMatchMaps(t *testing.T) {
+	now := time.Date(2025, 1, 19, 12, 45, 0, 123_000_000, time.UTC)
+	tricky := "a <b> & \"c\" \u2028 \xff é"
+	task := &taskwire.Task{ID: "t-" + tricky, Text: tricky, Status: taskwire.StatusCompleted,
+		Priority: -7, CreatedAt: now, CompletedAt: now.Add(time.Second), DurationMs: 1000}
+	cases := []struct {
+		name              string
+		got               taskwire.Event
+		payload, metadata map[string]any
+	}{
+		{"created", TaskCreatedEvent(task, tricky),
+			map[string]any{"id": task.ID, "text": task.Text, "status": task.Status, "priority": task.Priority,
+				"createdAt": taskwire.NewTime(task.CreatedAt)},
+			map[string]any{"createdBy": tricky}},
+		{"claimed", TaskClaimedEvent(task.ID, tricky, now),
+			map[string]any{"taskId": task.ID, "workerId": tricky},
+			map[string]any{"claimedAt": taskwire.NewTime(now)}},
+		{"completed", TaskCompletedEvent(task, tricky),
+			map[string]any{"id": task.ID, "status": task.Status, "duration": task.DurationMs},
+			map[string]any{"completedBy": tricky}},
+	}
+	for _, c := range cases {
+		p, _ := json.Marshal(c.payload)
+		m, _ := json.Marshal(c.metadata)
+		if string(c.got.Payload) != string(p) {
+			t.Errorf("%s payload:\n got %s\nwant %s", c.name, c.got.Payload, p)
+		}
+		if string(c.got.Metadata) != string(m) {
+			t.Errorf("%s metadata:\n got %s\nwant %s", c.name, c.got.Metadata, m)
+		}
+	}
+}
