@@ -63,7 +63,10 @@ func TestEventIDs(t *testing.T) {
 	if evs, err := s.ReadEvents(t.Context(), "3", 10); err != nil || len(evs) != 0 {
 		t.Errorf("after the last: %d events, %v; want none", len(evs), err)
 	}
-	for _, bad := range []string{"4", "0", "03", "1e3", "99999999999999999999"} {
+	if evs, err := s.ReadEvents(t.Context(), "0", 10); err != nil || len(evs) != 3 {
+		t.Errorf("after \"0\": %d events, %v; want all 3", len(evs), err)
+	}
+	for _, bad := range []string{"4", "-1", "03", "1e3", "99999999999999999999"} {
 		if _, err := s.ReadEvents(t.Context(), bad, 10); err == nil {
 			t.Errorf("ReadEvents(after %q) succeeded, want an error", bad)
 		}
