@@ -86,6 +86,8 @@ type Store struct {
 	events *store.Signal
 	ready  *store.Signal
 	group  *groupCommit
+	// applier runs transitions in shared runs of apply.lua.
+	applier *applyGroup
 	// seqMu guards lastSeq, the last event id the events signal fired for.
 	seqMu   sync.Mutex
 	lastSeq int64
@@ -128,6 +130,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
 		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg, opts.WriteTimeout),
+		applier: newApplyGroup(),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
@@ -146,6 +149,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s.sub = sub
 	s.goLoop(func() { s.listen(bg, sub) })
 	s.group.run(bg, s.goLoop)
+	s.runAppliers(bg)
 	if opts.ReconcileInterval > 0 {
 		s.goLoop(func() { s.persistLoop(bg) })
 		s.goLoop(func() { s.reconcileLoop(bg) })

@@ -161,24 +161,14 @@ func (x *txn) touchWorker(id string, now time.Time) {
 	x.Touch = append(x.Touch, touch{K: x.k.worker(id), S: msString(now), Z: x.k.seen(), M: id})
 }
 
-// apply commits x; errRaced when a check failed.
+// apply commits x, in one run of apply.lua with the transitions of
+// concurrent callers; errRaced when a check failed.
 func (s *Store) apply(ctx context.Context, x *txn) error {
 	doc, err := json.Marshal(x)
 	if err != nil {
 		return fmt.Errorf("encode transition: %w", err)
 	}
-	res, err := s.scripts.apply.Run(ctx, s.rdb, []string{s.k.eventSeq(), s.k.events(), s.k.outbox()},
-		doc, s.k.channel()).Slice()
-	if err != nil {
-		return s.redisErr(err)
-	}
-	if len(res) < 2 || res[0] != int64(1) {
-		return errRaced
-	}
-	if seq, _ := res[1].(int64); len(x.Events) > 0 || x.Ready {
-		s.noted(seq, x.Ready)
-	}
-	return nil
+	return s.applyGrouped(ctx, &applyReq{doc: doc, note: len(x.Events) > 0 || x.Ready, ready: x.Ready})
 }
 
 // retry runs op until it does not lose a race, at most maxRetries times.
