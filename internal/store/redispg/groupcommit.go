@@ -100,7 +100,9 @@ func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 			b := &pgx.Batch{}
 			for _, w := range group {
 				for _, q := range w.b.QueuedQueries {
-					b.Queue(q.SQL, q.Arguments...)
+					// Fresh, as pgx keeps per-connection state in a queued
+					// query; with the caller's callback on its result.
+					b.QueuedQueries = append(b.QueuedQueries, &pgx.QueuedQuery{SQL: q.SQL, Arguments: q.Arguments, Fn: q.Fn})
 				}
 			}
 			return tx.SendBatch(ctx, b).Close()

@@ -86,8 +86,10 @@ type Store struct {
 	events *store.Signal
 	ready  *store.Signal
 	group  *groupCommit
-	// applier runs transitions in shared runs of apply.lua.
-	applier *applyGroup
+	// applier runs transitions in shared runs of apply.lua; reader reads
+	// task hashes in shared pipelines.
+	applier *gatherer[*applyReq]
+	reader  *gatherer[*readReq]
 	// seqMu guards lastSeq, the last event id the events signal fired for.
 	seqMu   sync.Mutex
 	lastSeq int64
@@ -130,7 +132,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
 		consumer: consumerName(),
 		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg, opts.WriteTimeout),
-		applier: newApplyGroup(),
+		applier: newGatherer[*applyReq](maxGroupApply), reader: newGatherer[*readReq](maxGroupRead),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
@@ -149,7 +151,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s.sub = sub
 	s.goLoop(func() { s.listen(bg, sub) })
 	s.group.run(bg, s.goLoop)
-	s.runAppliers(bg)
+	s.runGatherers(bg)
 	if opts.ReconcileInterval > 0 {
 		s.goLoop(func() { s.persistLoop(bg) })
 		s.goLoop(func() { s.reconcileLoop(bg) })

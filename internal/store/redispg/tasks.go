@@ -34,6 +34,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	}
 	x := s.txn()
 	x.saveTask(nil, st, truncMs(p.Now))
+	x.Outbox = nil // PostgreSQL holds this very version already
 	x.emit(store.TaskCreatedEvent(&t, p.By))
 	if err := s.apply(ctx, x); err != nil {
 		// Not acknowledged: take the row back, or the reconciler enqueues it.
@@ -90,9 +91,9 @@ func (s *Store) forget(ctx context.Context, id string) {
 
 // redisTask reads task id from Redis; nil when Redis does not hold it.
 func (s *Store) redisTask(ctx context.Context, id string) (*taskState, error) {
-	h, err := s.rdb.HGetAll(ctx, s.k.task(id)).Result()
+	h, err := s.readHash(ctx, s.k.task(id))
 	if err != nil {
-		return nil, s.redisErr(err)
+		return nil, err
 	}
 	return taskFromHash(h)
 }
