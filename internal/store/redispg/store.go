@@ -44,12 +44,14 @@ var (
 	heartbeatLua string
 	//go:embed lua/raise.lua
 	raiseLua string
+	//go:embed lua/settle.lua
+	settleLua string
 )
 
 // scripts are the Lua scripts; redis.Script runs them with EVALSHA and
 // loads them again when Redis answers NOSCRIPT.
 type scripts struct {
-	apply, claim, heartbeat, raise *redis.Script
+	apply, claim, heartbeat, raise, settle *redis.Script
 }
 
 // Options tune a Store. Zero values take the defaults.
@@ -129,7 +131,8 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s := &Store{
 		rdb: rdb, pg: pg, k: newKeys(opts.KeyPrefix), opts: opts, log: opts.Logger,
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
-			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
+			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua),
+			settle: redis.NewScript(settleLua)},
 		consumer: consumerName(),
 		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg, opts.WriteTimeout),
 		applier: newGatherer[*applyReq](maxGroupApply), reader: newGatherer[*readReq](maxGroupRead),
