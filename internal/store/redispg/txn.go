@@ -42,8 +42,17 @@ type check struct {
 }
 
 type put struct {
-	K string            `json:"k"`
-	F map[string]string `json:"f"`
+	K string   `json:"k"`
+	F []string `json:"f"` // name, value pairs
+}
+
+// pairsOf flattens the fields m into name, value pairs.
+func pairsOf(m map[string]string) []string {
+	f := make([]string, 0, 2*len(m))
+	for k, v := range m {
+		f = append(f, k, v)
+	}
+	return f
 }
 
 type zmember struct {

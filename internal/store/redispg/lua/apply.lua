@@ -13,7 +13,7 @@
 --
 -- ARGV[1]  the transitions, a JSON array; each (absent members mean none):
 --   checks: [{k, v}]         hash k must have ver v ("" = k must not exist)
---   put:    [{k, f}]         replace hash k by the fields f {name: value}
+--   put:    [{k, f}]         replace hash k by the fields f [name, value, ...]
 --   del:    [k]              delete key k
 --   bump:   [k]              HINCRBY k ver 1 when hash k exists
 --   zadd:   [{k, s, m}]      ZADD k s m
@@ -60,12 +60,7 @@ local function apply(doc)
   end
   for _, p in ipairs(doc.put or {}) do
     redis.call('DEL', p.k)
-    local args = {}
-    for f, v in pairs(p.f) do
-      args[#args + 1] = f
-      args[#args + 1] = v
-    end
-    redis.call('HSET', p.k, unpack(args))
+    redis.call('HSET', p.k, unpack(p.f))
   end
   for _, k in ipairs(doc.bump or {}) do
     if redis.call('EXISTS', k) == 1 then
