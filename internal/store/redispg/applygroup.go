@@ -1,7 +1,6 @@
 package redispg
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,8 +83,8 @@ func await[T any](ctx context.Context, done chan T) (T, error) {
 // applyReq is one caller's transition, encoded, and the channel of its
 // outcome.
 type applyReq struct {
-	doc   []byte
-	note  bool // it appends events or makes a task ready
+	args  []any // see txn.encode
+	note  bool  // it appends events or makes a task ready
 	ready bool
 	done  chan error
 }
@@ -126,20 +125,15 @@ func (s *Store) runGatherers(ctx context.Context) {
 func (s *Store) applyRun(ctx context.Context, group []*applyReq) {
 	n := 2
 	for _, r := range group {
-		n += len(r.doc) + 1
+		n += len(r.args)
 	}
-	var buf bytes.Buffer
-	buf.Grow(n)
-	buf.WriteByte('[')
-	for i, r := range group {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(r.doc)
+	args := make([]any, 0, n)
+	args = append(args, s.k.channel(), len(group))
+	for _, r := range group {
+		args = append(args, r.args...)
 	}
-	buf.WriteByte(']')
 	res, err := s.scripts.apply.Run(ctx, s.rdb, []string{s.k.eventSeq(), s.k.events(), s.k.outbox()},
-		buf.Bytes(), s.k.channel()).Slice()
+		args...).Slice()
 	if err == nil && len(res) != len(group)+1 {
 		err = fmt.Errorf("apply: unexpected reply of %d values for %d transitions", len(res), len(group))
 	}

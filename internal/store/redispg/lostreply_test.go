@@ -184,7 +184,7 @@ func TestRefusedCompletionUnstaged(t *testing.T) {
 	}
 
 	// Between staging and the Redis transition, an admin unassigns the task.
-	trap.arm(`"task.completed"`, func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+	trap.arm("task.completed", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
 		if _, _, err := st.UnassignTask(ctx, store.UnassignTaskParams{TaskID: "t-taken", By: "admin", Now: now}); err != nil {
 			t.Errorf("UnassignTask: %v", err)
 		}
