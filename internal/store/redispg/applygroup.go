@@ -68,6 +68,19 @@ func (g *gatherer[R]) send(ctx context.Context, r R) error {
 	}
 }
 
+// call hands r to a runner and returns the error the runner sends on
+// done; ctx's error when ctx ends first (the outcome then unknown).
+func (g *gatherer[R]) call(ctx context.Context, r R, done chan error) error {
+	if err := g.send(ctx, r); err != nil {
+		return err
+	}
+	err, cerr := await(ctx, done)
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // await returns the outcome sent on done, or ctx's error when ctx ends
 // first (the outcome then unknown: the group is served on its own).
 func await[T any](ctx context.Context, done chan T) (T, error) {
@@ -169,14 +182,7 @@ func (s *Store) applyRun(ctx context.Context, group []*applyReq) {
 // It returns when ctx ends too, the outcome then unknown.
 func (s *Store) applyGrouped(ctx context.Context, r *applyReq) error {
 	r.done = make(chan error, 1)
-	if err := s.applier.send(ctx, r); err != nil {
-		return err
-	}
-	err, cerr := await(ctx, r.done)
-	if cerr != nil {
-		return cerr
-	}
-	return err
+	return s.applier.call(ctx, r, r.done)
 }
 
 // readRun reads the hashes of group in one pipeline and answers each

@@ -71,12 +71,14 @@ func (h *scriptTrap) arm(match string, around func(context.Context, redis.Cmder,
 	h.match, h.around = match, around
 }
 
-// trapScripts adds a scriptTrap to env's client.
-func trapScripts(t *testing.T, env *testEnv) *scriptTrap {
+// trappedStore opens a store without background loops on a fresh
+// environment whose client carries a scriptTrap.
+func trappedStore(t *testing.T) (*testEnv, *scriptTrap, *Store) {
 	t.Helper()
+	env := newTestEnv(t)
 	h := &scriptTrap{}
 	env.rdb.(*redis.Client).AddHook(h)
-	return h
+	return env, h, env.open(t, Options{ReconcileInterval: -1})
 }
 
 var errReplyLost = errors.New("read tcp: connection reset by peer")
@@ -88,9 +90,7 @@ var errReplyLost = errors.New("read tcp: connection reset by peer")
 // after the task's claim reached PostgreSQL through the outbox.
 func TestCreateReplyLost(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	trap := trapScripts(t, env)
-	st := env.open(t, Options{ReconcileInterval: -1})
+	_, trap, st := trappedStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	register(t, st, "w1", now)
@@ -133,9 +133,7 @@ func TestCreateReplyLost(t *testing.T) {
 // late, commits nothing: no task in Redis without a row in PostgreSQL.
 func TestCreateFencedOff(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	trap := trapScripts(t, env)
-	st := env.open(t, Options{ReconcileInterval: -1})
+	env, trap, st := trappedStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
 
@@ -170,9 +168,7 @@ func TestCreateFencedOff(t *testing.T) {
 // the task as it was, pending, not completed by the refused call.
 func TestRefusedCompletionUnstaged(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	trap := trapScripts(t, env)
-	st := env.open(t, Options{ReconcileInterval: -1})
+	env, trap, st := trappedStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	register(t, st, "w1", now)
