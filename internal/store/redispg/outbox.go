@@ -120,8 +120,9 @@ func (s *Store) persistUntilDone(ctx context.Context, msgs []redis.XMessage) err
 }
 
 // persist copies the current Redis state of the tasks msgs name to
-// PostgreSQL in one statement (a row per task, see upsertTaskRows). A task Redis no longer holds was deleted (its
-// tombstone is in PostgreSQL already) or lost (the reconciler restores it).
+// PostgreSQL in one statement (a row per task, see upsertTaskRows). A
+// task Redis no longer holds was deleted (its tombstone is in PostgreSQL
+// already) or lost (the reconciler restores it).
 func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 	var ids []string
 	for _, m := range msgs {

@@ -90,8 +90,10 @@ type stagedRow struct {
 	size, at         int64
 }
 
-// scan reads the row of selectStaged, if there is one.
+// scan reads the row of selectStaged, if there is one (a group commit run
+// again reads it again: nothing of the first run stays).
 func (g *stagedRow) scan(rows pgx.Rows) error {
+	*g = stagedRow{}
 	if rows.Next() {
 		g.found = true
 		if err := rows.Scan(&g.status, &g.errText, &g.size, &g.sum, &g.by, &g.at); err != nil {
