@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -24,8 +27,9 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 	}
 	sum := resultSum(result)
 	now := truncMs(p.Now)
-	staged := -1 // the attempt whose outcome is staged
-	done := now  // its completion time; a retry's is the first try's
+	staged := -1    // the attempt whose outcome is staged
+	done := now     // its completion time; a retry's is the first try's
+	unsure := false // a transition of ours may have committed
 	var task *taskwire.Task
 	err := retry(ctx, func() error {
 		before, err := s.liveTask(ctx, p.ID)
@@ -55,15 +59,40 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		x.touchWorker(p.WorkerID, now)
 		x.emit(store.TaskCompletedEvent(r.Task, store.CompletedBy(p.WorkerID, p.By)))
 		if err := s.apply(ctx, x); err != nil {
+			unsure = unsure || !errors.Is(err, errRaced)
 			return err
 		}
 		task = r.Task
 		return nil
 	})
 	if err != nil {
+		if staged >= 0 && !unsure {
+			// Refused: no transition of ours committed, so the outcome
+			// staged is no completion's; the reconciler must not finalize
+			// the task from it.
+			s.unstage(context.WithoutCancel(ctx), p.ID, staged, status, errText, sum, p.WorkerID)
+		}
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
 	}
 	return task, nil
+}
+
+// unstage deletes the outcome staged under attempt of task id, and its
+// result, when it is the one given: that of a completion Redis refused.
+// (Another call staging the same outcome could only commit it from the
+// state that refused this one: it would find the task completed, or be
+// refused too.)
+func (s *Store) unstage(ctx context.Context, id string, attempt int, status taskwire.Status, errText, sum, by string) {
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM staged_results WHERE task_id = $1 AND attempt = $2 AND status = $3
+		AND error IS NOT DISTINCT FROM $4 AND sum IS NOT DISTINCT FROM $5 AND completed_by IS NOT DISTINCT FROM $6`,
+		id, attempt, string(status), nullStr(errText), nullStr(sum), nullStr(by))
+	b.Queue(`DELETE FROM results WHERE task_id = $1 AND attempt = $2
+		AND NOT EXISTS (SELECT 1 FROM staged_results WHERE task_id = $1 AND attempt = $2)`, id, attempt)
+	err := s.bounded(ctx, func(ctx context.Context) error { return s.pg.SendBatch(ctx, b).Close() })
+	if err != nil {
+		s.log.Warn("take back the outcome of a refused completion", "task", id, "attempt", attempt, "err", err)
+	}
 }
 
 // resultSum is the checksum kept next to a result: hex SHA-256, "" for

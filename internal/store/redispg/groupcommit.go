@@ -24,9 +24,7 @@ import (
 type groupCommit struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
-	reqs    chan *groupWrite
-	// stopped is done once the committers stop (the store closed).
-	stopped context.Context
+	writes  *gatherer[*groupWrite]
 }
 
 // groupWrite is one caller's statements and the channel of its outcome.
@@ -43,38 +41,12 @@ const (
 )
 
 func newGroupCommit(pool *pgxpool.Pool, timeout time.Duration) *groupCommit {
-	return &groupCommit{pool: pool, timeout: timeout, reqs: make(chan *groupWrite), stopped: context.Background()}
+	return &groupCommit{pool: pool, timeout: timeout, writes: newGatherer[*groupWrite](maxGroupWrite)}
 }
 
 // run runs the committers until ctx ends.
 func (g *groupCommit) run(ctx context.Context, goLoop func(func())) {
-	g.stopped = ctx
-	for range committers {
-		goLoop(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case w := <-g.reqs:
-					g.commit(ctx, g.gather(w))
-				}
-			}
-		})
-	}
-}
-
-// gather returns first and the writes waiting behind it.
-func (g *groupCommit) gather(first *groupWrite) []*groupWrite {
-	group := []*groupWrite{first}
-	for len(group) < maxGroupWrite {
-		select {
-		case w := <-g.reqs:
-			group = append(group, w)
-		default:
-			return group
-		}
-	}
-	return group
+	g.writes.run(ctx, committers, goLoop, g.commit)
 }
 
 // commit runs group in one transaction. When it fails for a reason other
@@ -93,18 +65,20 @@ func (g *groupCommit) commit(ctx context.Context, group []*groupWrite) {
 	}
 }
 
-// exec runs group in one transaction, within g's timeout.
+// exec runs group in one transaction, within g's timeout: one pipelined
+// batch, which PostgreSQL runs as one implicit transaction (a batch ends
+// in a single Sync), so the group costs one round trip, not three.
 func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 	return withTimeout(ctx, g.timeout, func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, g.pool, func(tx pgx.Tx) error {
-			b := &pgx.Batch{}
-			for _, w := range group {
-				for _, q := range w.b.QueuedQueries {
-					b.Queue(q.SQL, q.Arguments...)
-				}
+		b := &pgx.Batch{}
+		for _, w := range group {
+			for _, q := range w.b.QueuedQueries {
+				// Fresh, as pgx keeps per-connection state in a queued
+				// query; with the caller's callback on its result.
+				b.QueuedQueries = append(b.QueuedQueries, &pgx.QueuedQuery{SQL: q.SQL, Arguments: q.Arguments, Fn: q.Fn})
 			}
-			return tx.SendBatch(ctx, b).Close()
-		})
+		}
+		return g.pool.SendBatch(ctx, b).Close()
 	})
 }
 
@@ -177,17 +151,5 @@ var errClosed = errors.New("store closed")
 // group commits or fails on its own, within g's timeout).
 func (g *groupCommit) write(ctx context.Context, b *pgx.Batch) error {
 	w := &groupWrite{b: b, done: make(chan error, 1)}
-	select {
-	case g.reqs <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-g.stopped.Done():
-		return errClosed
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return g.writes.call(ctx, w, w.done)
 }

@@ -29,6 +29,10 @@ func (k keys) reservedPrefix() string        { return k.tag + "rsv:" }
 func (k keys) held(worker string) string { return k.heldPrefix() + worker }
 func (k keys) heldPrefix() string        { return k.tag + "held:" }
 
+// createFence is the hash whose existence fences off the transition of a
+// create that the caller settled as not committed (see settle.lua).
+func (k keys) createFence(id string) string { return k.tag + "fence:" + id }
+
 // worker is the hash of one registered worker.
 func (k keys) worker(id string) string { return k.workerPrefix() + id }
 func (k keys) workerPrefix() string    { return k.tag + "w:" }

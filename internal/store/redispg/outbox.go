@@ -46,7 +46,16 @@ func (s *Store) persistLoop(ctx context.Context) {
 			msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s.k.outbox(), Group: outboxGroup,
 				Consumer: s.consumer, MinIdle: outboxIdle, Start: "0-0", Count: int64(s.opts.PersistBatch)}).Result()
 		} else {
-			msgs, err = s.readOutbox(ctx)
+			msgs, err = s.readOutbox(ctx, s.opts.PersistBatch, outboxBlock)
+			if err == nil && len(msgs) > 0 && len(msgs) < s.opts.PersistBatch {
+				// Let the batch fill: the later changes of the same tasks
+				// (a claim, then its completion) come in, and one row write
+				// takes each task's latest state.
+				pause(ctx, persistLinger)
+				var more []redis.XMessage
+				more, err = s.readOutbox(ctx, s.opts.PersistBatch-len(msgs), -1)
+				msgs = append(msgs, more...)
+			}
 		}
 		if err == nil && len(msgs) > 0 {
 			err = s.persistUntilDone(ctx, msgs)
@@ -67,11 +76,15 @@ func (s *Store) persistLoop(ctx context.Context) {
 // because Close waits for a read in progress to end.
 const outboxBlock = 250 * time.Millisecond
 
-// readOutbox reads new entries for this consumer, waiting up to
-// outboxBlock.
-func (s *Store) readOutbox(ctx context.Context) ([]redis.XMessage, error) {
+// persistLinger is how long the persister lets a batch that is not full
+// fill before it applies it.
+const persistLinger = 50 * time.Millisecond
+
+// readOutbox reads up to n new entries for this consumer, waiting up to
+// block (not at all when negative).
+func (s *Store) readOutbox(ctx context.Context, n int, block time.Duration) ([]redis.XMessage, error) {
 	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: outboxGroup, Consumer: s.consumer,
-		Streams: []string{s.k.outbox(), ">"}, Count: int64(s.opts.PersistBatch), Block: outboxBlock}).Result()
+		Streams: []string{s.k.outbox(), ">"}, Count: int64(n), Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -107,8 +120,9 @@ func (s *Store) persistUntilDone(ctx context.Context, msgs []redis.XMessage) err
 }
 
 // persist copies the current Redis state of the tasks msgs name to
-// PostgreSQL in one batch. A task Redis no longer holds was deleted (its
-// tombstone is in PostgreSQL already) or lost (the reconciler restores it).
+// PostgreSQL in one statement (a row per task, see upsertTaskRows). A
+// task Redis no longer holds was deleted (its tombstone is in PostgreSQL
+// already) or lost (the reconciler restores it).
 func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 	var ids []string
 	for _, m := range msgs {
@@ -123,7 +137,9 @@ func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 		return err
 	}
 	b := &pgx.Batch{}
-	queueTaskWrites(b, tasks, nil)
+	if err := queueTaskRows(b, tasks); err != nil {
+		return err
+	}
 	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("persist %d tasks: %w", len(tasks), s.pgErr(err))
 	}

@@ -23,7 +23,11 @@ const taskColumns = `id, queue, text, status, priority, metadata, assigned_to, a
 // it, or its tombstone: writes may arrive in any order, the newest wins.
 const upsertTask = `INSERT INTO tasks (` + taskColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-	ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, text = excluded.text,
+	` + newerWins
+
+// newerWins ends the writes of task rows: a row is replaced only by a
+// newer version, never once deleted.
+const newerWins = `ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, text = excluded.text,
 		status = excluded.status, priority = excluded.priority, metadata = excluded.metadata,
 		assigned_to = excluded.assigned_to, attempt = excluded.attempt,
 		max_attempts = excluded.max_attempts, lease_ms = excluded.lease_ms, run_at = excluded.run_at,

@@ -42,7 +42,10 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 		ON CONFLICT (task_id, attempt) DO NOTHING`,
 		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
 		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
-	var err error
+	var (
+		err error
+		got stagedRow
+	)
 	if len(result) <= chunkSize {
 		if len(result) > 0 {
 			// Only under a staged row of these very bytes (the same sum).
@@ -51,6 +54,9 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 					WHERE task_id = $1 AND attempt = $2 AND sum = $4)
 				ON CONFLICT DO NOTHING`, r.ID, r.Attempt, result, r.sum)
 		}
+		// Read back in the same transaction: the row staged first, ours or
+		// one a concurrent completion committed (the insert waited for it).
+		b.Queue(selectStaged, r.ID, r.Attempt).Query(got.scan)
 		err = s.group.write(ctx, b) // with other callers' writes, in one commit
 	} else {
 		// The bound grows with the bytes: WriteTimeout per 64 MiB begun.
@@ -58,46 +64,67 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 		err = withTimeout(ctx, bound, func(ctx context.Context) error {
 			return pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
 				tag, err := tx.Exec(ctx, b.QueuedQueries[0].SQL, b.QueuedQueries[0].Arguments...)
-				if err != nil || tag.RowsAffected() == 0 {
-					return err // staged before: its chunks are there already
+				if err == nil && tag.RowsAffected() > 0 {
+					_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
+						&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
+				} // else staged before: its chunks are there already
+				if err != nil {
+					return err
 				}
-				_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
-					&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
-				return err
+				rows, err := tx.Query(ctx, selectStaged, r.ID, r.Attempt)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				return got.scan(rows)
 			})
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("stage result: %w", s.pgErr(err))
 	}
-	return s.checkStaged(ctx, before, r)
+	return checkStaged(got, before, r)
 }
 
-// checkStaged compares the outcome staged under r's attempt with r's: a
-// *store.ConflictError when another outcome was staged first, errRaced
-// when none is staged any more (the task was re-run or deleted meanwhile).
-func (s *Store) checkStaged(ctx context.Context, before, r *taskState) error {
-	var (
-		status           string
-		errText, sum, by pgtype.Text
-		size, at         int64
-	)
-	err := s.bounded(ctx, func(ctx context.Context) error {
-		return s.pg.QueryRow(ctx, `SELECT status, error, size, sum, completed_by, completed_at
-			FROM staged_results WHERE task_id = $1 AND attempt = $2`, r.ID, r.Attempt).
-			Scan(&status, &errText, &size, &sum, &by, &at)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
+// selectStaged reads the outcome staged under an attempt.
+const selectStaged = `SELECT status, error, size, sum, completed_by, completed_at
+	FROM staged_results WHERE task_id = $1 AND attempt = $2`
+
+// stagedRow is the outcome staged under an attempt, as selectStaged reads
+// it.
+type stagedRow struct {
+	found            bool
+	status           string
+	errText, sum, by pgtype.Text
+	size, at         int64
+}
+
+// scan reads the row of selectStaged, if there is one (a group commit run
+// again reads it again: nothing of the first run stays).
+func (g *stagedRow) scan(rows pgx.Rows) error {
+	*g = stagedRow{}
+	if rows.Next() {
+		g.found = true
+		if err := rows.Scan(&g.status, &g.errText, &g.size, &g.sum, &g.by, &g.at); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// checkStaged compares the outcome staged under r's attempt, got, with
+// r's: a *store.ConflictError when another outcome was staged first,
+// errRaced when none is staged any more (the task was re-run or deleted
+// meanwhile).
+func checkStaged(got stagedRow, before, r *taskState) error {
+	if !got.found {
 		return errRaced
 	}
-	if err != nil {
-		return fmt.Errorf("stage result: %w", s.pgErr(err))
+	if got.status != string(r.Status) || got.errText.String != r.Error || got.size != r.ResultSize ||
+		got.sum.String != r.sum || got.by.String != r.completedBy {
+		return conflict(before, "attempt %d is being completed as %s by another call", r.Attempt, got.status)
 	}
-	if status != string(r.Status) || errText.String != r.Error || size != r.ResultSize ||
-		sum.String != r.sum || by.String != r.completedBy {
-		return conflict(before, "attempt %d is being completed as %s by another call", r.Attempt, status)
-	}
-	r.finalize(r.Status, r.Error, r.ResultSize, r.sum, r.completedBy, time.UnixMilli(at).UTC())
+	r.finalize(r.Status, r.Error, r.ResultSize, r.sum, r.completedBy, time.UnixMilli(got.at).UTC())
 	return nil
 }
 

@@ -44,12 +44,14 @@ var (
 	heartbeatLua string
 	//go:embed lua/raise.lua
 	raiseLua string
+	//go:embed lua/settle.lua
+	settleLua string
 )
 
 // scripts are the Lua scripts; redis.Script runs them with EVALSHA and
 // loads them again when Redis answers NOSCRIPT.
 type scripts struct {
-	apply, claim, heartbeat, raise *redis.Script
+	apply, claim, heartbeat, raise, settle *redis.Script
 }
 
 // Options tune a Store. Zero values take the defaults.
@@ -88,6 +90,10 @@ type Store struct {
 	events *store.Signal
 	ready  *store.Signal
 	group  *groupCommit
+	// applier runs transitions in shared runs of apply.lua; reader reads
+	// task hashes in shared pipelines.
+	applier *gatherer[*applyReq]
+	reader  *gatherer[*readReq]
 	// seqMu guards lastSeq, the last event id the events signal fired for.
 	seqMu   sync.Mutex
 	lastSeq int64
@@ -130,9 +136,11 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s := &Store{
 		rdb: rdb, pg: pg, k: newKeys(opts.KeyPrefix), opts: opts, log: opts.Logger,
 		scripts: scripts{apply: redis.NewScript(applyLua), claim: redis.NewScript(claimLua),
-			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua)},
+			heartbeat: redis.NewScript(heartbeatLua), raise: redis.NewScript(raiseLua),
+			settle: redis.NewScript(settleLua)},
 		consumer: consumerName(),
 		events:   &store.Signal{}, ready: &store.Signal{}, group: newGroupCommit(pg, opts.WriteTimeout),
+		applier: newGatherer[*applyReq](maxGroupApply), reader: newGatherer[*readReq](maxGroupRead),
 	}
 	if err := s.ensureGroup(ctx); err != nil {
 		return nil, err
@@ -151,6 +159,7 @@ func Open(ctx context.Context, rdb redis.UniversalClient, pg *pgxpool.Pool, opts
 	s.sub = sub
 	s.goLoop(func() { s.listen(bg, sub) })
 	s.group.run(bg, s.goLoop)
+	s.runGatherers(bg)
 	if opts.ReconcileInterval > 0 {
 		s.goLoop(func() { s.persistLoop(bg) })
 		s.goLoop(func() { s.reconcileLoop(bg) })

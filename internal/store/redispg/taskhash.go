@@ -24,31 +24,32 @@ type taskState struct {
 	ver int64
 }
 
-// fields is the task hash of s, version included. Times are unix
-// milliseconds; empty optional fields are left out.
-func (s *taskState) fields() map[string]string {
+// fields is the task hash of s, version included, as name, value pairs.
+// Times are unix milliseconds; empty optional fields are left out.
+func (s *taskState) fields() []string {
 	t := s.Task
-	f := map[string]string{
-		"id": t.ID, "q": t.Queue, "txt": t.Text, "st": string(t.Status),
-		"pr": strconv.Itoa(t.Priority), "att": strconv.Itoa(t.Attempt),
-		"max": strconv.Itoa(t.MaxAttempts), "lms": strconv.FormatInt(t.LeaseMs, 10),
-		"cr": msString(t.CreatedAt), "up": msString(t.UpdatedAt),
-		"ver": strconv.FormatInt(s.ver, 10),
-	}
-	optional := map[string]string{
-		"meta": string(t.Metadata), "asg": t.AssignedTo, "run": msString(t.RunAt),
-		"lease": msString(t.LeaseExpiresAt), "done": msString(t.CompletedAt), "err": t.Error,
-		"rsum": s.sum, "by": s.completedBy,
-	}
-	if !t.CompletedAt.IsZero() {
-		optional["dur"] = strconv.FormatInt(t.DurationMs, 10)
-		optional["rsz"] = strconv.FormatInt(t.ResultSize, 10)
-		optional["ratt"] = strconv.Itoa(s.resultAttempt)
-	}
-	for k, v := range optional {
+	f := make([]string, 0, 2*21)
+	f = append(f, "id", t.ID, "q", t.Queue, "txt", t.Text, "st", string(t.Status),
+		"pr", strconv.Itoa(t.Priority), "att", strconv.Itoa(t.Attempt),
+		"max", strconv.Itoa(t.MaxAttempts), "lms", strconv.FormatInt(t.LeaseMs, 10),
+		"cr", msString(t.CreatedAt), "up", msString(t.UpdatedAt),
+		"ver", strconv.FormatInt(s.ver, 10))
+	optional := func(name, v string) {
 		if v != "" {
-			f[k] = v
+			f = append(f, name, v)
 		}
+	}
+	optional("meta", string(t.Metadata))
+	optional("asg", t.AssignedTo)
+	optional("run", msString(t.RunAt))
+	optional("lease", msString(t.LeaseExpiresAt))
+	optional("done", msString(t.CompletedAt))
+	optional("err", t.Error)
+	optional("rsum", s.sum)
+	optional("by", s.completedBy)
+	if !t.CompletedAt.IsZero() {
+		f = append(f, "dur", strconv.FormatInt(t.DurationMs, 10), "rsz", strconv.FormatInt(t.ResultSize, 10),
+			"ratt", strconv.Itoa(s.resultAttempt))
 	}
 	return f
 }

@@ -34,13 +34,43 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	}
 	x := s.txn()
 	x.saveTask(nil, st, truncMs(p.Now))
+	x.check(s.k.createFence(t.ID), 0)
+	x.Outbox = nil // PostgreSQL holds this very version already
 	x.emit(store.TaskCreatedEvent(&t, p.By))
 	if err := s.apply(ctx, x); err != nil {
-		// Not acknowledged: take the row back, or the reconciler enqueues it.
-		s.forget(context.WithoutCancel(ctx), t.ID)
+		// The transition may have committed all the same (its reply lost,
+		// or a resend of it found the task): settle which, before taking
+		// the row back.
+		committed, serr := s.settleCreate(context.WithoutCancel(ctx), t.ID)
+		switch {
+		case serr != nil:
+			// Unknown: the row and the key stay, so that a retry with the
+			// key finds this task, which the reconciler enqueues unless
+			// Redis holds it.
+			s.log.Warn("create of unknown outcome kept; the reconciler will enqueue it", "task", t.ID, "err", serr)
+		case committed:
+			return &t, true, nil
+		default:
+			s.forget(context.WithoutCancel(ctx), t.ID)
+		}
 		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	return &t, true, nil
+}
+
+// createFenceTTL is how long a settled create's fence lasts: far longer
+// than a transition stays in flight.
+const createFenceTTL = time.Hour
+
+// settleCreate reports whether the transition of the create of task id
+// committed; when it did not, it fences it off, so that it never will.
+func (s *Store) settleCreate(ctx context.Context, id string) (bool, error) {
+	n, err := s.scripts.settle.Run(ctx, s.rdb, []string{s.k.task(id), s.k.createFence(id)},
+		createFenceTTL.Milliseconds()).Int64()
+	if err != nil {
+		return false, s.redisErr(err)
+	}
+	return n == 1, nil
 }
 
 // insertTask commits the row of a new task and its idempotency key. When
@@ -78,7 +108,7 @@ func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTas
 	return existing, nil
 }
 
-// forget deletes the row of a create that Redis refused.
+// forget deletes the row of a create that Redis refused, or fenced off.
 func (s *Store) forget(ctx context.Context, id string) {
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM idempotency_keys WHERE task_id = $1", id)
@@ -90,9 +120,9 @@ func (s *Store) forget(ctx context.Context, id string) {
 
 // redisTask reads task id from Redis; nil when Redis does not hold it.
 func (s *Store) redisTask(ctx context.Context, id string) (*taskState, error) {
-	h, err := s.rdb.HGetAll(ctx, s.k.task(id)).Result()
+	h, err := s.readHash(ctx, s.k.task(id))
 	if err != nil {
-		return nil, s.redisErr(err)
+		return nil, err
 	}
 	return taskFromHash(h)
 }

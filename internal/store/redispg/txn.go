@@ -2,7 +2,6 @@ package redispg
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,20 +13,20 @@ import (
 
 // txn is one state transition decided in Go from state read from Redis,
 // committed by apply.lua only if that state is unchanged (see the
-// script's header for each member).
+// script's header for each member, and encode for its arguments).
 type txn struct {
-	Checks []check     `json:"checks,omitempty"`
-	Put    []put       `json:"put,omitempty"`
-	Del    []string    `json:"del,omitempty"`
-	Bump   []string    `json:"bump,omitempty"`
-	Zadd   []zmember   `json:"zadd,omitempty"`
-	Zrem   []zmember   `json:"zrem,omitempty"`
-	Sadd   []zmember   `json:"sadd,omitempty"`
-	Srem   []zmember   `json:"srem,omitempty"`
-	Events []eventArgs `json:"events,omitempty"`
-	Outbox []string    `json:"outbox,omitempty"`
-	Touch  []touch     `json:"touch,omitempty"`
-	Ready  bool        `json:"ready,omitempty"`
+	Checks []check
+	Put    []put
+	Del    []string
+	Bump   []string
+	Zadd   []zmember
+	Zrem   []zmember
+	Sadd   []zmember
+	Srem   []zmember
+	Events []eventArgs
+	Outbox []string
+	Touch  []touch
+	Ready  bool
 
 	k keys
 	// saved and deleted are the tasks the transition writes and removes,
@@ -36,35 +35,80 @@ type txn struct {
 	deleted []string
 }
 
-type check struct {
-	K string `json:"k"`
-	V string `json:"v"`
-}
+type check struct{ K, V string }
 
 type put struct {
-	K string            `json:"k"`
-	F map[string]string `json:"f"`
+	K string
+	F []string // name, value pairs
 }
 
-type zmember struct {
-	K string `json:"k"`
-	S string `json:"s,omitempty"`
-	M string `json:"m"`
+// pairsOf flattens the fields m into name, value pairs.
+func pairsOf(m map[string]string) []string {
+	f := make([]string, 0, 2*len(m))
+	for k, v := range m {
+		f = append(f, k, v)
+	}
+	return f
 }
 
-type touch struct {
-	K string `json:"k"`
-	S string `json:"s"`
-	Z string `json:"z"`
-	M string `json:"m"`
-}
+type zmember struct{ K, S, M string }
 
-type eventArgs struct {
-	Type    string `json:"type"`
-	Task    string `json:"task"`
-	Payload string `json:"payload"`
-	Meta    string `json:"meta"`
-	TS      string `json:"ts"`
+type touch struct{ K, S, Z, M string }
+
+type eventArgs struct{ Type, Task, Payload, Meta, TS string }
+
+// encode appends x to args in the form apply.lua reads: the number of
+// arguments that follow the two of the header, whether x appends events,
+// then its operations in the order the script runs them, each an opcode
+// and its operands.
+func (x *txn) encode(args []any) []any {
+	head := len(args)
+	hasEvents := "0"
+	if len(x.Events) > 0 {
+		hasEvents = "1"
+	}
+	args = append(args, 0, hasEvents)
+	for _, c := range x.Checks {
+		args = append(args, "c", c.K, c.V)
+	}
+	for _, k := range x.Del {
+		args = append(args, "d", k)
+	}
+	for _, p := range x.Put {
+		args = append(args, "p", p.K, len(p.F))
+		for _, f := range p.F {
+			args = append(args, f)
+		}
+	}
+	for _, k := range x.Bump {
+		args = append(args, "b", k)
+	}
+	for _, z := range x.Zrem {
+		args = append(args, "zr", z.K, z.M)
+	}
+	for _, z := range x.Zadd {
+		args = append(args, "za", z.K, z.S, z.M)
+	}
+	for _, z := range x.Srem {
+		args = append(args, "sr", z.K, z.M)
+	}
+	for _, z := range x.Sadd {
+		args = append(args, "sa", z.K, z.M)
+	}
+	for _, t := range x.Touch {
+		args = append(args, "t", t.K, t.S, t.Z, t.M)
+	}
+	for _, e := range x.Events {
+		args = append(args, "e", e.Type, e.Task, e.Payload, e.Meta, e.TS)
+	}
+	for _, id := range x.Outbox {
+		args = append(args, "o", id)
+	}
+	if x.Ready {
+		args = append(args, "r")
+	}
+	args[head] = len(args) - head - 2
+	return args
 }
 
 // errRaced reports that a transition lost a race: what it read changed
@@ -161,24 +205,10 @@ func (x *txn) touchWorker(id string, now time.Time) {
 	x.Touch = append(x.Touch, touch{K: x.k.worker(id), S: msString(now), Z: x.k.seen(), M: id})
 }
 
-// apply commits x; errRaced when a check failed.
+// apply commits x, in one run of apply.lua with the transitions of
+// concurrent callers; errRaced when a check failed.
 func (s *Store) apply(ctx context.Context, x *txn) error {
-	doc, err := json.Marshal(x)
-	if err != nil {
-		return fmt.Errorf("encode transition: %w", err)
-	}
-	res, err := s.scripts.apply.Run(ctx, s.rdb, []string{s.k.eventSeq(), s.k.events(), s.k.outbox()},
-		doc, s.k.channel()).Slice()
-	if err != nil {
-		return s.redisErr(err)
-	}
-	if len(res) < 2 || res[0] != int64(1) {
-		return errRaced
-	}
-	if seq, _ := res[1].(int64); len(x.Events) > 0 || x.Ready {
-		s.noted(seq, x.Ready)
-	}
-	return nil
+	return s.applyGrouped(ctx, &applyReq{args: x.encode(nil), note: len(x.Events) > 0 || x.Ready, ready: x.Ready})
 }
 
 // retry runs op until it does not lose a race, at most maxRetries times.

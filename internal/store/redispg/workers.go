@@ -74,7 +74,7 @@ func (x *txn) saveWorker(w *workerState) {
 	key := x.k.worker(w.ID)
 	x.check(key, w.ver)
 	w.ver++
-	x.Put = append(x.Put, put{K: key, F: w.fields()})
+	x.Put = append(x.Put, put{K: key, F: pairsOf(w.fields())})
 	x.Sadd = append(x.Sadd, zmember{K: x.k.workers(), M: w.ID})
 	if w.Status == taskwire.WorkerOnline {
 		x.Zadd = append(x.Zadd, zmember{K: x.k.seen(), S: msString(w.LastSeen), M: w.ID})
@@ -88,9 +88,9 @@ func (s *Store) getWorker(ctx context.Context, id string) (*workerState, error) 
 	if id == "" {
 		return nil, nil
 	}
-	h, err := s.rdb.HGetAll(ctx, s.k.worker(id)).Result()
+	h, err := s.readHash(ctx, s.k.worker(id))
 	if err != nil {
-		return nil, s.redisErr(err)
+		return nil, err
 	}
 	return workerFromHash(h)
 }

@@ -1,106 +1,136 @@
--- apply.lua: commits one state transition that the caller decided from
--- state it read, only if none of that state has changed since (optimistic
--- concurrency: every task and worker hash carries a version, field "ver",
--- that every change increments). Everything it writes, events included,
--- is written at once or not at all.
+-- apply.lua: commits state transitions, each decided by a caller from
+-- state it read, each only if none of that state has changed since
+-- (optimistic concurrency: every task and worker hash carries a version,
+-- field "ver", that every change increments). The transitions are those
+-- of concurrent callers gathered into one run; each commits or fails on
+-- its own, in the order given, and everything one writes, events
+-- included, is written at once or not at all.
 --
 -- KEYS[1]  event counter: the last event id issued
 -- KEYS[2]  event stream
 -- KEYS[3]  outbox stream
--- Every key named in ARGV[1] carries the hash tag of KEYS[1..3].
+-- Every key named in ARGV carries the hash tag of KEYS[1..3].
 --
--- ARGV[1]  the transition, JSON (absent members mean none):
---   checks: [{k, v}]         hash k must have ver v ("" = k must not exist)
---   put:    [{k, f}]         replace hash k by the fields f {name: value}
---   del:    [k]              delete key k
---   bump:   [k]              HINCRBY k ver 1 when hash k exists
---   zadd:   [{k, s, m}]      ZADD k s m
---   zrem:   [{k, m}]         ZREM k m
---   sadd:   [{k, m}]         SADD k m
---   srem:   [{k, m}]         SREM k m
---   events: [{type, task, payload, meta, ts}]   appended in this order
---   outbox: [taskId]         task ids whose new state PostgreSQL lacks
---   touch:  [{k, s, z, m}]   worker hash k, when online: seen = s, ver + 1,
---                            and ZADD z s m (a sign of life)
---   ready:  true             a task became claimable
--- ARGV[2]  pub/sub channel: gets "r:SEQ" when a task became ready, else
---          "e:SEQ" when events were appended, SEQ the last event id issued
+-- ARGV[1]  pub/sub channel: gets, once per run, "r:SEQ" when a task
+--          became ready, else "e:SEQ" when events were appended, SEQ the
+--          last event id issued
+-- ARGV[2]  the number of transitions that follow, each:
+--   N E      N the number of arguments of the transition after these two,
+--            E "1" when it appends events, else "0"
+--   then its operations, checks first, each an opcode and its operands:
+--   c k v            hash k must have ver v ("" = k must not exist)
+--   d k              delete key k
+--   p k n f...       replace hash k by the n strings f: name, value, ...
+--   b k              HINCRBY k ver 1 when hash k exists
+--   zr k m           ZREM k m
+--   za k s m         ZADD k s m
+--   sr k m           SREM k m
+--   sa k m           SADD k m
+--   t k s z m        worker hash k, when online: seen = s, ver + 1, and
+--                    ZADD z s m (a sign of life)
+--   e type task payload meta ts   append an event
+--   o id             the task whose new state PostgreSQL lacks (outbox)
+--   r                a task became claimable
 --
--- Returns: {1, SEQ} when committed (SEQ the last event id issued, 0 when
--- none); {0, key} when key's version differs from its check (nothing
--- written: the caller reads again and retries). A transition with events
--- while the event counter does not exist (Redis lost its data and the
--- store has not set it again from PostgreSQL's mark) writes nothing and
--- fails with an error reply starting NOEVSEQ, so that no event id is
--- issued twice.
+-- Returns: {SEQ, R1, R2, ...}: SEQ the last event id issued (0 when
+-- none), Ri the outcome of the i-th transition: 1 committed; 0 when a
+-- key's version differs from its check (nothing written: the caller reads
+-- again and retries); -1 when it has events while the event counter does
+-- not exist (Redis lost its data and the store has not set it again from
+-- PostgreSQL's mark): nothing written, so that no event id is issued
+-- twice.
 
-local doc = cjson.decode(ARGV[1])
+local A = ARGV
+local noseq = redis.call('EXISTS', KEYS[1]) == 0
+local seq, ready, emitted = 0, false, false
+local out = {0}
 
-for _, c in ipairs(doc.checks or {}) do
-  local v = redis.call('HGET', c.k, 'ver')
-  if (v or '') ~= c.v then
-    return {0, c.k}
+-- apply commits the transition whose operations are A[i..last] and
+-- returns its outcome.
+local function apply(i, last, events)
+  while i <= last and A[i] == 'c' do
+    local v = redis.call('HGET', A[i + 1], 'ver')
+    if (v or '') ~= A[i + 2] then
+      return 0
+    end
+    i = i + 3
   end
-end
-if #(doc.events or {}) > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
-  return redis.error_reply('NOEVSEQ the event counter is missing until it is set again from PostgreSQL')
+  if events and noseq then
+    return -1
+  end
+  while i <= last do
+    local op = A[i]
+    if op == 'd' then
+      redis.call('DEL', A[i + 1])
+      i = i + 2
+    elseif op == 'p' then
+      local n = tonumber(A[i + 2])
+      redis.call('DEL', A[i + 1])
+      redis.call('HSET', A[i + 1], unpack(A, i + 3, i + 2 + n))
+      i = i + 3 + n
+    elseif op == 'b' then
+      if redis.call('EXISTS', A[i + 1]) == 1 then
+        redis.call('HINCRBY', A[i + 1], 'ver', 1)
+      end
+      i = i + 2
+    elseif op == 'zr' then
+      redis.call('ZREM', A[i + 1], A[i + 2])
+      i = i + 3
+    elseif op == 'za' then
+      redis.call('ZADD', A[i + 1], A[i + 2], A[i + 3])
+      i = i + 4
+    elseif op == 'sr' then
+      redis.call('SREM', A[i + 1], A[i + 2])
+      i = i + 3
+    elseif op == 'sa' then
+      redis.call('SADD', A[i + 1], A[i + 2])
+      i = i + 3
+    elseif op == 't' then
+      if redis.call('HGET', A[i + 1], 'st') == 'online' then
+        redis.call('HSET', A[i + 1], 'seen', A[i + 2])
+        redis.call('HINCRBY', A[i + 1], 'ver', 1)
+        redis.call('ZADD', A[i + 3], A[i + 2], A[i + 4])
+      end
+      i = i + 5
+    elseif op == 'e' then
+      seq = redis.call('INCR', KEYS[1])
+      redis.call('XADD', KEYS[2], seq .. '-0', 'type', A[i + 1], 'task', A[i + 2],
+        'payload', A[i + 3], 'meta', A[i + 4], 'ts', A[i + 5])
+      emitted = true
+      i = i + 6
+    elseif op == 'o' then
+      redis.call('XADD', KEYS[3], '*', 'id', A[i + 1])
+      i = i + 2
+    elseif op == 'r' then
+      ready = true
+      i = i + 1
+    else
+      -- Not an operation of this script: the arguments are not of its
+      -- form; stop the run.
+      return redis.error_reply('ERR apply.lua: unknown operation ' .. tostring(op))
+    end
+  end
+  return 1
 end
 
-for _, k in ipairs(doc.del or {}) do
-  redis.call('DEL', k)
-end
-for _, p in ipairs(doc.put or {}) do
-  redis.call('DEL', p.k)
-  local args = {}
-  for f, v in pairs(p.f) do
-    args[#args + 1] = f
-    args[#args + 1] = v
+local i = 3
+for t = 1, tonumber(A[2]) do
+  local n, events = tonumber(A[i]), A[i + 1] == '1'
+  local r = apply(i + 2, i + 1 + n, events)
+  if type(r) == 'table' then
+    return r
   end
-  redis.call('HSET', p.k, unpack(args))
-end
-for _, k in ipairs(doc.bump or {}) do
-  if redis.call('EXISTS', k) == 1 then
-    redis.call('HINCRBY', k, 'ver', 1)
-  end
-end
-for _, z in ipairs(doc.zrem or {}) do
-  redis.call('ZREM', z.k, z.m)
-end
-for _, z in ipairs(doc.zadd or {}) do
-  redis.call('ZADD', z.k, z.s, z.m)
-end
-for _, s in ipairs(doc.srem or {}) do
-  redis.call('SREM', s.k, s.m)
-end
-for _, s in ipairs(doc.sadd or {}) do
-  redis.call('SADD', s.k, s.m)
-end
-
-for _, w in ipairs(doc.touch or {}) do
-  if redis.call('HGET', w.k, 'st') == 'online' then
-    redis.call('HSET', w.k, 'seen', w.s)
-    redis.call('HINCRBY', w.k, 'ver', 1)
-    redis.call('ZADD', w.z, w.s, w.m)
-  end
-end
-
-local events = doc.events or {}
-local seq = 0
-for _, ev in ipairs(events) do
-  seq = redis.call('INCR', KEYS[1])
-  redis.call('XADD', KEYS[2], seq .. '-0', 'type', ev.type, 'task', ev.task,
-    'payload', ev.payload, 'meta', ev.meta, 'ts', ev.ts)
-end
-for _, id in ipairs(doc.outbox or {}) do
-  redis.call('XADD', KEYS[3], '*', 'id', id)
+  out[t + 1] = r
+  i = i + 2 + n
 end
 
 if seq == 0 then
   seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-if doc.ready then
-  redis.call('PUBLISH', ARGV[2], 'r:' .. seq)
-elseif #events > 0 then
-  redis.call('PUBLISH', ARGV[2], 'e:' .. seq)
+out[1] = seq
+if ready then
+  redis.call('PUBLISH', A[1], 'r:' .. seq)
+elseif emitted then
+  redis.call('PUBLISH', A[1], 'e:' .. seq)
 end
-return {1, seq}
+return out
