@@ -182,7 +182,16 @@ func (s *Store) applyRun(ctx context.Context, group []*applyReq) {
 // It returns when ctx ends too, the outcome then unknown.
 func (s *Store) applyGrouped(ctx context.Context, r *applyReq) error {
 	r.done = make(chan error, 1)
-	return s.applier.call(ctx, r, r.done)
+	return waitingOnRedis(s.applier.call(ctx, r, r.done))
+}
+
+// waitingOnRedis marks err, when a context ended a wait for a runner of
+// Redis commands, as a wait on Redis (see waitedOn); other errors pass.
+func waitingOnRedis(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return redisWait{err}
+	}
+	return err
 }
 
 // readRun reads the hashes of group in one pipeline and answers each
@@ -205,11 +214,11 @@ func (s *Store) readRun(ctx context.Context, group []*readReq) {
 func (s *Store) readHash(ctx context.Context, key string) (map[string]string, error) {
 	r := &readReq{key: key, done: make(chan readRes, 1)}
 	if err := s.reader.send(ctx, r); err != nil {
-		return nil, err
+		return nil, waitingOnRedis(err)
 	}
 	res, err := await(ctx, r.done)
 	if err != nil {
-		return nil, err
+		return nil, waitingOnRedis(err)
 	}
 	return res.h, res.err
 }
