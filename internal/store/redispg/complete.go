@@ -27,9 +27,10 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 	}
 	sum := resultSum(result)
 	now := truncMs(p.Now)
-	staged := -1    // the attempt whose outcome is staged
-	done := now     // its completion time; a retry's is the first try's
-	unsure := false // a transition of ours may have committed
+	staged := -1     // the attempt whose outcome is staged
+	done := now      // its completion time; a retry's is the first try's
+	unsure := false  // a transition of ours may have committed
+	refused := false // a fresh read of the task refused the completion
 	var task *taskwire.Task
 	err := retry(ctx, func() error {
 		before, err := s.liveTask(ctx, p.ID)
@@ -40,6 +41,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			before.ResultSize == int64(len(result))
 		again, err := store.CheckCompletion(before.Task, before.completedBy, same, p)
 		if err != nil {
+			refused = true
 			return err
 		}
 		if again {
@@ -66,10 +68,13 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 		return nil
 	})
 	if err != nil {
-		if staged >= 0 && !unsure {
-			// Refused: no transition of ours committed, so the outcome
-			// staged is no completion's; the reconciler must not finalize
-			// the task from it.
+		if staged >= 0 && !unsure && refused {
+			// Refused by the task's state, read afresh, and no transition
+			// of ours committed: the outcome staged is no completion's,
+			// and the reconciler must not finalize the task from it. A
+			// call that ended otherwise (lost races, then a failed read
+			// or the caller gone) leaves it: an identical call may have
+			// committed that very outcome.
 			s.unstage(context.WithoutCancel(ctx), p.ID, staged, status, errText, sum, p.WorkerID)
 		}
 		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
@@ -78,10 +83,11 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 }
 
 // unstage deletes the outcome staged under attempt of task id, and its
-// result, when it is the one given: that of a completion Redis refused.
-// (Another call staging the same outcome could only commit it from the
-// state that refused this one: it would find the task completed, or be
-// refused too.)
+// result, when it is the one given: that of a completion the task's
+// current state refuses. (Another call staging the same outcome shares
+// the row, but could only commit it from a state that allowed it, older
+// than the one that refused this call: its transition fails the version
+// check.)
 func (s *Store) unstage(ctx context.Context, id string, attempt int, status taskwire.Status, errText, sum, by string) {
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM staged_results WHERE task_id = $1 AND attempt = $2 AND status = $3
