@@ -37,11 +37,13 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	x.check(s.k.createFence(t.ID), 0)
 	x.Outbox = nil // PostgreSQL holds this very version already
 	x.emit(store.TaskCreatedEvent(&t, p.By))
-	if err := s.apply(ctx, x); err != nil {
+	if err := s.bounded(ctx, func(ctx context.Context) error { return s.apply(ctx, x) }); err != nil {
 		// The transition may have committed all the same (its reply lost,
 		// or a resend of it found the task): settle which, before taking
 		// the row back.
-		committed, serr := s.settleCreate(context.WithoutCancel(ctx), t.ID)
+		committed, serr := boundedValue(context.WithoutCancel(ctx), s, func(ctx context.Context) (bool, error) {
+			return s.settleCreate(ctx, t.ID)
+		})
 		switch {
 		case serr != nil:
 			// Unknown: the row and the key stay, so that a retry with the
@@ -113,7 +115,7 @@ func (s *Store) forget(ctx context.Context, id string) {
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM idempotency_keys WHERE task_id = $1", id)
 	b.Queue("DELETE FROM tasks WHERE id = $1 AND version = 1", id)
-	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.bounded(ctx, func(ctx context.Context) error { return s.pg.SendBatch(ctx, b).Close() }); err != nil {
 		s.log.Warn("take back unacknowledged create; the reconciler will enqueue it", "task", id, "err", err)
 	}
 }

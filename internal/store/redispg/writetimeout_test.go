@@ -200,7 +200,7 @@ func TestCallTimeout(t *testing.T) {
 }
 
 // TestCallTimeoutRedis: with Redis silent (its packets dropped), calls
-// served by Redis answer a *store.UnavailableError naming it, within
+// served by Redis (a create's enqueue and settling included) answer a *store.UnavailableError naming it, within
 // WriteTimeout as the store Connect opens bounds them (the time each took
 // is logged).
 func TestCallTimeoutRedis(t *testing.T) {
@@ -227,6 +227,10 @@ func TestCallTimeoutRedis(t *testing.T) {
 		},
 		"claim": func(ctx context.Context) error {
 			_, err := st.ClaimTasks(ctx, store.ClaimTasksParams{WorkerID: "w1", Now: now})
+			return err
+		},
+		"create": func(ctx context.Context) error {
+			_, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-silent", now), Now: now})
 			return err
 		},
 	} {
