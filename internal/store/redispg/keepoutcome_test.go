@@ -37,13 +37,7 @@ func TestIdenticalCompletionKeepsOutcome(t *testing.T) {
 	env, trap, st := trappedStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
-	register(t, st, "w1", now)
-	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-dup", now), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	if got := claim(t, st, "w1", now); len(got) != 1 {
-		t.Fatalf("claimed %v", got)
-	}
+	claimedBy(t, st, "t-dup", "w1", now)
 	p := store.CompleteTaskParams{ID: "t-dup", WorkerID: "w1", Result: []byte(`{"ok":1}`), Now: now}
 	var dead atomic.Bool
 	var aErr error
@@ -113,13 +107,7 @@ func TestResentCompletionKeepsOutcome(t *testing.T) {
 	env.rdb.(*redis.Client).AddHook(fail)
 	ctx := t.Context()
 	now := time.Now().UTC()
-	register(t, st, "w1", now)
-	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-rf", now), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	if got := claim(t, st, "w1", now); len(got) != 1 {
-		t.Fatalf("claimed %v", got)
-	}
+	claimedBy(t, st, "t-rf", "w1", now)
 	p := store.CompleteTaskParams{ID: "t-rf", WorkerID: "w1", Result: []byte(`{"ok":3}`), Now: now}
 	trap.arm("task.completed", func(c context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
 		if err := next(c, cmd); err != nil {
@@ -135,5 +123,17 @@ func TestResentCompletionKeepsOutcome(t *testing.T) {
 	}
 	if got, err := st.GetTask(ctx, "t-rf"); err != nil || string(got.Result) != `{"ok":3}` {
 		t.Errorf("GetTask after an acknowledged completion: %v", err)
+	}
+}
+
+// claimedBy creates task id and has worker (registered here) claim it.
+func claimedBy(t *testing.T, st *Store, id, worker string, now time.Time) {
+	t.Helper()
+	register(t, st, worker, now)
+	if _, _, err := st.CreateTask(t.Context(), store.CreateTaskParams{Task: readyTask(id, now), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, st, worker, now); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("claimed %v, want %s", got, id)
 	}
 }

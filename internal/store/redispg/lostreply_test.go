@@ -171,13 +171,7 @@ func TestRefusedCompletionUnstaged(t *testing.T) {
 	env, trap, st := trappedStore(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
-	register(t, st, "w1", now)
-	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-taken", now), Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	if got := claim(t, st, "w1", now); len(got) != 1 {
-		t.Fatalf("claimed %v, want t-taken", got)
-	}
+	claimedBy(t, st, "t-taken", "w1", now)
 
 	// Between staging and the Redis transition, an admin unassigns the task.
 	trap.arm("task.completed", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
