@@ -97,8 +97,12 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, after string) (*Subscript
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	skip, err := h.liveStart(ctx, after)
+	if err != nil {
+		return nil, err
+	}
 	f.Types = slices.Clone(f.Types)
-	s := &Subscription{hub: h, filter: f, c: make(chan taskwire.Event, h.opts.Buffer), skip: after}
+	s := &Subscription{hub: h, filter: f, c: make(chan taskwire.Event, h.opts.Buffer), skip: skip}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
 	// Register for live events first: from here on every event after
@@ -194,6 +198,18 @@ func (s *Subscription) deliver(evs []taskwire.Event) {
 			s.endLocked(ErrSlowConsumer)
 		}
 	}
+}
+
+// liveStart returns the ID after which a subscription resuming after
+// after begins: after itself, or, without one, the newest event the log
+// holds when the log tells it (Tail), so that a live-only subscription
+// never gets an event committed before it while the hub's cursor lags.
+func (h *Hub) liveStart(ctx context.Context, after string) (string, error) {
+	tail, ok := h.log.(Tail)
+	if after != "" || !ok {
+		return after, nil
+	}
+	return tail.LastEventID(ctx)
 }
 
 // replay gives the subscriber the events of the log after after, starting
