@@ -225,22 +225,10 @@ var _ Tail = (*sqlite.Store)(nil)
 // heldLog is a store whose change signal fires only when the test says.
 type heldLog struct {
 	*sqlite.Store
-	mu      sync.Mutex
-	changed chan struct{}
+	changed store.Signal
 }
 
-func (l *heldLog) EventsChanged() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.changed
-}
-
-func (l *heldLog) fire() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
+func (l *heldLog) EventsChanged() <-chan struct{} { return l.changed.Wait() }
 
 // A live-only subscription starts at the end of the log, also while the
 // hub's cursor lags behind it: an event committed before the subscription
@@ -249,16 +237,16 @@ func TestLiveOnlyWhileHubLags(t *testing.T) {
 	t.Parallel()
 	f := setup(t, Options{})
 	f.hub.Close()
-	log := &heldLog{Store: f.st, changed: make(chan struct{})}
+	log := &heldLog{Store: f.st}
 	f.hub = NewHub(log, Options{Logger: discard()})
 	go f.hub.Run(context.WithoutCancel(t.Context()))
 	t.Cleanup(f.hub.Close)
 
 	f.create(t) // committed; the hub is not told
 	s := f.subscribe(t, Filter{}, "")
-	log.fire() // the hub now reads the event committed before s
+	log.changed.Fire() // the hub now reads the event committed before s
 	id := f.create(t)
-	log.fire()
+	log.changed.Fire()
 	if e := next(t, s); e.TaskID != id {
 		t.Fatalf("first event is about %q, want the task created after subscribing %q", e.TaskID, id)
 	}
