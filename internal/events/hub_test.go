@@ -222,6 +222,15 @@ func TestLiveOnlyFromNow(t *testing.T) {
 
 var _ Tail = (*sqlite.Store)(nil)
 
+// runHubOver replaces f's hub with one over log (f's store, wrapped),
+// running until the test ends.
+func (f *fixture) runHubOver(t *testing.T, log Log) {
+	f.hub.Close()
+	f.hub = NewHub(log, Options{Logger: discard()})
+	go f.hub.Run(context.WithoutCancel(t.Context()))
+	t.Cleanup(f.hub.Close)
+}
+
 // heldLog is a store whose change signal fires only when the test says.
 type heldLog struct {
 	*sqlite.Store
@@ -236,11 +245,8 @@ func (l *heldLog) EventsChanged() <-chan struct{} { return l.changed.Wait() }
 func TestLiveOnlyWhileHubLags(t *testing.T) {
 	t.Parallel()
 	f := setup(t, Options{})
-	f.hub.Close()
 	log := &heldLog{Store: f.st}
-	f.hub = NewHub(log, Options{Logger: discard()})
-	go f.hub.Run(context.WithoutCancel(t.Context()))
-	t.Cleanup(f.hub.Close)
+	f.runHubOver(t, log)
 
 	f.create(t) // committed; the hub is not told
 	s := f.subscribe(t, Filter{}, "")
@@ -269,11 +275,8 @@ func (r *readCounter) ReadEvents(ctx context.Context, after string, limit int) (
 func TestUnwatchedSkipsReads(t *testing.T) {
 	t.Parallel()
 	f := setup(t, Options{})
-	f.hub.Close()
 	log := &readCounter{Store: f.st}
-	f.hub = NewHub(log, Options{Logger: discard()})
-	go f.hub.Run(context.WithoutCancel(t.Context()))
-	t.Cleanup(f.hub.Close)
+	f.runHubOver(t, log)
 
 	first := f.create(t)
 	for range 9 {
