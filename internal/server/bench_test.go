@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,39 +89,53 @@ func roundTrip(b *testing.B, cl *rpctest.Client, worker string, n int) {
 // while 10,000 or 1,000,000 tasks are queued, and reports p50 and p99 in
 // ms. Without the pause the benchmark would measure queueing (50 callers
 // in a closed loop wait 50/throughput each), which BenchmarkEndToEnd
-// covers. The 1M case takes a while to fill and runs only with -bench.
+// covers. Workers claim at random moments of their interval
+// (arrival=spread), as independent workers do, or all at the same instant
+// (arrival=burst), the worst case: 50 claims queued behind each other
+// every interval. The 1M cases take a while to fill and run only with
+// -bench.
 func BenchmarkClaimLatency(b *testing.B) {
 	for _, queued := range []int{10_000, 1_000_000} {
-		b.Run(fmt.Sprintf("queued=%d", queued), func(b *testing.B) {
-			bd := setup(b)
-			fill(b, bd.srv.svc.Store(), queued+b.N)
-			const workers = 50
-			for w := 0; w < workers; w++ {
-				mustCall(b, bd.cl, taskwire.MethodSystemRegister, map[string]any{"id": fmt.Sprintf("lw%d", w)})
-			}
-			lat := make([]time.Duration, b.N)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func(worker string) {
-					defer wg.Done()
-					for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
-						t0 := time.Now()
-						mustCall(b, bd.cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
-						lat[i] = time.Since(t0)
-						time.Sleep(claimInterval - lat[i])
-					}
-				}(fmt.Sprintf("lw%d", w))
-			}
-			wg.Wait()
-			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-			b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
-		})
+		for _, arrival := range []string{"spread", "burst"} {
+			b.Run(fmt.Sprintf("queued=%d/arrival=%s", queued, arrival), func(b *testing.B) {
+				claimLatency(b, queued, arrival == "burst")
+			})
+		}
 	}
+}
+
+// claimLatency is one case of BenchmarkClaimLatency.
+func claimLatency(b *testing.B, queued int, burst bool) {
+	bd := setup(b)
+	fill(b, bd.srv.svc.Store(), queued+b.N)
+	const workers = 50
+	for w := 0; w < workers; w++ {
+		mustCall(b, bd.cl, taskwire.MethodSystemRegister, map[string]any{"id": fmt.Sprintf("lw%d", w)})
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(worker string) {
+			defer wg.Done()
+			if !burst {
+				time.Sleep(rand.N(claimInterval))
+			}
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				t0 := time.Now()
+				mustCall(b, bd.cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
+				lat[i] = time.Since(t0)
+				time.Sleep(claimInterval - lat[i])
+			}
+		}(fmt.Sprintf("lw%d", w))
+	}
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
 }
 
 // fill queues n pending tasks straight into the store, 64 writers at once.
