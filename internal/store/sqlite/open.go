@@ -69,6 +69,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		_, err = conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0") // see checkpointer
 	}
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL") // see walSyncer
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -92,7 +95,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w := newWriter(context.WithoutCancel(ctx), wdb, conn, opts.MaxBatch)
+	w := newWriter(context.WithoutCancel(ctx), wdb, conn, path, opts.MaxBatch)
 	go w.run()
 	return &Store{w: w, read: read, ckpt: ckpt}, nil
 }
@@ -104,8 +107,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 //     a commit appends to one file instead of rewriting pages twice.
 //   - synchronous=FULL: in WAL mode NORMAL survives a process crash but may
 //     lose the last commits on power loss; FULL fsyncs the WAL at every
-//     commit, so an acknowledged change survives both (SPEC 7.1). Group
-//     commit shares that fsync among every operation of a batch.
+//     commit, so an acknowledged change survives both (SPEC 7.1). The
+//     writer's connection alone is switched to NORMAL after migrating,
+//     because its walSyncer fsyncs the WAL before answering, off the
+//     writer's path; the migrations and checkpoints run at FULL.
 //   - busy_timeout: a reader that meets a checkpoint or WAL recovery waits
 //     instead of failing; the single writer never contends with itself.
 //   - journal_size_limit: the WAL file shrinks back after a checkpoint that

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/taskwire/taskwire"
@@ -23,16 +24,17 @@ type op struct {
 	done chan error
 	// relaxed marks an op whose loss on power failure would only return
 	// tasks to the queue (claims, heartbeats, sweeps: SPEC 7.1 lets them
-	// live in memory in distributed mode). A batch of relaxed ops alone
-	// commits with synchronous=NORMAL: durable against a process crash,
-	// without waiting for an fsync; the next FULL commit fsyncs it too.
+	// live in memory in distributed mode). A batch of relaxed ops alone is
+	// answered without an fsync of its own: its commit survives a process
+	// crash, and the next fsync covers it too.
 	relaxed bool
 }
 
 // writer owns the one connection that writes, and commits the ops queued
 // behind each other in one transaction: group commit. SQLite admits one
 // writer at a time anyway; batching makes the ops of concurrent callers
-// share one BEGIN/COMMIT and so one fsync of the WAL.
+// share one BEGIN/COMMIT and so one fsync of the WAL, which the syncer
+// waits for while the writer commits the next batch.
 type writer struct {
 	db   *sql.DB
 	conn *sql.Conn
@@ -41,26 +43,29 @@ type writer struct {
 	max  int
 	// changed fires after each commit that appended events.
 	changed *store.Signal
-	// relaxedSync is whether the connection is at synchronous=NORMAL.
-	relaxedSync bool
+	sync    *walSyncer
 
 	mu      sync.RWMutex // held for reading while sending on ops
 	closed  bool
 	stopped chan struct{}
 }
 
-func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, maxBatch int) *writer {
+// newWriter returns a writer on conn, a connection at synchronous=NORMAL
+// to the database file at path; run starts it.
+func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, maxBatch int) *writer {
 	return &writer{
 		db: db, conn: conn,
 		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
 		changed: &store.Signal{},
+		sync:    newWALSyncer(path),
 		stopped: make(chan struct{}),
 	}
 }
 
-// do submits fn to the writer and waits until its batch has committed.
+// do submits fn to the writer and waits until its batch has committed and
+// is on disk.
 // When ctx ends before fn has started, fn never runs; when it ends while
 // fn's batch is committing, do returns ctx's error and the change may or
 // may not have been made. fn's statements run on the writer's context,
@@ -97,9 +102,12 @@ func (w *writer) submit(o *op) error {
 	}
 }
 
-// run commits batches until the ops channel is closed and drained.
+// run commits batches until the ops channel is closed and drained, and
+// the syncer has answered them all.
 func (w *writer) run() {
 	defer close(w.stopped)
+	go w.sync.run()
+	defer close(w.sync.queue)
 	batch := make([]*op, 0, w.max)
 	for o := range w.ops {
 		batch = append(batch[:0], o)
@@ -123,11 +131,11 @@ func (w *writer) run() {
 	}
 }
 
-// commit runs batch in one transaction and answers every op. An op that
-// fails is rolled back to its savepoint and gets its error; when the
-// transaction itself fails, every op that had not failed on its own gets
-// that error. When the committed ops appended events, the event signal
-// fires before any op is answered.
+// commit runs batch in one transaction and hands it to the syncer, which
+// answers every op. An op that fails is rolled back to its savepoint and
+// gets its error; when the transaction itself fails, every op that had not
+// failed on its own gets that error. When the committed ops appended
+// events, the event signal fires before any op is answered.
 func (w *writer) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	err := w.runBatch(batch, errs)
@@ -147,9 +155,11 @@ func (w *writer) commit(batch []*op) {
 			}
 		}
 	}
+	durable := false
 	for i, o := range batch {
-		o.done <- errs[i]
+		durable = durable || (errs[i] == nil && !o.relaxed)
 	}
+	w.sync.queue <- committed{ops: slices.Clone(batch), errs: errs, durable: durable}
 }
 
 // runBatch begins the transaction and runs each op in a savepoint, setting
@@ -157,9 +167,6 @@ func (w *writer) commit(batch []*op) {
 // longer be committed.
 func (w *writer) runBatch(batch []*op, errs []error) error {
 	w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:0], w.tx.touches[:0], w.tx.counts[:0]
-	if err := w.setSync(batch); err != nil {
-		return err
-	}
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -192,27 +199,6 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 	return w.tx.flushEvents()
 }
 
-// setSync puts the connection at synchronous=NORMAL for a batch of relaxed
-// ops alone, and back at FULL for any other batch.
-func (w *writer) setSync(batch []*op) error {
-	relaxed := true
-	for _, o := range batch {
-		relaxed = relaxed && o.relaxed
-	}
-	if relaxed == w.relaxedSync {
-		return nil
-	}
-	level := "FULL"
-	if relaxed {
-		level = "NORMAL"
-	}
-	if _, err := w.tx.exec("PRAGMA synchronous=" + level); err != nil {
-		return fmt.Errorf("synchronous=%s: %w", level, err)
-	}
-	w.relaxedSync = relaxed
-	return nil
-}
-
 func (w *writer) isClosed() bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
@@ -231,7 +217,7 @@ func (w *writer) stop() (bool, error) {
 	close(w.ops)
 	w.mu.Unlock()
 	<-w.stopped
-	var errs []error
+	errs := []error{w.sync.close()}
 	for _, st := range w.tx.stmts {
 		errs = append(errs, st.Close())
 	}
