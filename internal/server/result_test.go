@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -189,5 +190,38 @@ func TestResultStreamFailed(t *testing.T) {
 		}
 	default:
 		t.Errorf("HTTP %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestTaskResponsesCarryResult checks that the task which task.update and
+// a repeated task.create answer with has its result as a task.list row
+// has it: whole up to the list limit, left out and flagged above it.
+func TestTaskResponsesCarryResult(t *testing.T) {
+	t.Parallel()
+	large := `"` + strings.Repeat("x", taskwire.ListResultLimit) + `"`
+	for _, result := range []string{`{"a":[1,2]}`, large} {
+		t.Run(strconv.Itoa(len(result)), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			register(t, b, "w1")
+			task := createTask(t, b, params{"idempotencyKey": "k1"})
+			claimOne(t, b, "w1")
+			completeRaw(t, b, task.ID, "w1", []byte(result))
+			for name, got := range map[string]*taskwire.Task{
+				"task.update": call[*taskwire.Task](t, b, taskwire.MethodTaskUpdate,
+					params{"id": task.ID, "updates": params{"priority": 7}}),
+				"repeated task.create": createTask(t, b, params{"idempotencyKey": "k1"}),
+			} {
+				truncated := len(result) > taskwire.ListResultLimit
+				wantResult := json.RawMessage(result)
+				if truncated {
+					wantResult = nil
+				}
+				if !jsonSame(got.Result, wantResult) || got.ResultTruncated != truncated || got.ResultSize != int64(len(result)) {
+					t.Errorf("%s: result %.40q, truncated %v, size %d; want %.40q, %v, %d", name,
+						got.Result, got.ResultTruncated, got.ResultSize, wantResult, truncated, len(result))
+				}
+			}
+		})
 	}
 }
