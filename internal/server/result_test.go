@@ -132,14 +132,20 @@ func TestResultStreamNotFound(t *testing.T) {
 		code taskwire.Code
 		// message is the exact message, "" to check code and data only.
 		message string
+		// data is the error's data beyond taskId: a conflict's status
+		// and assignedTo (SPEC section 2).
+		data map[string]any
 	}{
 		// No such task: the error of task.get.
-		{"unknown task", "t-nope", taskwire.CodeInvalidParams, "Task not found: t-nope"},
+		{"unknown task", "t-nope", taskwire.CodeInvalidParams, "Task not found: t-nope", nil},
 		// Not final yet: no result to stream.
-		{"pending task", pending.ID, taskwire.CodeConflict, ""},
-		{"running task", running.ID, taskwire.CodeConflict, ""},
+		{"pending task", pending.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "pending", "assignedTo": nil}},
+		{"running task", running.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "in_progress", "assignedTo": "w1"}},
 		// Sent back to the queue by an admin: its old result is gone.
-		{"re-run task", rerun.ID, taskwire.CodeConflict, ""},
+		{"re-run task", rerun.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "pending", "assignedTo": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +165,11 @@ func TestResultStreamNotFound(t *testing.T) {
 			if got.JSONRPC != "2.0" || string(got.ID) != "null" {
 				t.Errorf("jsonrpc %q id %s, want 2.0 and null", got.JSONRPC, got.ID)
 			}
-			want := map[string]any{"code": float64(tt.code), "data": map[string]any{"taskId": tt.id}}
+			data := map[string]any{"taskId": tt.id}
+			for k, v := range tt.data {
+				data[k] = v
+			}
+			want := map[string]any{"code": float64(tt.code), "data": data}
 			have := map[string]any{"code": float64(got.Error.Code), "data": got.Error.Data}
 			if diff := cmp.Diff(want, have); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
