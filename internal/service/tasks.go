@@ -58,7 +58,8 @@ func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*ta
 		UpdatedAt:   now,
 	}
 	switch {
-	case p.RunAt != nil:
+	case p.RunAt != nil && p.RunAt.After(now):
+		// A runAt in the past is ready now, as a task without one.
 		t.RunAt = p.RunAt.UTC().Truncate(time.Millisecond)
 	case p.DelayMs != nil:
 		t.RunAt = now.Add(time.Duration(*p.DelayMs) * time.Millisecond)
