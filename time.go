@@ -2,6 +2,7 @@ package taskwire
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,14 +25,16 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-// UnmarshalJSON reads an RFC 3339 timestamp.
+// UnmarshalJSON reads an RFC 3339 timestamp, whose T and Z may be
+// lowercase (RFC 3339 section 5.6).
 func (t *Time) UnmarshalJSON(b []byte) error {
+	errNotTime := fmt.Errorf("timestamp must be an RFC 3339 string")
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return fmt.Errorf("timestamp must be an RFC 3339 string")
+		return errNotTime
 	}
-	v, err := time.Parse(time.RFC3339Nano, string(b[1:len(b)-1]))
+	v, err := time.Parse(time.RFC3339Nano, strings.ToUpper(string(b[1:len(b)-1])))
 	if err != nil {
-		return fmt.Errorf("timestamp must be an RFC 3339 string: %w", err)
+		return errNotTime
 	}
 	t.Time = v.UTC()
 	return nil

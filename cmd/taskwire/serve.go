@@ -69,8 +69,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "Redis connections per process, 0 for the client's default [TASKWIRE_REDIS_POOL_SIZE]")
 	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "PostgreSQL connections per process, 0 for the client's default [TASKWIRE_POSTGRES_MAX_CONNS]")
 	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
-	fs.BoolVar(&c.insecure, "insecure", envBool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
-	fs.BoolVar(&c.noRateLimit, "no-rate-limit", envBool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
+	fs.BoolVar(&c.insecure, "insecure", e.bool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
+	fs.BoolVar(&c.noRateLimit, "no-rate-limit", e.bool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
 	fs.DurationVar(&c.sweepInterval, "sweep-interval", e.duration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
 	fs.DurationVar(&c.eventMaxAge, "event-retention", e.duration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
@@ -227,14 +227,6 @@ func env(name, def string) string {
 	return def
 }
 
-func envBool(name string) bool {
-	switch strings.ToLower(os.Getenv(name)) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
-}
-
 // envReader reads typed TASKWIRE_* variables: the value, or def when the
 // variable is unset; a malformed value is kept in errs, so that serve
 // refuses to start instead of silently using the default.
@@ -251,6 +243,20 @@ func (e *envReader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// bool reads a switch: 1, true, yes or on turn it on; 0, false, no, off
+// or an empty value leave it off.
+func (e *envReader) bool(name string) bool {
+	switch v := os.Getenv(name); strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	case "", "0", "false", "no", "off":
+		return false
+	default:
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a switch (1, true, yes, on or 0, false, no, off)", name, v))
+		return false
+	}
 }
 
 func (e *envReader) int(name string, def int) int {

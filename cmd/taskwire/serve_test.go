@@ -131,3 +131,26 @@ func TestParseServeMalformedEnvironment(t *testing.T) {
 		t.Fatalf("parseServe after fixing the variable: %+v, %v", c, err)
 	}
 }
+
+// A switch variable holding neither a true nor a false word stops serve
+// too, rather than silently leaving the switch off.
+func TestParseServeMalformedSwitch(t *testing.T) {
+	for _, name := range []string{"TASKWIRE_NO_RATE_LIMIT", "TASKWIRE_INSECURE"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, "maybe")
+			if _, err := parseServe(nil, io.Discard); err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("parseServe with %s=maybe: %v, want an error naming it", name, err)
+			}
+			for v, want := range map[string]bool{"1": true, "TRUE": true, "on": true, "0": false, "off": false, "": false} {
+				t.Setenv(name, v)
+				c, err := parseServe(nil, io.Discard)
+				if err != nil {
+					t.Fatalf("parseServe with %s=%q: %v", name, v, err)
+				}
+				if got := c.noRateLimit || c.insecure; got != want {
+					t.Errorf("%s=%q: switch %v, want %v", name, v, got, want)
+				}
+			}
+		})
+	}
+}

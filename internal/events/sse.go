@@ -175,14 +175,16 @@ func (h *sseHandler) refuse(w http.ResponseWriter, r *http.Request, after string
 	case errors.As(err, &unknown):
 		writeError(w, http.StatusBadRequest, &taskwire.Error{Code: taskwire.CodeInvalidParams,
 			Message: "Unknown event type: " + unknown.Type,
-			Data:    map[string]any{"type": unknown.Type, "types": taskwire.EventTypes}})
+			Data: map[string]any{"validation": "types: unknown event type " + unknown.Type,
+				"type": unknown.Type, "types": taskwire.EventTypes}})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away while waiting.
 	case errors.Is(err, ErrHubClosed), errors.Is(err, store.ErrUnavailable):
 		writeError(w, http.StatusServiceUnavailable, taskwire.Errorf(taskwire.CodeUnavailable, "Event stream unavailable"))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusBadRequest, &taskwire.Error{Code: taskwire.CodeInvalidParams,
-			Message: "Unknown event id: " + after, Data: map[string]any{"lastEventId": after}})
+			Message: "Unknown event id: " + after,
+			Data:    map[string]any{"validation": "Last-Event-ID: unknown event id " + after, "lastEventId": after}})
 	default:
 		h.opts.Logger.Error("events: subscribe", "after", after, "err", err)
 		writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))

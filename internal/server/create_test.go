@@ -87,6 +87,30 @@ func TestCreateEveryParam(t *testing.T) {
 	}
 }
 
+// A runAt in the past makes a task ready at once; it is stored as the
+// creation time, so that even the earliest time there is (the zero of Go's
+// time.Time) comes back as a timestamp, never null. Lowercase t and z are
+// RFC 3339 too.
+func TestCreateRunAtForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ runAt, want string }{
+		{"0001-01-01T00:00:00Z", "2025-01-19T12:00:00.000Z"},
+		{"1969-12-31T23:59:59.999Z", "2025-01-19T12:00:00.000Z"},
+		{"2025-01-19T11:59:59.999Z", "2025-01-19T12:00:00.000Z"},
+		{"2025-01-19t12:00:01.5z", "2025-01-19T12:00:01.500Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.runAt, func(t *testing.T) {
+			t.Parallel()
+			b, _ := withFakeClock(t)
+			raw := call[json.RawMessage](t, b, taskwire.MethodTaskCreate, params{"text": "x", "runAt": tt.runAt})
+			if got := rawObject(t, raw)["runAt"]; got != tt.want {
+				t.Errorf("runAt %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestCreateBounds(t *testing.T) {
 	t.Parallel()
 	meta := func(n int) json.RawMessage { // an object of exactly n bytes

@@ -427,6 +427,17 @@ func TestEventsUnknownType(t *testing.T) {
 	if got.Error.Code != taskwire.CodeInvalidParams || !strings.Contains(got.Error.Message, "task.exploded") {
 		t.Errorf("error %+v: want code %d naming task.exploded", got.Error, taskwire.CodeInvalidParams)
 	}
+	checkValidation(t, got.Error, "types")
+}
+
+// checkValidation checks that the -32602 e has the data of every bad
+// param (SPEC section 2): a validation text naming field.
+func checkValidation(tb testing.TB, e *taskwire.Error, field string) {
+	tb.Helper()
+	data, _ := e.Data.(map[string]any)
+	if v, _ := data["validation"].(string); !strings.HasPrefix(v, field+": ") {
+		tb.Errorf("data %v: want a validation naming %s", e.Data, field)
+	}
 }
 
 // Drain, the first step of a shutdown, ends open streams so that
@@ -476,7 +487,9 @@ func TestEventsUnknownLastEventID(t *testing.T) {
 		}
 		if err := json.Unmarshal(body, &got); err != nil || got.Error == nil || !strings.Contains(got.Error.Message, id) {
 			t.Errorf("Last-Event-ID %q: body %s, want a JSON error naming it", id, body)
+			continue
 		}
+		checkValidation(t, got.Error, "Last-Event-ID")
 	}
 }
 

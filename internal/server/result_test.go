@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -131,14 +132,20 @@ func TestResultStreamNotFound(t *testing.T) {
 		code taskwire.Code
 		// message is the exact message, "" to check code and data only.
 		message string
+		// data is the error's data beyond taskId: a conflict's status
+		// and assignedTo (SPEC section 2).
+		data map[string]any
 	}{
 		// No such task: the error of task.get.
-		{"unknown task", "t-nope", taskwire.CodeInvalidParams, "Task not found: t-nope"},
+		{"unknown task", "t-nope", taskwire.CodeInvalidParams, "Task not found: t-nope", nil},
 		// Not final yet: no result to stream.
-		{"pending task", pending.ID, taskwire.CodeConflict, ""},
-		{"running task", running.ID, taskwire.CodeConflict, ""},
+		{"pending task", pending.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "pending", "assignedTo": nil}},
+		{"running task", running.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "in_progress", "assignedTo": "w1"}},
 		// Sent back to the queue by an admin: its old result is gone.
-		{"re-run task", rerun.ID, taskwire.CodeConflict, ""},
+		{"re-run task", rerun.ID, taskwire.CodeConflict, "",
+			map[string]any{"status": "pending", "assignedTo": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,7 +165,11 @@ func TestResultStreamNotFound(t *testing.T) {
 			if got.JSONRPC != "2.0" || string(got.ID) != "null" {
 				t.Errorf("jsonrpc %q id %s, want 2.0 and null", got.JSONRPC, got.ID)
 			}
-			want := map[string]any{"code": float64(tt.code), "data": map[string]any{"taskId": tt.id}}
+			data := map[string]any{"taskId": tt.id}
+			for k, v := range tt.data {
+				data[k] = v
+			}
+			want := map[string]any{"code": float64(tt.code), "data": data}
 			have := map[string]any{"code": float64(got.Error.Code), "data": got.Error.Data}
 			if diff := cmp.Diff(want, have); diff != "" {
 				t.Errorf("error (-want +got):\n%s", diff)
@@ -189,5 +200,38 @@ func TestResultStreamFailed(t *testing.T) {
 		}
 	default:
 		t.Errorf("HTTP %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestTaskResponsesCarryResult checks that the task which task.update and
+// a repeated task.create answer with has its result as a task.list row
+// has it: whole up to the list limit, left out and flagged above it.
+func TestTaskResponsesCarryResult(t *testing.T) {
+	t.Parallel()
+	large := `"` + strings.Repeat("x", taskwire.ListResultLimit) + `"`
+	for _, result := range []string{`{"a":[1,2]}`, large} {
+		t.Run(strconv.Itoa(len(result)), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			register(t, b, "w1")
+			task := createTask(t, b, params{"idempotencyKey": "k1"})
+			claimOne(t, b, "w1")
+			completeRaw(t, b, task.ID, "w1", []byte(result))
+			for name, got := range map[string]*taskwire.Task{
+				"task.update": call[*taskwire.Task](t, b, taskwire.MethodTaskUpdate,
+					params{"id": task.ID, "updates": params{"priority": 7}}),
+				"repeated task.create": createTask(t, b, params{"idempotencyKey": "k1"}),
+			} {
+				truncated := len(result) > taskwire.ListResultLimit
+				wantResult := json.RawMessage(result)
+				if truncated {
+					wantResult = nil
+				}
+				if !jsonSame(got.Result, wantResult) || got.ResultTruncated != truncated || got.ResultSize != int64(len(result)) {
+					t.Errorf("%s: result %.40q, truncated %v, size %d; want %.40q, %v, %d", name,
+						got.Result, got.ResultTruncated, got.ResultSize, wantResult, truncated, len(result))
+				}
+			}
+		})
 	}
 }

@@ -47,18 +47,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	rc, size, err := s.svc.Store().OpenResult(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeInvalidParams,
-			Message: "Task not found: " + id, Data: map[string]any{"taskId": id}})
-		return
-	case errors.Is(err, store.ErrNoResult):
-		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeConflict,
-			Message: "Task has no result yet: " + id, Data: map[string]any{"taskId": id}})
-		return
-	case err != nil:
-		s.log.Error("open result", "task", id, "err", err)
-		writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))
+	if err != nil {
+		if errors.Is(err, store.ErrNoResult) {
+			err = s.noResult(w, r, id)
+		}
+		if err != nil {
+			s.resultError(w, id, err)
+		}
 		return
 	}
 	defer rc.Close()
@@ -74,6 +69,36 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, rc); err != nil {
 		s.log.Warn("stream result", "task", id, "err", err)
 	}
+}
+
+// noResult answers for task id, which has no result yet, the -32003 of a
+// task whose state does not allow the call (data {taskId, status,
+// assignedTo}) with 404; it returns the error of reading the task instead.
+func (s *Server) noResult(w http.ResponseWriter, r *http.Request, id string) error {
+	t, err := s.svc.Store().GetTask(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	var assignedTo *string
+	if t.AssignedTo != "" {
+		assignedTo = &t.AssignedTo
+	}
+	writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeConflict,
+		Message: "Task has no result yet: " + id,
+		Data:    map[string]any{"taskId": id, "status": t.Status, "assignedTo": assignedTo}})
+	return nil
+}
+
+// resultError answers err of reading task id's result: 404 with the error
+// of task.get for a task that does not exist, else 500.
+func (s *Server) resultError(w http.ResponseWriter, id string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeInvalidParams,
+			Message: "Task not found: " + id, Data: map[string]any{"taskId": id}})
+		return
+	}
+	s.log.Error("open result", "task", id, "err", err)
+	writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -57,7 +58,8 @@ func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*ta
 		UpdatedAt:   now,
 	}
 	switch {
-	case p.RunAt != nil:
+	case p.RunAt != nil && p.RunAt.After(now):
+		// A runAt in the past is ready now, as a task without one.
 		t.RunAt = p.RunAt.UTC().Truncate(time.Millisecond)
 	case p.DelayMs != nil:
 		t.RunAt = now.Add(time.Duration(*p.DelayMs) * time.Millisecond)
@@ -71,8 +73,9 @@ func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*ta
 	}
 	if created {
 		s.ready.notifyAt(task.RunAt.Sub(now))
+		return task, nil
 	}
-	return task, nil
+	return s.withResult(ctx, task), nil
 }
 
 // GetTask implements task.get.
@@ -130,7 +133,32 @@ func (s *Service) UpdateTask(ctx context.Context, p *taskwire.UpdateParams) (*ta
 	if task.Status == taskwire.StatusPending {
 		s.ready.notify()
 	}
-	return task, nil
+	return s.withResult(ctx, task), nil
+}
+
+// withResult gives a task that the store returned without its result the
+// result as a task.list row has it: whole up to taskwire.ListResultLimit
+// bytes, else left out and flagged (resultTruncated), as it is also when it
+// cannot be read back (a re-run or deletion in between).
+func (s *Service) withResult(ctx context.Context, t *taskwire.Task) *taskwire.Task {
+	if t.Result != nil || t.ResultSize == 0 {
+		return t
+	}
+	t.ResultTruncated = true
+	if t.ResultSize > taskwire.ListResultLimit {
+		return t
+	}
+	rc, size, err := s.store.OpenResult(ctx, t.ID)
+	if err != nil {
+		return t
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, taskwire.ListResultLimit+1))
+	if err != nil || size != t.ResultSize || int64(len(b)) != size {
+		return t
+	}
+	t.Result, t.ResultTruncated = b, false
+	return t
 }
 
 // AssignTask implements task.assign.

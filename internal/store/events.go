@@ -109,11 +109,15 @@ const (
 	RequeueUpdate        = "status set to pending"
 )
 
-// TaskRequeuedEvent: payload {taskId, previousWorker, attempt, reason},
-// metadata {requeuedBy}.
+// TaskRequeuedEvent: payload {taskId, previousWorker (null when none),
+// attempt, reason}, metadata {requeuedBy}.
 func TaskRequeuedEvent(taskID, previousWorker string, attempt int, reason, by string, now time.Time) taskwire.Event {
+	var prev any
+	if previousWorker != "" {
+		prev = previousWorker
+	}
 	return event(taskwire.EventTaskRequeued, taskID, now,
-		map[string]any{"taskId": taskID, "previousWorker": previousWorker, "attempt": attempt, "reason": reason},
+		map[string]any{"taskId": taskID, "previousWorker": prev, "attempt": attempt, "reason": reason},
 		map[string]any{"requeuedBy": by})
 }
 

@@ -42,3 +42,18 @@ func TestEventStructsMatchMaps(t *testing.T) {
 		}
 	}
 }
+
+// A requeue of a task that no worker held names no previous worker: null,
+// as task.unassigned writes an empty previous assignment.
+func TestTaskRequeuedEventWithoutWorker(t *testing.T) {
+	now := time.Date(2025, 1, 19, 12, 45, 0, 0, time.UTC)
+	for worker, want := range map[string]any{"": nil, "w1": "w1"} {
+		var p map[string]any
+		if err := json.Unmarshal(TaskRequeuedEvent("t-1", worker, 1, RequeueUpdate, "ops", now).Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := p["previousWorker"]; !ok || got != want {
+			t.Errorf("previous worker %q: previousWorker %v (present %v), want %v", worker, got, ok, want)
+		}
+	}
+}

@@ -72,9 +72,10 @@ type Store interface {
 	CompleteTask(ctx context.Context, p CompleteTaskParams) (*taskwire.Task, error)
 
 	// AssignTask reserves a pending task for a registered worker (event
-	// task.assigned). Assigning it again to the same worker changes
-	// nothing; a task that is not pending, or is reserved for another
-	// worker, is a *ConflictError.
+	// task.assigned); a worker that is unknown or offline is a
+	// *WorkerNotFoundError, as for a claim. Assigning it again to the same
+	// worker changes nothing; a task that is not pending, or is reserved
+	// for another worker, is a *ConflictError.
 	AssignTask(ctx context.Context, p AssignTaskParams) (*taskwire.Task, error)
 
 	// UnassignTask clears a task's assignment; an in_progress task goes

@@ -83,7 +83,8 @@ func Unsubscribe(ctx context.Context, p *taskwire.UnsubscribeParams) (*taskwire.
 	if !s.c.unsubscribe(p.Subscription) {
 		return nil, &taskwire.Error{Code: taskwire.CodeInvalidParams,
 			Message: "Subscription not found: " + p.Subscription,
-			Data:    map[string]any{"subscription": p.Subscription}}
+			Data: map[string]any{"validation": "subscription: no subscription " + p.Subscription + " on this connection",
+				"subscription": p.Subscription}}
 	}
 	return &taskwire.UnsubscribeResult{Unsubscribed: true}, nil
 }
@@ -134,7 +135,8 @@ func subscribeError(p *taskwire.SubscribeParams, err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return &taskwire.Error{Code: taskwire.CodeInvalidParams,
 			Message: "Unknown event id: " + p.AfterEventID,
-			Data:    map[string]any{"afterEventId": p.AfterEventID}}
+			Data: map[string]any{"validation": "afterEventId: unknown event id " + p.AfterEventID,
+				"afterEventId": p.AfterEventID}}
 	case errors.Is(err, events.ErrHubClosed):
 		return &taskwire.Error{Code: taskwire.CodeUnavailable, Message: "Event stream unavailable: server shutting down",
 			Data: map[string]any{"backend": "events", "retryAfterMs": 1000}}

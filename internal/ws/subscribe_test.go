@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -62,6 +63,19 @@ func TestSubscribeFilters(t *testing.T) {
 	// Unsubscribing twice, or an unknown id, is -32602.
 	if e := cl.callErr(taskwire.MethodEventsUnsubscribe, map[string]any{"subscription": all}); e.Code != taskwire.CodeInvalidParams || e.Message != "Subscription not found: "+all {
 		t.Errorf("second unsubscribe: %v", e)
+	} else {
+		wantValidation(t, "second unsubscribe", e, "subscription")
+	}
+}
+
+// wantValidation checks that e's data has the validation text of every
+// -32602 (SPEC section 2), naming the first of fields when given.
+func wantValidation(tb testing.TB, name string, e *taskwire.Error, fields ...string) {
+	tb.Helper()
+	data, _ := e.Data.(map[string]any)
+	v, _ := data["validation"].(string)
+	if v == "" || len(fields) > 0 && !strings.HasPrefix(v, fields[0]+": ") {
+		tb.Errorf("%s: data %v, want a validation naming %v", name, e.Data, fields)
 	}
 }
 
@@ -86,6 +100,11 @@ func TestSubscribeValidation(t *testing.T) {
 		e := cl.callErr(taskwire.MethodEventsSubscribe, tc.params)
 		if e.Code != taskwire.CodeInvalidParams || e.Message[:min(len(tc.msg), len(e.Message))] != tc.msg {
 			t.Errorf("%s: %v, want -32602 %q", tc.name, e, tc.msg)
+		}
+		if _, ok := tc.params["afterEventId"]; ok {
+			wantValidation(t, tc.name, e, "afterEventId")
+		} else {
+			wantValidation(t, tc.name, e)
 		}
 	}
 	if n := b.srv.Hub().Subscribers(); n != 0 {

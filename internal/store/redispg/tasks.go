@@ -339,7 +339,7 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 		if err != nil {
 			return err
 		}
-		if w == nil {
+		if w == nil || w.Status != taskwire.WorkerOnline {
 			return &store.WorkerNotFoundError{ID: p.WorkerID}
 		}
 		again, err := store.CheckAssign(before.Task, p.WorkerID)

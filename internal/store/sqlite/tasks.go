@@ -183,8 +183,12 @@ func (s *Store) AssignTask(ctx context.Context, p store.AssignTaskParams) (*task
 		if err != nil {
 			return err
 		}
-		if _, err := getWorker(tx, p.WorkerID); err != nil {
+		w, err := getWorker(tx, p.WorkerID)
+		if err != nil {
 			return err
+		}
+		if w.Status != taskwire.WorkerOnline {
+			return &store.WorkerNotFoundError{ID: p.WorkerID}
 		}
 		again, err := store.CheckAssign(r.Task, p.WorkerID)
 		if err != nil {

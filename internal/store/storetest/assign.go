@@ -49,6 +49,21 @@ func testAssign(t *testing.T, newStore newStoreFunc) {
 		s.wantStored(tk)
 	})
 
+	// An offline worker cannot take a reservation, as it cannot claim:
+	// nothing would release it, since its reservations were released when
+	// it went offline.
+	t.Run("OfflineWorker", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		tk := newTask(1)
+		s.create(tk)
+		s.register("w1")
+		s.wantSweep(t0.Add(timeout), timeout, store.SweepResult{WorkersOffline: 1})
+		_, err := s.st.AssignTask(s.ctx, store.AssignTaskParams{TaskID: tk.ID, WorkerID: "w1", Now: t0.Add(timeout + time.Second)})
+		wantWorkerNotFound(t, err, "w1")
+		s.wantStored(tk)
+	})
+
 	t.Run("UnknownTask", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t, newStore)
