@@ -136,19 +136,24 @@ func (s *Store) listen(ctx context.Context, sub *redis.PubSub) {
 
 // noted records that events up to seq were appended, and that a task may
 // have become ready. The events signal fires for events this process has
-// not signalled yet: the scripts' own messages arrive after the call that
-// ran them fired it already. A seq far below the last one means the
-// counter started over (Redis lost its data): it fires then too.
+// not signalled yet: a script's own message reaches the listener before
+// or after the call that ran the script notes its reply, and the later of
+// the two finds them signalled. A seq far below the last one means the
+// counter started over (Redis lost its data): it fires then too. It fires
+// under seqMu, so that no caller returns before the signal fired for seq:
+// else the call that ran a script could return while the listener's fire
+// for its events was still to come, a fire that would wake a waiter that
+// came after them.
 func (s *Store) noted(seq int64, ready bool) {
 	s.seqMu.Lock()
-	fresh := seq > s.lastSeq || seq < s.lastSeq-seqWindow
-	if fresh {
+	if seq > s.lastSeq || seq < s.lastSeq-seqWindow {
 		s.lastSeq = seq
-	}
-	s.seqMu.Unlock()
-	if fresh {
+		if s.firing != nil {
+			s.firing()
+		}
 		s.events.Fire()
 	}
+	s.seqMu.Unlock()
 	if ready {
 		s.ready.Fire()
 	}

@@ -94,9 +94,13 @@ type Store struct {
 	// task hashes in shared pipelines.
 	applier *gatherer[*applyReq]
 	reader  *gatherer[*readReq]
-	// seqMu guards lastSeq, the last event id the events signal fired for.
+	// seqMu guards lastSeq, the last event id the events signal fired for,
+	// and is held while it fires (see noted).
 	seqMu   sync.Mutex
 	lastSeq int64
+	// firing, when set (by tests), runs in noted right before the events
+	// signal fires.
+	firing func()
 
 	sub  *redis.PubSub
 	stop context.CancelFunc
