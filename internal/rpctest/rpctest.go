@@ -69,9 +69,15 @@ type Call struct {
 // Batch sends calls as one JSON-RPC batch and returns the responses in the
 // order of calls.
 func (c *Client) Batch(ctx context.Context, calls []Call) ([]Response, error) {
-	reqs := make([]map[string]any, len(calls))
+	type request struct {
+		JSONRPC string `json:"jsonrpc"`
+		ID      int    `json:"id"`
+		Method  string `json:"method"`
+		Params  any    `json:"params"`
+	}
+	reqs := make([]request, len(calls))
 	for i, call := range calls {
-		reqs[i] = map[string]any{"jsonrpc": "2.0", "id": i, "method": call.Method, "params": call.Params}
+		reqs[i] = request{JSONRPC: "2.0", ID: i, Method: call.Method, Params: call.Params}
 	}
 	body, err := json.Marshal(reqs)
 	if err != nil {
