@@ -72,6 +72,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		_, err = conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL") // see walSyncer
 	}
+	// The file SQLite opened, symbolic links resolved: its WAL is beside it.
+	var file string
+	if err == nil {
+		err = conn.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file)
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -95,7 +100,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w := newWriter(context.WithoutCancel(ctx), wdb, conn, path, opts.MaxBatch)
+	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
 	go w.run()
 	return &Store{w: w, read: read, ckpt: ckpt}, nil
 }
@@ -136,10 +141,14 @@ func dsn(path string, readOnly bool) string {
 	return path + "?" + q.Encode()
 }
 
-// Ping reports whether the database answers and the Store is open.
+// Ping reports whether the database answers, the Store is open and no
+// sync of its WAL has failed.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.w.isClosed() {
 		return errClosed
+	}
+	if err := s.w.sync.failure(); err != nil {
+		return err
 	}
 	var one int
 	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskwire/taskwire/internal/store"
@@ -29,6 +30,12 @@ type walSyncer struct {
 	flush func(*os.File) error
 	queue chan committed
 	done  chan struct{}
+	// failed is the first failed sync, after which nothing is answered
+	// success again: Linux reports a failed writeback once and then marks
+	// the pages clean, so a later fsync can succeed while the frames of
+	// an earlier commit, which later ones follow in the WAL, never reached
+	// the disk. Only reopening the store (WAL recovery) clears it.
+	failed atomic.Pointer[store.UnavailableError]
 }
 
 // committed is a batch the writer has finished, waiting for its answers.
@@ -44,6 +51,8 @@ type committed struct {
 // the writer waits too.
 const syncerQueue = 64
 
+// newWALSyncer returns a syncer of the WAL of the database file at dbPath,
+// the path SQLite resolved (symbolic links followed); run starts it.
 func newWALSyncer(dbPath string) *walSyncer {
 	return &walSyncer{path: dbPath + "-wal", flush: fdatasync, queue: make(chan committed, syncerQueue), done: make(chan struct{})}
 }
@@ -67,8 +76,8 @@ func (s *walSyncer) run() {
 				break drain
 			}
 		}
-		var err error
-		if slices.ContainsFunc(pending, func(c committed) bool { return c.durable }) {
+		err := s.failure()
+		if err == nil && slices.ContainsFunc(pending, func(c committed) bool { return c.durable }) {
 			err = s.sync()
 		}
 		for _, c := range pending {
@@ -92,15 +101,25 @@ func (c committed) answer(syncErr error) {
 
 // sync flushes the WAL file to disk. It reopens the file when SQLite has
 // replaced it, so that it never flushes a file SQLite no longer writes. A
-// failure is unavailability: the changes are committed but may not be on
-// disk.
+// failure is unavailability, for good (see failed): the changes are
+// committed but may not be on disk.
 func (s *walSyncer) sync() error {
 	err := s.open()
 	if err == nil {
 		err = s.flush(s.f)
 	}
 	if err != nil {
-		return &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second, Err: fmt.Errorf("sync WAL: %w", err)}
+		s.failed.Store(&store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second,
+			Err: fmt.Errorf("sync WAL (restart taskwire to recover): %w", err)})
+		return s.failure()
+	}
+	return nil
+}
+
+// failure returns the error of the first failed sync, or nil.
+func (s *walSyncer) failure() error {
+	if e := s.failed.Load(); e != nil {
+		return e
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,18 +60,63 @@ func TestAnsweredAfterWALSync(t *testing.T) {
 	}
 }
 
-// A failed fsync answers the ops of its batches as unavailable: their
-// changes are committed but may not be on disk.
-func TestWALSyncFailureUnavailable(t *testing.T) {
+// A failed fsync answers the ops of its batch as unavailable, and every
+// write after it, even once an fsync would succeed again: the failed
+// commit's frames may be missing from the disk, and later commits follow
+// them in the WAL. Ping reports it, so the server is no longer ready.
+func TestWALSyncFailureSticks(t *testing.T) {
 	t.Parallel()
 	s := open(t, Options{})
 	errDisk := errors.New("disk gone")
-	s.w.sync.flush = func(*os.File) error { return errDisk }
+	var flushes atomic.Int32
+	s.w.sync.flush = func(f *os.File) error {
+		if flushes.Add(1) == 1 {
+			return errDisk // the first flush fails, later ones would not
+		}
+		return fdatasync(f)
+	}
+	wantUnavailable := func(what string, err error) {
+		t.Helper()
+		var unavailable *store.UnavailableError
+		if !errors.As(err, &unavailable) || !errors.Is(err, errDisk) {
+			t.Errorf("%s after a failed fsync: err = %v, want unavailable wrapping %v", what, err, errDisk)
+		}
+	}
 	tk := task(1)
 	_, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: tk.CreatedAt})
-	var unavailable *store.UnavailableError
-	if !errors.As(err, &unavailable) || !errors.Is(err, errDisk) {
-		t.Fatalf("create with a failing fsync: err = %v, want unavailable wrapping %v", err, errDisk)
+	wantUnavailable("create", err)
+	tk = task(2)
+	_, _, err = s.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: tk.CreatedAt})
+	wantUnavailable("next create", err)
+	wantUnavailable("ping", s.Ping(t.Context()))
+}
+
+// The syncer flushes the WAL of the file SQLite opened: through a symbolic
+// link, that is the WAL beside the link's target.
+func TestWALSyncThroughSymlink(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "real", "taskwire.db")
+	if f, err := os.Create(target); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), link, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	create(t, s, task(1))
+	if s.w.sync.path != target+"-wal" {
+		t.Errorf("syncer flushes %s, want %s", s.w.sync.path, target+"-wal")
 	}
 }
 

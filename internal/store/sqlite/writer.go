@@ -81,6 +81,9 @@ func (w *writer) doRelaxed(ctx context.Context, fn func(tx *writeTx) error) erro
 }
 
 func (w *writer) submit(o *op) error {
+	if err := w.sync.failure(); err != nil {
+		return err
+	}
 	ctx := o.ctx
 	w.mu.RLock()
 	if w.closed {
@@ -102,8 +105,8 @@ func (w *writer) submit(o *op) error {
 	}
 }
 
-// run commits batches until the ops channel is closed and drained, and
-// the syncer has answered them all.
+// run commits batches until the ops channel is closed and drained, then
+// closes the syncer's queue (stop waits for the syncer).
 func (w *writer) run() {
 	defer close(w.stopped)
 	go w.sync.run()
