@@ -30,6 +30,8 @@ type walSyncer struct {
 	flush func(*os.File) error
 	queue chan committed
 	done  chan struct{}
+	// waiting counts the batches sent and not yet answered.
+	waiting atomic.Int64
 	// failed is the first failed sync, after which nothing is answered
 	// success again: Linux reports a failed writeback once and then marks
 	// the pages clean, so a later fsync can succeed while the frames of
@@ -83,9 +85,20 @@ func (s *walSyncer) run() {
 		for _, c := range pending {
 			c.answer(err)
 		}
+		s.waiting.Add(-int64(len(pending)))
 		clear(pending)
 	}
 }
+
+// send queues c for its answers (the writer's side).
+func (s *walSyncer) send(c committed) {
+	s.waiting.Add(1)
+	s.queue <- c
+}
+
+// idle reports whether every batch sent has been answered, so that a batch
+// needing no fsync may be answered at once (the writer's side).
+func (s *walSyncer) idle() bool { return s.waiting.Load() == 0 }
 
 // answer sends each op its outcome; syncErr, when not nil, replaces the
 // success of every op, whose change may then not be on disk.

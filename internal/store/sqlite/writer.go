@@ -162,7 +162,15 @@ func (w *writer) commit(batch []*op) {
 	for i, o := range batch {
 		durable = durable || (errs[i] == nil && !o.relaxed)
 	}
-	w.sync.queue <- committed{ops: slices.Clone(batch), errs: errs, durable: durable}
+	c := committed{ops: batch, errs: errs, durable: durable}
+	if !durable && w.sync.idle() {
+		// Nothing committed before is waiting for its fsync: answering
+		// now saves the claims of a quiet moment a hand-off.
+		c.answer(w.sync.failure())
+		return
+	}
+	c.ops = slices.Clone(batch)
+	w.sync.send(c)
 }
 
 // runBatch begins the transaction and runs each op in a savepoint, setting
