@@ -36,7 +36,11 @@ func (t *writeTx) flushEvents() error {
 		}
 		query := "INSERT INTO events (type, task_id, payload, metadata, ts) VALUES (?, ?, ?, ?, ?)" +
 			strings.Repeat(", (?, ?, ?, ?, ?)", n-1)
-		if _, err := t.exec(query, args...); err != nil {
+		res, err := t.exec(query, args...)
+		if err != nil {
+			return fmt.Errorf("append %d events: %w", n, err)
+		}
+		if t.lastEvent, err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("append %d events: %w", n, err)
 		}
 		evs = evs[n:]
@@ -62,15 +66,8 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 	}
 	var evs []taskwire.Event
 	err := s.view(ctx, func(tx *readTx) error {
-		if from > 0 {
-			var issued int64
-			err := tx.queryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&issued)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if from > issued {
-				return fmt.Errorf("event id %s was never issued: %w", after, store.ErrNotFound)
-			}
+		if from > s.w.lastEvent.Load() {
+			return fmt.Errorf("event id %s was never issued: %w", after, store.ErrNotFound)
 		}
 		var err error
 		evs, err = tx.events("SELECT "+eventColumns+" FROM events WHERE seq > ? ORDER BY seq LIMIT ?", from, limit)
@@ -83,24 +80,24 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 }
 
 // LastEventID returns the ID of the newest event appended, "" when none
-// ever was, from a read connection: the event hub moves its cursor there
-// while nobody subscribes, instead of reading every event.
-func (s *Store) LastEventID(ctx context.Context) (string, error) {
-	var issued int64
-	err := s.view(ctx, func(tx *readTx) error {
-		err := tx.queryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&issued)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("last event id: %w", err)
+// ever was, as the writer last committed it: the event hub moves its
+// cursor there while nobody subscribes, instead of reading every event.
+func (s *Store) LastEventID(context.Context) (string, error) {
+	if issued := s.w.lastEvent.Load(); issued > 0 {
+		return strconv.FormatInt(issued, 10), nil
 	}
-	if issued == 0 {
-		return "", nil
+	return "", nil
+}
+
+// lastEventSeq reads the seq of the newest event ever appended, 0 when none
+// was.
+func lastEventSeq(ctx context.Context, conn *sql.Conn) (int64, error) {
+	var seq int64
+	err := conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
 	}
-	return strconv.FormatInt(issued, 10), nil
+	return seq, err
 }
 
 // TaskEvents returns the oldest limit events of task taskID, oldest

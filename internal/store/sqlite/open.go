@@ -77,6 +77,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		err = conn.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file)
 	}
+	var lastEvent int64
+	if err == nil {
+		lastEvent, err = lastEventSeq(ctx, conn)
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -101,6 +105,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
+	w.lastEvent.Store(lastEvent)
 	go w.run()
 	return &Store{w: w, read: read, ckpt: ckpt}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -43,7 +44,9 @@ type writer struct {
 	max  int
 	// changed fires after each commit that appended events.
 	changed *store.Signal
-	sync    *walSyncer
+	// lastEvent is the seq of the newest event committed.
+	lastEvent atomic.Int64
+	sync      *walSyncer
 
 	mu      sync.RWMutex // held for reading while sending on ops
 	closed  bool
@@ -148,6 +151,7 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	if err == nil && len(w.tx.events) > 0 {
+		w.lastEvent.Store(w.tx.lastEvent)
 		w.changed.Fire()
 	}
 	if err != nil {
@@ -245,6 +249,8 @@ type writeTx struct {
 	// events are the events appended by the batch's ops that have not
 	// failed, in order, waiting for flushEvents.
 	events []taskwire.Event
+	// lastEvent is the seq flushEvents gave the last of them.
+	lastEvent int64
 	// touches are the signs of life of workers the same ops recorded,
 	// waiting for flushTouches.
 	touches []touch
