@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -65,19 +66,7 @@ func (s *walSyncer) run() {
 	defer close(s.done)
 	var pending []committed
 	for c := range s.queue {
-		pending = append(pending[:0], c)
-	drain:
-		for {
-			select {
-			case c, ok := <-s.queue:
-				if !ok {
-					break drain
-				}
-				pending = append(pending, c)
-			default:
-				break drain
-			}
-		}
+		pending = appendReady(append(pending[:0], c), s.queue, math.MaxInt)
 		err := s.failure()
 		if err == nil && slices.ContainsFunc(pending, func(c committed) bool { return c.durable }) {
 			err = s.sync()

@@ -120,21 +120,27 @@ func (w *writer) run() {
 		// Let the callers the last commit woke submit their next op
 		// before the batch is cut: it keeps batches full under load.
 		runtime.Gosched()
-	drain:
-		for len(batch) < w.max {
-			select {
-			case o, ok := <-w.ops:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
+		batch = appendReady(batch, w.ops, w.max)
 		w.commit(batch)
 		clear(batch)
 	}
+}
+
+// appendReady appends to buf the values ch holds at once, without waiting,
+// until buf has limit values.
+func appendReady[T any](buf []T, ch <-chan T, limit int) []T {
+	for len(buf) < limit {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return buf
+			}
+			buf = append(buf, v)
+		default:
+			return buf
+		}
+	}
+	return buf
 }
 
 // commit runs batch in one transaction and hands it to the syncer, which
