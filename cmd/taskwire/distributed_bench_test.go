@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -63,41 +62,15 @@ func benchRoundTrips(b *testing.B, clients []*rpctest.Client, batch int) {
 				if n <= 0 {
 					return
 				}
-				benchRoundTrip(b, cl, worker, n)
+				if err := cl.RoundTrip(context.Background(), worker, n); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
-}
-
-// benchRoundTrip creates n tasks, claims n tasks (10 per claim) and
-// completes them, each phase in one batch.
-func benchRoundTrip(b *testing.B, cl *rpctest.Client, worker string, n int) {
-	calls := make([]rpctest.Call, n)
-	for i := range calls {
-		calls[i] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: map[string]any{"text": "bench"}}
-	}
-	benchSend(b, cl, calls)
-	claims := make([]rpctest.Call, (n+9)/10)
-	for i := range claims {
-		claims[i] = rpctest.Call{Method: taskwire.MethodTaskClaim,
-			Params: map[string]any{"workerId": worker, "maxTasks": min(10, n-10*i)}}
-	}
-	var completes []rpctest.Call
-	for _, r := range benchSend(b, cl, claims) {
-		var res taskwire.ClaimResult
-		if err := json.Unmarshal(r.Result, &res); err != nil {
-			b.Fatal(err)
-		}
-		for _, t := range res.Tasks {
-			completes = append(completes, rpctest.Call{Method: taskwire.MethodTaskComplete,
-				Params: map[string]any{"id": t.ID, "workerId": worker, "result": map[string]int{"n": len(completes)}}})
-		}
-	}
-	if len(completes) > 0 {
-		benchSend(b, cl, completes)
-	}
 }
 
 // benchSend sends calls as one batch and fails on any error.

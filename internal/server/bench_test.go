@@ -40,67 +40,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 						if n <= 0 {
 							return
 						}
-						roundTrip(b, bd.cl, worker, n)
+						if err := bd.cl.RoundTrip(context.Background(), worker, n); err != nil {
+							b.Error(err)
+							return
+						}
 					}
 				}(fmt.Sprintf("bw%d", w))
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
 		})
-	}
-}
-
-// roundTrip creates n tasks, claims n tasks and completes them, each phase
-// in one batch (a single request when n is 1). Params are structs and only
-// the claimed ids are decoded, to keep the load generator's share of the
-// CPU small.
-func roundTrip(b *testing.B, cl *rpctest.Client, worker string, n int) {
-	type (
-		createParams struct {
-			Text string `json:"text"`
-		}
-		claimParams struct {
-			WorkerID string `json:"workerId"`
-			MaxTasks int    `json:"maxTasks"`
-		}
-		completeParams struct {
-			ID       string         `json:"id"`
-			WorkerID string         `json:"workerId"`
-			Result   map[string]int `json:"result"`
-		}
-		claimed struct {
-			Tasks []struct {
-				ID string `json:"id"`
-			} `json:"tasks"`
-		}
-	)
-	calls := make([]rpctest.Call, n)
-	for i := range calls {
-		calls[i] = rpctest.Call{Method: taskwire.MethodTaskCreate, Params: createParams{Text: "bench"}}
-	}
-	mustSend(b, cl, calls)
-	claims := make([]rpctest.Call, (n+9)/10)
-	for i := range claims {
-		claims[i] = rpctest.Call{Method: taskwire.MethodTaskClaim,
-			Params: claimParams{WorkerID: worker, MaxTasks: min(10, n-10*i)}}
-	}
-	var ids []string
-	for _, r := range mustSend(b, cl, claims) {
-		var res claimed
-		if err := unmarshal(r.Result, &res); err != nil {
-			b.Fatal(err)
-		}
-		for _, t := range res.Tasks {
-			ids = append(ids, t.ID)
-		}
-	}
-	completes := make([]rpctest.Call, len(ids))
-	for i, id := range ids {
-		completes[i] = rpctest.Call{Method: taskwire.MethodTaskComplete,
-			Params: completeParams{ID: id, WorkerID: worker, Result: map[string]int{"n": i}}}
-	}
-	if len(completes) > 0 {
-		mustSend(b, cl, completes)
 	}
 }
 
@@ -199,22 +148,9 @@ func mustCall(tb testing.TB, cl *rpctest.Client, method string, params any) {
 // there is one call, and fails on any error.
 func mustSend(tb testing.TB, cl *rpctest.Client, calls []rpctest.Call) []rpctest.Response {
 	tb.Helper()
-	if len(calls) == 1 {
-		var r rpctest.Response
-		err := cl.Call(context.Background(), calls[0].Method, calls[0].Params, &r.Result)
-		if err != nil {
-			tb.Fatalf("%s: %v", calls[0].Method, err)
-		}
-		return []rpctest.Response{r}
-	}
-	resps, err := cl.Batch(context.Background(), calls)
+	resps, err := cl.Send(context.Background(), calls)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	for _, r := range resps {
-		if r.Error != nil {
-			tb.Fatalf("batch call: %v", r.Error)
-		}
 	}
 	return resps
 }
