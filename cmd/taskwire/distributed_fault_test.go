@@ -191,7 +191,8 @@ func TestDistributedProcessKilled(t *testing.T) {
 // TestDistributedResultBackendDown: GET /v1/tasks/{id}/result of a
 // completed task while PostgreSQL, then Redis, is cut off answers HTTP 503
 // with the -32001 of that backend and its retryAfterMs, before any byte of
-// the result: never a 200 whose body stops short, never -32603.
+// the result: never a 200 whose body stops short, never -32603. So does
+// GET /v1/tasks/{id}/events while Redis, which holds the events, is.
 func TestDistributedResultBackendDown(t *testing.T) {
 	t.Parallel()
 	env := newDistEnv(t)
@@ -219,17 +220,18 @@ func TestDistributedResultBackendDown(t *testing.T) {
 		}
 	}
 	pgProxy.down()
-	expectResultUnavailable(t, srv.URL, created.ID, "postgres")
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/result", "postgres")
 	pgProxy.up()
 	redisProxy.down()
-	expectResultUnavailable(t, srv.URL, created.ID, "redis")
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/result", "redis")
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/events", "redis")
 }
 
-// expectResultUnavailable checks that GET /v1/tasks/{id}/result answers
-// 503 with the -32001 of backend.
-func expectResultUnavailable(t *testing.T, base, id, backend string) {
+// expectUnavailable checks that a GET of url answers 503 with the -32001
+// of backend.
+func expectUnavailable(t *testing.T, url, backend string) {
 	t.Helper()
-	resp, err := http.Get(base + "/v1/tasks/" + id + "/result")
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,11 +242,11 @@ func expectResultUnavailable(t *testing.T, base, id, backend string) {
 	}
 	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &got) != nil ||
 		got.Error.Code != taskwire.CodeUnavailable {
-		t.Fatalf("result with %s cut off: HTTP %d, %d bytes (read: %v) %.200s; want 503 and -32001",
-			backend, resp.StatusCode, len(body), err, body)
+		t.Fatalf("GET %s with %s cut off: HTTP %d, %d bytes (read: %v) %.200s; want 503 and -32001",
+			url, backend, resp.StatusCode, len(body), err, body)
 	}
 	data, _ := got.Error.Data.(map[string]any)
 	if data["backend"] != backend || data["retryAfterMs"] == nil {
-		t.Errorf("result with %s cut off: data %v, want {backend: %s, retryAfterMs}", backend, got.Error.Data, backend)
+		t.Errorf("GET %s with %s cut off: data %v, want {backend: %s, retryAfterMs}", url, backend, got.Error.Data, backend)
 	}
 }
