@@ -191,8 +191,9 @@ func TestDistributedProcessKilled(t *testing.T) {
 // TestDistributedResultBackendDown: GET /v1/tasks/{id}/result of a
 // completed task while PostgreSQL, then Redis, is cut off answers HTTP 503
 // with the -32001 of that backend and its retryAfterMs, before any byte of
-// the result: never a 200 whose body stops short, never -32603. So does
-// GET /v1/tasks/{id}/events while Redis, which holds the events, is.
+// the result: never a 200 whose body stops short, never -32603. So do
+// GET /v1/tasks/{id}/events and GET /events resuming from an id while
+// Redis, which holds the events, is.
 func TestDistributedResultBackendDown(t *testing.T) {
 	t.Parallel()
 	env := newDistEnv(t)
@@ -225,6 +226,7 @@ func TestDistributedResultBackendDown(t *testing.T) {
 	redisProxy.down()
 	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/result", "redis")
 	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/events", "redis")
+	expectUnavailable(t, srv.URL+"/events?lastEventId=1", "redis")
 }
 
 // expectUnavailable checks that a GET of url answers 503 with the -32001
