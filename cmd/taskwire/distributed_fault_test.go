@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,4 +186,69 @@ func TestDistributedProcessKilled(t *testing.T) {
 		t.Fatal(err) // task.list applies the outbox, the dead process's entries included
 	}
 	env.agree(t)
+}
+
+// TestDistributedResultBackendDown: GET /v1/tasks/{id}/result of a
+// completed task while PostgreSQL, then Redis, is cut off answers HTTP 503
+// with the -32001 of that backend and its retryAfterMs, before any byte of
+// the result: never a 200 whose body stops short, never -32603. So do
+// GET /v1/tasks/{id}/events and GET /events resuming from an id while
+// Redis, which holds the events, is.
+func TestDistributedResultBackendDown(t *testing.T) {
+	t.Parallel()
+	env := newDistEnv(t)
+	pgProxy := startPGProxy(t, "127.0.0.1:5432")
+	redisProxy := startPGProxy(t, env.addr)
+	pgURL := strings.Replace(env.pgURL, "127.0.0.1:5432", pgProxy.ln.Addr().String(), 1)
+	srv := env.start(t, pgURL, "--redis", strings.Replace(env.redisURL(), env.addr, redisProxy.ln.Addr().String(), 1))
+	cl := rpctest.New(srv.URL)
+	ctx := context.Background()
+	var created taskwire.Task
+	var claim taskwire.ClaimResult
+	for _, call := range []struct {
+		method string
+		params map[string]any
+		out    any
+	}{
+		{taskwire.MethodSystemRegister, map[string]any{"id": "w1"}, nil},
+		{taskwire.MethodTaskCreate, map[string]any{"text": "big result"}, &created},
+		{taskwire.MethodTaskClaim, map[string]any{"workerId": "w1"}, &claim},
+		{taskwire.MethodTaskComplete, map[string]any{"id": &created.ID, "workerId": "w1",
+			"result": strings.Repeat("x", 3<<20)}, nil},
+	} {
+		if err := cl.Call(ctx, call.method, call.params, call.out); err != nil {
+			t.Fatalf("%s: %v", call.method, err)
+		}
+	}
+	pgProxy.down()
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/result", "postgres")
+	pgProxy.up()
+	redisProxy.down()
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/result", "redis")
+	expectUnavailable(t, srv.URL+"/v1/tasks/"+created.ID+"/events", "redis")
+	expectUnavailable(t, srv.URL+"/events?lastEventId=1", "redis")
+}
+
+// expectUnavailable checks that a GET of url answers 503 with the -32001
+// of backend.
+func expectUnavailable(t *testing.T, url, backend string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	var got struct {
+		Error taskwire.Error `json:"error"`
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &got) != nil ||
+		got.Error.Code != taskwire.CodeUnavailable {
+		t.Fatalf("GET %s with %s cut off: HTTP %d, %d bytes (read: %v) %.200s; want 503 and -32001",
+			url, backend, resp.StatusCode, len(body), err, body)
+	}
+	data, _ := got.Error.Data.(map[string]any)
+	if data["backend"] != backend || data["retryAfterMs"] == nil {
+		t.Errorf("GET %s with %s cut off: data %v, want {backend: %s, retryAfterMs}", url, backend, got.Error.Data, backend)
+	}
 }

@@ -306,3 +306,53 @@ func TestDistributedRateLimitAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestDistributedMetricsRatesAcrossProcesses: system.metrics in either
+// process counts the claims and completions served by both: claims and
+// completions through one, read in the other, once that one has shared
+// them (at its next sweep).
+func TestDistributedMetricsRatesAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	env := newDistEnv(t)
+	a, b := env.start(t, ""), env.start(t, "")
+	ca, cb := rpctest.New(a.URL), rpctest.New(b.URL)
+	ctx := context.Background()
+	if err := ca.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": "w1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := ca.Call(ctx, taskwire.MethodTaskCreate, map[string]any{"text": fmt.Sprint("task ", i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var claim taskwire.ClaimResult
+	if err := ca.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "maxTasks": 4}, &claim); err != nil || len(claim.Tasks) != 4 {
+		t.Fatalf("claim: %d tasks, %v; want 4", len(claim.Tasks), err)
+	}
+	for _, tk := range claim.Tasks[:2] {
+		if err := ca.Call(ctx, taskwire.MethodTaskComplete, map[string]any{"id": tk.ID, "workerId": "w1", "attempt": tk.Attempt}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := [2]float64{4.0 / 60, 2.0 / 60}
+	var got [2]float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var m taskwire.MetricsResult
+		if err := cb.Call(ctx, taskwire.MethodSystemMetrics, map[string]any{}, &m); err != nil {
+			t.Fatal(err)
+		}
+		if got = [2]float64{m.ClaimRatePerSec, m.CompletionRatePerSec}; got == want {
+			break
+		}
+	}
+	if got != want {
+		t.Errorf("system.metrics of the other process: claim and completion rates %v, want %v", got, want)
+	}
+	var m taskwire.MetricsResult
+	if err := ca.Call(ctx, taskwire.MethodSystemMetrics, map[string]any{}, &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := [2]float64{m.ClaimRatePerSec, m.CompletionRatePerSec}; got != want {
+		t.Errorf("system.metrics of the serving process: claim and completion rates %v, want %v", got, want)
+	}
+}

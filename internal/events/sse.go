@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -179,7 +180,9 @@ func (h *sseHandler) refuse(w http.ResponseWriter, r *http.Request, after string
 				"type": unknown.Type, "types": taskwire.EventTypes}})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away while waiting.
-	case errors.Is(err, ErrHubClosed), errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, store.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, rpc.Unavailable(err))
+	case errors.Is(err, ErrHubClosed):
 		writeError(w, http.StatusServiceUnavailable, taskwire.Errorf(taskwire.CodeUnavailable, "Event stream unavailable"))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusBadRequest, &taskwire.Error{Code: taskwire.CodeInvalidParams,

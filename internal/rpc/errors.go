@@ -23,7 +23,6 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 		taskErr     *store.TaskNotFoundError
 		workerErr   *store.WorkerNotFoundError
 		conflictErr *store.ConflictError
-		unavailErr  *store.UnavailableError
 	)
 	switch {
 	case errors.As(err, &rpcErr):
@@ -45,10 +44,8 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 			Message: "Conflict: " + conflictErr.Reason,
 			Data: map[string]any{"taskId": conflictErr.TaskID,
 				"status": conflictErr.Status, "assignedTo": assignedTo}}
-	case errors.As(err, &unavailErr):
-		return unavailable(unavailErr.Backend, unavailErr.RetryAfter)
 	case errors.Is(err, store.ErrUnavailable):
-		return unavailable("", 0)
+		return Unavailable(err)
 	case errors.Is(err, store.ErrTooLarge):
 		// The store's only size limit is that of metadata merged by
 		// task.update.
@@ -56,6 +53,20 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 	}
 	log.Error("rpc: method failed", "method", method, "error", err)
 	return internalError()
+}
+
+// Unavailable returns the -32001 of err when err says a backend cannot
+// serve now (store.ErrUnavailable), else nil; HTTP endpoints other than
+// /rpc answer it with 503.
+func Unavailable(err error) *taskwire.Error {
+	var unavailErr *store.UnavailableError
+	switch {
+	case errors.As(err, &unavailErr):
+		return unavailable(unavailErr.Backend, unavailErr.RetryAfter)
+	case errors.Is(err, store.ErrUnavailable):
+		return unavailable("", 0)
+	}
+	return nil
 }
 
 // unavailable is the -32001 of a backend that cannot be reached.

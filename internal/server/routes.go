@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/store"
 	"github.com/taskwire/taskwire/internal/web"
 )
@@ -90,11 +91,16 @@ func (s *Server) noResult(w http.ResponseWriter, r *http.Request, id string) err
 }
 
 // resultError answers err of reading task id's result: 404 with the error
-// of task.get for a task that does not exist, else 500.
+// of task.get for a task that does not exist, 503 with -32001 for a
+// backend that cannot serve now, else 500.
 func (s *Server) resultError(w http.ResponseWriter, id string, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeInvalidParams,
 			Message: "Task not found: " + id, Data: map[string]any{"taskId": id}})
+		return
+	}
+	if e := rpc.Unavailable(err); e != nil {
+		writeError(w, http.StatusServiceUnavailable, e)
 		return
 	}
 	s.log.Error("open result", "task", id, "err", err)

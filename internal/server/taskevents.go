@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
 )
 
 // Bounds of ?limit= of GET /v1/tasks/{id}/events.
@@ -30,6 +31,10 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	evs, err := s.svc.Store().TaskEvents(r.Context(), id, limit)
+	if e := rpc.Unavailable(err); e != nil {
+		writeError(w, http.StatusServiceUnavailable, e)
+		return
+	}
 	if err != nil {
 		s.log.Error("task events", "task", id, "err", err)
 		writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))

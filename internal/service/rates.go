@@ -6,11 +6,13 @@ import (
 )
 
 // rates counts claims and completions per second over the last minute,
-// for system.metrics, and in total, for Prometheus.
+// for system.metrics, and in total, for Prometheus. unsharedClaimed and
+// unsharedCompleted are those not yet added to a store.RateSharer.
 type rates struct {
-	mu                   sync.Mutex
-	claimed, completed   window
-	claimedN, completedN uint64
+	mu                                 sync.Mutex
+	claimed, completed                 window
+	claimedN, completedN               uint64
+	unsharedClaimed, unsharedCompleted uint64
 }
 
 // window is a ring of per-second counts over the last 60 seconds.
@@ -47,6 +49,7 @@ func (r *rates) addClaimed(now time.Time, n int) {
 	defer r.mu.Unlock()
 	r.claimed.add(now, n)
 	r.claimedN += uint64(n)
+	r.unsharedClaimed += uint64(n)
 }
 
 func (r *rates) addCompleted(now time.Time) {
@@ -54,6 +57,24 @@ func (r *rates) addCompleted(now time.Time) {
 	defer r.mu.Unlock()
 	r.completed.add(now, 1)
 	r.completedN++
+	r.unsharedCompleted++
+}
+
+// takeUnshared returns the counts not yet shared and resets them.
+func (r *rates) takeUnshared() (claimed, completed uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	claimed, completed = r.unsharedClaimed, r.unsharedCompleted
+	r.unsharedClaimed, r.unsharedCompleted = 0, 0
+	return claimed, completed
+}
+
+// unshare gives back counts that could not be shared, for the next try.
+func (r *rates) unshare(claimed, completed uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unsharedClaimed += claimed
+	r.unsharedCompleted += completed
 }
 
 func (r *rates) perSecond(now time.Time) (claimed, completed float64) {

@@ -24,6 +24,9 @@ func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweep", "err", err)
 		}
+		if err := s.shareRates(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("share rates", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -53,4 +56,24 @@ func (s *Service) Sweep(ctx context.Context) (*store.SweepResult, error) {
 		s.ready.notifyAt(r.NextRunAt.Sub(now))
 	}
 	return r, nil
+}
+
+// shareRates adds the claims and completions this process served since
+// the last call to a store shared by several processes
+// (store.RateSharer), so that system.metrics in any of them counts them;
+// counts that fail to reach it are kept for the next call.
+func (s *Service) shareRates(ctx context.Context) error {
+	sharer, ok := s.store.(store.RateSharer)
+	if !ok {
+		return nil
+	}
+	claimed, completed := s.rates.takeUnshared()
+	if claimed == 0 && completed == 0 {
+		return nil
+	}
+	if err := sharer.AddRates(ctx, s.now(), claimed, completed); err != nil {
+		s.rates.unshare(claimed, completed)
+		return err
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -31,7 +32,8 @@ func (s *Service) Health(ctx context.Context, _ *taskwire.NoParams) (*taskwire.H
 
 // Metrics implements system.metrics: task counts by status and queue, the
 // age of the oldest pending task, workers by status, and the claim and
-// completion rates of this process over the last minute.
+// completion rates over the last minute (of every process sharing the
+// store, see ratesPerSecond).
 func (s *Service) Metrics(ctx context.Context, _ *taskwire.NoParams) (*taskwire.MetricsResult, error) {
 	if err := s.limit(ctx, taskwire.MethodSystemMetrics, ""); err != nil {
 		return nil, err
@@ -61,6 +63,24 @@ func (s *Service) Metrics(ctx context.Context, _ *taskwire.NoParams) (*taskwire.
 	if r.Workers == nil {
 		r.Workers = map[taskwire.WorkerStatus]int{}
 	}
-	r.ClaimRatePerSec, r.CompletionRatePerSec = s.rates.perSecond(now)
+	r.ClaimRatePerSec, r.CompletionRatePerSec, err = s.ratesPerSecond(ctx, now)
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// ratesPerSecond is the claims and completions per second over the last
+// minute: of every process sharing the store (store.RateSharer), those
+// this process has not shared yet included, else of this process.
+func (s *Service) ratesPerSecond(ctx context.Context, now time.Time) (claimed, completed float64, err error) {
+	sharer, ok := s.store.(store.RateSharer)
+	if !ok {
+		claimed, completed = s.rates.perSecond(now)
+		return claimed, completed, nil
+	}
+	if err := s.shareRates(ctx); err != nil {
+		return 0, 0, err
+	}
+	return sharer.Rates(ctx, now)
 }

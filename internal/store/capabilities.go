@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Capabilities some backends have, asked of a Store by type assertion.
 
@@ -16,4 +19,13 @@ type ReadyNotifier interface {
 // reports, by service name, whether each answers (nil when it does).
 type BackendPinger interface {
 	PingBackends(ctx context.Context) map[string]error
+}
+
+// RateSharer is a backend shared by several processes: each adds the
+// claims and completions it served (AddRates, counted in the second of
+// now), and Rates sums those of every process over the 60 seconds before
+// now, as per-second rates, for system.metrics.
+type RateSharer interface {
+	AddRates(ctx context.Context, now time.Time, claimed, completed uint64) error
+	Rates(ctx context.Context, now time.Time) (claimed, completed float64, err error)
 }

@@ -2,12 +2,14 @@ package redispg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 )
@@ -126,13 +128,22 @@ func openPostgres(ctx context.Context, rawURL string, maxConns int) (*pgxpool.Po
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
+// createSchema creates schema unless it exists. A session creating it at
+// the same time (another process starting) makes IF NOT EXISTS fail on
+// the unique index of schema names once that session commits; the
+// statement run again then finds the schema.
 func createSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return unavailable("postgres", err)
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	sql := "CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{schema}.Sanitize()
+	_, err = conn.Exec(ctx, sql)
+	var pgE *pgconn.PgError
+	if errors.As(err, &pgE) && (pgE.Code == "23505" || pgE.Code == "42P06") { // unique violation, duplicate schema
+		_, err = conn.Exec(ctx, sql)
+	}
 	return err
 }
 

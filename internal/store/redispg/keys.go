@@ -1,5 +1,7 @@
 package redispg
 
+import "strconv"
+
 // keys builds every Redis key name of one deployment. All of them carry
 // the same hash tag, {prefix}, so that they live in one hash slot: a Lua
 // script may touch any of them on a Redis Cluster. The scripts build the
@@ -63,6 +65,10 @@ func (k keys) outbox() string { return k.tag + "outbox" }
 // channel is the pub/sub channel on which the scripts announce events
 // ("e") and tasks that became ready ("r").
 func (k keys) channel() string { return k.tag + "notify" }
+
+// rates is the hash of the claims ("c") and completions ("d") that the
+// processes served in one second (Unix time sec), for system.metrics.
+func (k keys) rates(sec int64) string { return k.tag + "rates:" + strconv.FormatInt(sec, 10) }
 
 // reconcileLease names the process that reconciles Redis with PostgreSQL.
 func (k keys) reconcileLease() string { return k.tag + "reconciler" }

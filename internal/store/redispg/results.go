@@ -180,7 +180,9 @@ func (s *Store) readChunk(ctx context.Context, buf []byte, id string, attempt, s
 }
 
 // OpenResult streams the stored result of a task one chunk at a time:
-// one chunk in memory, one short query each.
+// one chunk in memory, one short query each. It reads the first chunk
+// before it returns, so that a PostgreSQL that cannot serve it is an
+// error here, before the caller has sent a byte of the result.
 func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64, error) {
 	t, err := boundedValue(ctx, s, func(ctx context.Context) (*taskState, error) { return s.readTask(ctx, id) })
 	if err != nil {
@@ -189,7 +191,11 @@ func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64
 	if !t.Status.Final() {
 		return nil, 0, fmt.Errorf("open result of %s: %w", id, store.ErrNoResult)
 	}
-	return &resultReader{s: s, ctx: ctx, id: id, attempt: t.resultAttempt, left: t.ResultSize}, t.ResultSize, nil
+	r := &resultReader{s: s, ctx: ctx, id: id, attempt: t.resultAttempt, left: t.ResultSize}
+	if err := r.fill(); err != nil {
+		return nil, 0, fmt.Errorf("open result of %s: %w", id, err)
+	}
+	return r, t.ResultSize, nil
 }
 
 type resultReader struct {
@@ -207,17 +213,28 @@ func (r *resultReader) Read(p []byte) (int, error) {
 		if r.left <= 0 {
 			return 0, io.EOF
 		}
-		chunk, err := r.s.readChunk(r.ctx, r.buf[:0], r.id, r.attempt, r.seq)
-		if err != nil {
+		if err := r.fill(); err != nil {
 			return 0, err
 		}
-		r.seq++
-		r.left -= int64(len(chunk))
-		r.buf = chunk
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+// fill reads the next chunk into the empty buffer, if any is left.
+func (r *resultReader) fill() error {
+	if r.left <= 0 {
+		return nil
+	}
+	chunk, err := r.s.readChunk(r.ctx, r.buf[:0], r.id, r.attempt, r.seq)
+	if err != nil {
+		return err
+	}
+	r.seq++
+	r.left -= int64(len(chunk))
+	r.buf = chunk
+	return nil
 }
 
 func (r *resultReader) Close() error { return nil }

@@ -140,7 +140,8 @@ func TestWriteTimeout(t *testing.T) {
 
 // TestCallTimeout: with PostgreSQL silent (its packets dropped), the
 // calls other than creates and completions that wait on it (writes that
-// commit there, reads of lists and results) answer a
+// commit there, reads of lists and results, opening a result to stream
+// it) answer a
 // *store.UnavailableError naming it once WriteTimeout passes, and do not
 // hang; those served by Redis alone go on working.
 func TestCallTimeout(t *testing.T) {
@@ -185,6 +186,13 @@ func TestCallTimeout(t *testing.T) {
 		},
 		"get result": func(ctx context.Context) error {
 			_, err := st.GetTask(ctx, "t-done")
+			return err
+		},
+		"open result": func(ctx context.Context) error {
+			rc, _, err := st.OpenResult(ctx, "t-done")
+			if err == nil {
+				rc.Close()
+			}
 			return err
 		},
 	} {
