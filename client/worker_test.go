@@ -254,3 +254,34 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 20s")
 }
+
+// TestWorkerRenewsLeasesWhileOthersStart: tasks starting one after the
+// other in another slot do not put off the heartbeat that keeps a long
+// task's short lease (1s) alive.
+func TestWorkerRenewsLeasesWhileOthersStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(30*time.Second))
+	long := create(t, b, taskwire.CreateParams{Text: "long", Priority: client.Ptr(100), LeaseMs: client.Ptr[int64](1000)}).ID
+	batch := b.c.NewBatch()
+	for i := range 400 {
+		batch.CreateTask(taskwire.CreateParams{Text: fmt.Sprintf("quick-%d", i)})
+	}
+	if err := batch.Send(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var longDone atomic.Bool
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", Concurrency: 2, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			if task.ID == long {
+				defer longDone.Store(true)
+				time.Sleep(3 * time.Second)
+			} else if !longDone.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return task.Attempt, nil
+		})
+	wait(t, runWorker(ctx(t), w))
+	if got := get(t, b, long); got.Status != taskwire.StatusCompleted || got.Attempt != 1 {
+		t.Fatalf("long task: %s, attempt %d; want completed on attempt 1", got.Status, got.Attempt)
+	}
+}
