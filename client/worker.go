@@ -119,8 +119,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// through the grace period.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	beats, stopBeats := context.WithCancel(bg)
+	defer stopBeats()
 	var hb sync.WaitGroup
-	hb.Go(func() { w.heartbeatLoop(bg) })
+	hb.Go(func() { w.heartbeatLoop(beats) })
 
 	// hard ends the handlers when the grace period is over.
 	hard, stopHard := context.WithCancel(bg)
@@ -136,6 +138,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopHard()
 		w.log.Warn("grace period over: handing back the tasks still running", "tasks", w.runningIDs())
 	}
+	// The heartbeat stops first: one that found the worker unregistered
+	// would register it again.
+	stopBeats()
+	hb.Wait()
 	// Unregistering requeues whatever is still in progress, including a
 	// task claimed by a long poll cut short by the shutdown.
 	uctx, cancel := context.WithTimeout(bg, 10*time.Second)
@@ -144,7 +150,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("unregister", "err", err)
 	}
 	stopBG()
-	hb.Wait()
 	select {
 	case <-finished:
 	case <-time.After(abandonWait):

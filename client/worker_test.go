@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,5 +286,37 @@ func TestWorkerRenewsLeasesWhileOthersStart(t *testing.T) {
 	wait(t, runWorker(ctx(t), w))
 	if got := get(t, b, long); got.Status != taskwire.StatusCompleted || got.Attempt != 1 {
 		t.Fatalf("long task: %s, attempt %d; want completed on attempt 1", got.Status, got.Attempt)
+	}
+}
+
+// TestWorkerStaysUnregistered: a heartbeat that finds the worker gone
+// while Run unregisters it does not register it again.
+func TestWorkerStaysUnregistered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(600*time.Millisecond))
+	// The answer to system.unregister is held back for a second, long
+	// enough for several heartbeats (every 200ms) to reach the server.
+	url := front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if !bytes.Contains(body, []byte(taskwire.MethodSystemUnregister)) {
+			return false
+		}
+		resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		defer resp.Body.Close()
+		time.Sleep(time.Second)
+		_, _ = io.Copy(w, resp.Body)
+		return true
+	})
+	w := client.NewWorker(newClient(url), client.WorkerOptions{ID: "w1", ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return "ok", nil })
+	wait(t, runWorker(ctx(t), w))
+	ws, err := b.c.Workers(ctx(t))
+	if err != nil || len(ws.Workers) != 0 {
+		t.Fatalf("workers after Run: %+v, %v; want none", ws, err)
 	}
 }
