@@ -112,8 +112,23 @@ func (w *Worker) runTask(hard context.Context, t *taskwire.Task) {
 		p.Result = nil
 		p.Error = Ptr(errorText(herr))
 	}
-	if _, err := w.c.CompleteTask(hard, p); err != nil {
-		w.log.Warn("complete", "task", t.ID, "attempt", t.Attempt, "err", err)
+	w.complete(hard, p)
+}
+
+// complete sends a task's outcome. A refusal worth retrying (rate limit,
+// unavailable backend, lost connection) that outlasts the client's own
+// retries is sent again after a backoff, while the heartbeat keeps the
+// lease, until it lands or ctx (the grace period) ends.
+func (w *Worker) complete(ctx context.Context, p taskwire.CompleteParams) {
+	for failures := 1; ; failures++ {
+		_, err := w.c.CompleteTask(ctx, p)
+		if err == nil {
+			return
+		}
+		if !retryable(ctx, err) || !w.c.sleep(ctx, w.c.backoff(failures, err)) {
+			w.log.Warn("complete", "task", p.ID, "attempt", *p.Attempt, "err", err)
+			return
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/service"
 )
 
 // createN creates n tasks named prefix-i and returns their ids.
@@ -318,5 +319,24 @@ func TestWorkerStaysUnregistered(t *testing.T) {
 	ws, err := b.c.Workers(ctx(t))
 	if err != nil || len(ws.Workers) != 0 {
 		t.Fatalf("workers after Run: %+v, %v; want none", ws, err)
+	}
+}
+
+// TestWorkerCompletesThroughRateLimit: a completion refused by the rate
+// limit more times than the client retries a call is sent again until it
+// lands, instead of leaving its task to the lease's expiry.
+func TestWorkerCompletesThroughRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withRateLimits(map[string]service.Limit{taskwire.MethodTaskComplete: {N: 1, Per: 100 * time.Millisecond}}))
+	ids := createN(t, b, "limited", 8, taskwire.CreateParams{})
+	c := client.New(b.url, client.Options{MaxAttempts: 2, MinBackoff: 10 * time.Millisecond})
+	w := client.NewWorker(c, client.WorkerOptions{ID: "w1", Concurrency: 4, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return task.Attempt, nil })
+	wait(t, runWorker(ctx(t), w))
+	counts := completions(t, b)
+	for _, id := range ids {
+		if got := get(t, b, id); got.Status != taskwire.StatusCompleted || got.Attempt != 1 || counts[id] != 1 {
+			t.Errorf("%s: %s on attempt %d, completed %d times; want completed once on attempt 1", got.Text, got.Status, got.Attempt, counts[id])
+		}
 	}
 }
