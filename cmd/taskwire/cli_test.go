@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -411,4 +413,63 @@ func TestCLIWorkShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCLIEventsOutlastsOutage: once following, events waits out a server
+// that stays away longer than the client's retries, then resumes after the
+// last event it printed; a server unreachable from the start is exit 6.
+func TestCLIEventsOutlastsOutage(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	first := strings.TrimSpace(b.cli(t, "create", "first").want(t, exitOK).stdout)
+	target, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var streams atomic.Int64
+	outage := make(chan struct{})
+	fr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/events" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		switch n := streams.Add(1); {
+		case n == 1: // the first stream drops after a moment
+			cx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
+			defer cancel()
+			proxy.ServeHTTP(w, r.WithContext(cx))
+		case n <= 8: // then the server is away for more than 5 attempts
+			if n == 8 {
+				close(outage)
+			}
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(fr.Close)
+
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runTaskwire(t, "events", "--server", fr.URL, "--after", "0", "--count", "3", "--types", "task.created")
+	}()
+	select {
+	case <-outage:
+	case r := <-done:
+		r.want(t, exitOK)
+		t.Fatalf("events ended during the outage:\n%s", r.stdout)
+	}
+	second := strings.TrimSpace(b.cli(t, "create", "second").want(t, exitOK).stdout)
+	third := strings.TrimSpace(b.cli(t, "create", "third").want(t, exitOK).stdout)
+	r := (<-done).want(t, exitOK)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], first) || !strings.Contains(lines[1], second) || !strings.Contains(lines[2], third) {
+		t.Fatalf("events across the outage:\n%s", r.stdout)
+	}
+
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	runTaskwire(t, "events", "--server", down.URL).want(t, exitUnavailable)
 }
