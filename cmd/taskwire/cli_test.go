@@ -473,3 +473,15 @@ func TestCLIEventsOutlastsOutage(t *testing.T) {
 	down.Close()
 	runTaskwire(t, "events", "--server", down.URL).want(t, exitUnavailable)
 }
+
+// TestCLIWorkMissingCommand: a command that cannot be found is a bad
+// command line, found before any task is claimed and failed for it.
+func TestCLIWorkMissingCommand(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(b.cli(t, "create", "keep me").want(t, exitOK).stdout)
+	b.cli(t, "work", "--exit-when-idle", "--", "./no-such-command-here").want(t, exitUsage)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Status != taskwire.StatusPending || task.Attempt != 0 {
+		t.Fatalf("task after work: %+v, %v; want pending, never claimed", task, err)
+	}
+}

@@ -49,6 +49,10 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	if *concurrency < 1 {
 		return usageError("--concurrency must be at least 1")
 	}
+	// A command that cannot be run would fail every task it is given.
+	if _, err := exec.LookPath(cmdArgs[0]); err != nil {
+		return usageError("work: %v", err)
+	}
 	var qs []string
 	for q := range strings.SplitSeq(*queues, ",") {
 		if q = strings.TrimSpace(q); q != "" {
