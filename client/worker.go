@@ -110,9 +110,13 @@ func sanitizeID(s string) string {
 // claiming, lets the running tasks finish within Grace, hands the others
 // back to the queue, unregisters and returns nil (after waiting up to 5s
 // more for the handlers whose context it cancelled to return). It returns
-// an error only when the worker cannot register.
+// an error only when the worker cannot register; ctx ending first is not
+// one.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	// The heartbeat and the completions outlive ctx: they must go on

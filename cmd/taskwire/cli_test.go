@@ -485,3 +485,21 @@ func TestCLIWorkMissingCommand(t *testing.T) {
 		t.Fatalf("task after work: %+v, %v; want pending, never claimed", task, err)
 	}
 }
+
+// TestCLIWorkInterruptedWhileRegistering: SIGINT or SIGTERM before the
+// worker could register is a normal end too.
+func TestCLIWorkInterruptedWhileRegistering(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	runTaskwireCtx(ctx, "work", "--server", stuck.URL, "--", "cat").want(t, exitOK)
+}
