@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
 )
 
@@ -337,6 +338,29 @@ func TestWorkerCompletesThroughRateLimit(t *testing.T) {
 	for _, id := range ids {
 		if got := get(t, b, id); got.Status != taskwire.StatusCompleted || got.Attempt != 1 || counts[id] != 1 {
 			t.Errorf("%s: %s on attempt %d, completed %d times; want completed once on attempt 1", got.Text, got.Status, got.Attempt, counts[id])
+		}
+	}
+}
+
+// TestWorkerFailsRefusedResult: a result the server refuses (not UTF-8,
+// over the body limit) fails its task with the reason, instead of leaving
+// it in progress until its lease expires.
+func TestWorkerFailsRefusedResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *server.Config) { c.MaxBodyBytes = 8 << 10 })
+	badUTF8 := create(t, b, taskwire.CreateParams{Text: "bad utf-8"}).ID
+	tooBig := create(t, b, taskwire.CreateParams{Text: "too big"}).ID
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			if task.ID == badUTF8 {
+				return json.RawMessage("\"a\xffb\""), nil
+			}
+			return strings.Repeat("x", 16<<10), nil
+		})
+	wait(t, runWorker(ctx(t), w))
+	for id, want := range map[string]string{badUTF8: "UTF-8", tooBig: "body"} {
+		if got := get(t, b, id); got.Status != taskwire.StatusFailed || !strings.Contains(got.Error, want) || got.Attempt != 1 {
+			t.Errorf("%s: %s on attempt %d, error %q; want failed on attempt 1 naming %q", got.Text, got.Status, got.Attempt, got.Error, want)
 		}
 	}
 }
