@@ -503,3 +503,16 @@ func TestCLIWorkInterruptedWhileRegistering(t *testing.T) {
 	defer cancel()
 	runTaskwireCtx(ctx, "work", "--server", stuck.URL, "--", "cat").want(t, exitOK)
 }
+
+// TestCLIWorkInvalidUTF8: stdout that would be JSON but for bytes that are
+// not UTF-8 does not parse as JSON, so it completes the task as a string.
+func TestCLIWorkInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "utf", "latin-1").want(t, exitOK).stdout)
+	b.cli(t, "work", "--queue", "utf", "--exit-when-idle", "--", "sh", "-c", `printf '"caf\351"'`).want(t, exitOK)
+	task, err := b.c.GetTask(t.Context(), id)
+	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"\"caf\ufffd\""` {
+		t.Fatalf("task: %+v, %v; want completed with the text as a string", task, err)
+	}
+}

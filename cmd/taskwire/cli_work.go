@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
@@ -110,10 +111,11 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 }
 
 // commandResult is a command's stdout as a result: the JSON value when it
-// is one, else the text as a JSON string.
+// is one (JSON text is UTF-8), else the text as a JSON string, any byte
+// that is not UTF-8 replaced by U+FFFD.
 func commandResult(out []byte) json.RawMessage {
 	trimmed := bytes.TrimSpace(out)
-	if len(trimmed) > 0 && json.Valid(trimmed) {
+	if len(trimmed) > 0 && utf8.Valid(trimmed) && json.Valid(trimmed) {
 		return trimmed
 	}
 	s, _ := json.Marshal(strings.TrimRight(string(out), "\n"))
