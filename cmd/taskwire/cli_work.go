@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -87,7 +86,7 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	isolate(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(cmd.Environ(), "TASKWIRE_TASK_ID="+t.ID, "TASKWIRE_TASK_ATTEMPT="+strconv.Itoa(t.Attempt))
 	var stdout bytes.Buffer
