@@ -85,7 +85,7 @@ func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string
 	}
 	resp, err := c.do(req)
 	if err != nil {
-		return false, fmt.Errorf("events: %w", err)
+		return false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -105,7 +105,7 @@ func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string
 			}
 			var e taskwire.Event
 			if err := json.Unmarshal([]byte(data.String()), &e); err != nil {
-				return delivered, fmt.Errorf("events: undecodable event %.200q: %w", data.String(), err)
+				return delivered, fmt.Errorf("undecodable event %.200q: %w", data.String(), err)
 			}
 			data.Reset()
 			if err := fn(e); err != nil {

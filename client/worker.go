@@ -110,17 +110,23 @@ func sanitizeID(s string) string {
 // claiming, lets the running tasks finish within Grace, hands the others
 // back to the queue, unregisters and returns nil (after waiting up to 5s
 // more for the handlers whose context it cancelled to return). It returns
-// an error only when the worker cannot register.
+// an error only when the worker cannot register; ctx ending first is not
+// one.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	// The heartbeat and the completions outlive ctx: they must go on
 	// through the grace period.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
+	beats, stopBeats := context.WithCancel(bg)
+	defer stopBeats()
 	var hb sync.WaitGroup
-	hb.Go(func() { w.heartbeatLoop(bg) })
+	hb.Go(func() { w.heartbeatLoop(beats) })
 
 	// hard ends the handlers when the grace period is over.
 	hard, stopHard := context.WithCancel(bg)
@@ -136,6 +142,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopHard()
 		w.log.Warn("grace period over: handing back the tasks still running", "tasks", w.runningIDs())
 	}
+	// The heartbeat stops first: one that found the worker unregistered
+	// would register it again.
+	stopBeats()
+	hb.Wait()
 	// Unregistering requeues whatever is still in progress, including a
 	// task claimed by a long poll cut short by the shutdown.
 	uctx, cancel := context.WithTimeout(bg, 10*time.Second)
@@ -144,7 +154,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("unregister", "err", err)
 	}
 	stopBG()
-	hb.Wait()
 	select {
 	case <-finished:
 	case <-time.After(abandonWait):

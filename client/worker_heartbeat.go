@@ -13,14 +13,20 @@ const minBeat = 200 * time.Millisecond
 // interval or, when shorter, a third of the shortest lease among the
 // running tasks. A worker the server declared offline registers again.
 func (w *Worker) heartbeatLoop(ctx context.Context) {
-	t := time.NewTimer(w.nextBeat())
+	due := time.Now().Add(w.nextBeat())
+	t := time.NewTimer(time.Until(due))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.beat:
-			t.Reset(w.nextBeat())
+			// A task with a short lease may bring the next beat
+			// forward, never put it off.
+			if d := w.nextBeat(); time.Now().Add(d).Before(due) {
+				due = time.Now().Add(d)
+				t.Reset(d)
+			}
 			continue
 		case <-t.C:
 		}
@@ -37,7 +43,8 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		default:
 			w.log.Warn("heartbeat", "err", err)
 		}
-		t.Reset(w.nextBeat())
+		due = time.Now().Add(w.nextBeat())
+		t.Reset(time.Until(due))
 	}
 }
 

@@ -112,9 +112,41 @@ func (w *Worker) runTask(hard context.Context, t *taskwire.Task) {
 		p.Result = nil
 		p.Error = Ptr(errorText(herr))
 	}
-	if _, err := w.c.CompleteTask(hard, p); err != nil {
+	err := w.complete(hard, p)
+	if p.Error == nil && refusedResult(err) {
+		// A result the server will never take fails the task, rather
+		// than leave it in progress until its lease expires.
+		p.Result, p.Error = nil, Ptr(errorText(fmt.Errorf("the server refused the result: %w", err)))
+		err = w.complete(hard, p)
+	}
+	if err != nil {
 		w.log.Warn("complete", "task", t.ID, "attempt", t.Attempt, "err", err)
 	}
+}
+
+// complete sends a task's outcome. A refusal worth retrying (rate limit,
+// unavailable backend, lost connection) that outlasts the client's own
+// retries is sent again after a backoff, while the heartbeat keeps the
+// lease, until it lands or ctx (the grace period) ends.
+func (w *Worker) complete(ctx context.Context, p taskwire.CompleteParams) error {
+	for failures := 1; ; failures++ {
+		_, err := w.c.CompleteTask(ctx, p)
+		if err == nil || !retryable(ctx, err) || !w.c.sleep(ctx, w.c.backoff(failures, err)) {
+			return err
+		}
+	}
+}
+
+// refusedResult reports whether err refuses the params of a completion
+// (a result that is not valid, or too large) rather than its task's state.
+func refusedResult(err error) bool {
+	switch CodeOf(err) {
+	case taskwire.CodeTooLarge:
+		return true
+	case taskwire.CodeInvalidParams:
+		return !IsNotFound(err) && !IsNotRegistered(err)
+	}
+	return false
 }
 
 // handle runs the handler; a panic becomes the task's error.

@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +16,8 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/server"
+	"github.com/taskwire/taskwire/internal/service"
 )
 
 // createN creates n tasks named prefix-i and returns their ids.
@@ -253,4 +258,109 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 20s")
+}
+
+// TestWorkerRenewsLeasesWhileOthersStart: tasks starting one after the
+// other in another slot do not put off the heartbeat that keeps a long
+// task's short lease (1s) alive.
+func TestWorkerRenewsLeasesWhileOthersStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(30*time.Second))
+	long := create(t, b, taskwire.CreateParams{Text: "long", Priority: client.Ptr(100), LeaseMs: client.Ptr[int64](1000)}).ID
+	batch := b.c.NewBatch()
+	for i := range 400 {
+		batch.CreateTask(taskwire.CreateParams{Text: fmt.Sprintf("quick-%d", i)})
+	}
+	if err := batch.Send(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var longDone atomic.Bool
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", Concurrency: 2, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			if task.ID == long {
+				defer longDone.Store(true)
+				time.Sleep(3 * time.Second)
+			} else if !longDone.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return task.Attempt, nil
+		})
+	wait(t, runWorker(ctx(t), w))
+	if got := get(t, b, long); got.Status != taskwire.StatusCompleted || got.Attempt != 1 {
+		t.Fatalf("long task: %s, attempt %d; want completed on attempt 1", got.Status, got.Attempt)
+	}
+}
+
+// TestWorkerStaysUnregistered: a heartbeat that finds the worker gone
+// while Run unregisters it does not register it again.
+func TestWorkerStaysUnregistered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withWorkerTimeout(600*time.Millisecond))
+	// The answer to system.unregister is held back for a second, long
+	// enough for several heartbeats (every 200ms) to reach the server.
+	url := front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if !bytes.Contains(body, []byte(taskwire.MethodSystemUnregister)) {
+			return false
+		}
+		resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		defer resp.Body.Close()
+		time.Sleep(time.Second)
+		_, _ = io.Copy(w, resp.Body)
+		return true
+	})
+	w := client.NewWorker(newClient(url), client.WorkerOptions{ID: "w1", ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return "ok", nil })
+	wait(t, runWorker(ctx(t), w))
+	ws, err := b.c.Workers(ctx(t))
+	if err != nil || len(ws.Workers) != 0 {
+		t.Fatalf("workers after Run: %+v, %v; want none", ws, err)
+	}
+}
+
+// TestWorkerCompletesThroughRateLimit: a completion refused by the rate
+// limit more times than the client retries a call is sent again until it
+// lands, instead of leaving its task to the lease's expiry.
+func TestWorkerCompletesThroughRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withRateLimits(map[string]service.Limit{taskwire.MethodTaskComplete: {N: 1, Per: 100 * time.Millisecond}}))
+	ids := createN(t, b, "limited", 8, taskwire.CreateParams{})
+	c := client.New(b.url, client.Options{MaxAttempts: 2, MinBackoff: 10 * time.Millisecond})
+	w := client.NewWorker(c, client.WorkerOptions{ID: "w1", Concurrency: 4, ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return task.Attempt, nil })
+	wait(t, runWorker(ctx(t), w))
+	counts := completions(t, b)
+	for _, id := range ids {
+		if got := get(t, b, id); got.Status != taskwire.StatusCompleted || got.Attempt != 1 || counts[id] != 1 {
+			t.Errorf("%s: %s on attempt %d, completed %d times; want completed once on attempt 1", got.Text, got.Status, got.Attempt, counts[id])
+		}
+	}
+}
+
+// TestWorkerFailsRefusedResult: a result the server refuses (not UTF-8,
+// over the body limit) fails its task with the reason, instead of leaving
+// it in progress until its lease expires.
+func TestWorkerFailsRefusedResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *server.Config) { c.MaxBodyBytes = 8 << 10 })
+	badUTF8 := create(t, b, taskwire.CreateParams{Text: "bad utf-8"}).ID
+	tooBig := create(t, b, taskwire.CreateParams{Text: "too big"}).ID
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", ExitWhenIdle: true, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) {
+			if task.ID == badUTF8 {
+				return json.RawMessage("\"a\xffb\""), nil
+			}
+			return strings.Repeat("x", 16<<10), nil
+		})
+	wait(t, runWorker(ctx(t), w))
+	for id, want := range map[string]string{badUTF8: "UTF-8", tooBig: "body"} {
+		if got := get(t, b, id); got.Status != taskwire.StatusFailed || !strings.Contains(got.Error, want) || got.Attempt != 1 {
+			t.Errorf("%s: %s on attempt %d, error %q; want failed on attempt 1 naming %q", got.Text, got.Status, got.Attempt, got.Error, want)
+		}
+	}
 }

@@ -169,18 +169,22 @@ func withExitCode(err error) error {
 	if err == nil || errors.As(err, &ee) || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	code := exitServer
+	return exitError{code: exitStatus(err), err: err}
+}
+
+// exitStatus returns the exit status of a failed call.
+func exitStatus(err error) int {
 	switch {
 	case client.IsNotFound(err) || client.IsNotRegistered(err):
-		code = exitNotFound
+		return exitNotFound
 	case client.IsConflict(err):
-		code = exitConflict
+		return exitConflict
 	case client.IsNotAllowed(err) || client.IsUnauthorized(err):
-		code = exitNotAllowed
+		return exitNotAllowed
 	case client.IsUnavailable(err) || client.IsRateLimited(err) || unreachable(err):
-		code = exitUnavailable
+		return exitUnavailable
 	}
-	return exitError{code: code, err: err}
+	return exitServer
 }
 
 // unreachable reports whether err is a failed HTTP exchange (connection

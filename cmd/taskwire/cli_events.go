@@ -16,7 +16,8 @@ const eventsUsage = `Usage: taskwire events [flags]
 Follows the event stream (GET /events) and prints one line per event:
 time, id, type, then the payload (the whole envelope as one JSON line with
 --json). Runs until interrupted, or until --count events were printed; a
-dropped connection resumes after the last event printed. --after resumes
+dropped connection resumes after the last event printed, however long the
+server is away (a server unreachable at the start exits 6). --after resumes
 from an event id seen earlier, and replays the events the log holds after
 it.
 
@@ -42,7 +43,7 @@ func runEvents(ctx context.Context, cio cliIO, args []string) error {
 	}
 	n := 0
 	errEnough := errors.New("enough events")
-	err := f.client().Events(ctx, p, func(e taskwire.Event) error {
+	err := follow(ctx, cio, f.client(), p, func(e taskwire.Event) error {
 		if err := printEvent(cio, e, f.json); err != nil {
 			return err
 		}
@@ -58,6 +59,29 @@ func runEvents(ctx context.Context, cio cliIO, args []string) error {
 		return nil // interrupted: a normal end
 	}
 	return withExitCode(err)
+}
+
+// follow calls fn with each event of the stream until fn fails or ctx
+// ends. A server that cannot be reached at the start is exit 6; once the
+// stream is followed, a server away for longer than the client's retries
+// is waited for, and the stream resumes after the last event fn saw.
+func follow(ctx context.Context, cio cliIO, c *client.Client, p client.EventsParams, fn func(taskwire.Event) error) error {
+	if _, err := c.Health(ctx); err != nil {
+		return withExitCode(err)
+	}
+	for {
+		err := c.Events(ctx, p, func(e taskwire.Event) error {
+			if err := fn(e); err != nil {
+				return err
+			}
+			p.After = e.ID
+			return nil
+		})
+		if ctx.Err() != nil || exitStatus(err) != exitUnavailable {
+			return err
+		}
+		fmt.Fprintf(cio.stderr, "taskwire: %v; reconnecting\n", err)
+	}
 }
 
 // printEvent writes one event, as a line of text or JSON.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -410,5 +412,107 @@ func TestCLIWorkShutdown(t *testing.T) {
 				t.Errorf("%d task.completed events for %d completed tasks", n, completed)
 			}
 		})
+	}
+}
+
+// TestCLIEventsOutlastsOutage: once following, events waits out a server
+// that stays away longer than the client's retries, then resumes after the
+// last event it printed; a server unreachable from the start is exit 6.
+func TestCLIEventsOutlastsOutage(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	first := strings.TrimSpace(b.cli(t, "create", "first").want(t, exitOK).stdout)
+	target, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var streams atomic.Int64
+	outage := make(chan struct{})
+	fr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/events" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		switch n := streams.Add(1); {
+		case n == 1: // the first stream drops after a moment
+			cx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond)
+			defer cancel()
+			proxy.ServeHTTP(w, r.WithContext(cx))
+		case n <= 8: // then the server is away for more than 5 attempts
+			if n == 8 {
+				close(outage)
+			}
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(fr.Close)
+
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runTaskwire(t, "events", "--server", fr.URL, "--after", "0", "--count", "3", "--types", "task.created")
+	}()
+	select {
+	case <-outage:
+	case r := <-done:
+		r.want(t, exitOK)
+		t.Fatalf("events ended during the outage:\n%s", r.stdout)
+	}
+	second := strings.TrimSpace(b.cli(t, "create", "second").want(t, exitOK).stdout)
+	third := strings.TrimSpace(b.cli(t, "create", "third").want(t, exitOK).stdout)
+	r := (<-done).want(t, exitOK)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], first) || !strings.Contains(lines[1], second) || !strings.Contains(lines[2], third) {
+		t.Fatalf("events across the outage:\n%s", r.stdout)
+	}
+
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	runTaskwire(t, "events", "--server", down.URL).want(t, exitUnavailable)
+}
+
+// TestCLIWorkMissingCommand: a command that cannot be found is a bad
+// command line, found before any task is claimed and failed for it.
+func TestCLIWorkMissingCommand(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(b.cli(t, "create", "keep me").want(t, exitOK).stdout)
+	b.cli(t, "work", "--exit-when-idle", "--", "./no-such-command-here").want(t, exitUsage)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Status != taskwire.StatusPending || task.Attempt != 0 {
+		t.Fatalf("task after work: %+v, %v; want pending, never claimed", task, err)
+	}
+}
+
+// TestCLIWorkInterruptedWhileRegistering: SIGINT or SIGTERM before the
+// worker could register is a normal end too.
+func TestCLIWorkInterruptedWhileRegistering(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	runTaskwireCtx(ctx, "work", "--server", stuck.URL, "--", "cat").want(t, exitOK)
+}
+
+// TestCLIWorkInvalidUTF8: stdout that would be JSON but for bytes that are
+// not UTF-8 does not parse as JSON, so it completes the task as a string.
+func TestCLIWorkInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "utf", "latin-1").want(t, exitOK).stdout)
+	b.cli(t, "work", "--queue", "utf", "--exit-when-idle", "--", "sh", "-c", `printf '"caf\351"'`).want(t, exitOK)
+	task, err := b.c.GetTask(t.Context(), id)
+	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"\"caf\ufffd\""` {
+		t.Fatalf("task: %+v, %v; want completed with the text as a string", task, err)
 	}
 }

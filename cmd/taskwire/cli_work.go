@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
@@ -49,6 +49,10 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	if *concurrency < 1 {
 		return usageError("--concurrency must be at least 1")
 	}
+	// A command that cannot be run would fail every task it is given.
+	if _, err := exec.LookPath(cmdArgs[0]); err != nil {
+		return usageError("work: %v", err)
+	}
 	var qs []string
 	for q := range strings.SplitSeq(*queues, ",") {
 		if q = strings.TrimSpace(q); q != "" {
@@ -82,7 +86,7 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	isolate(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(cmd.Environ(), "TASKWIRE_TASK_ID="+t.ID, "TASKWIRE_TASK_ATTEMPT="+strconv.Itoa(t.Attempt))
 	var stdout bytes.Buffer
@@ -106,10 +110,11 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 }
 
 // commandResult is a command's stdout as a result: the JSON value when it
-// is one, else the text as a JSON string.
+// is one (JSON text is UTF-8), else the text as a JSON string, any byte
+// that is not UTF-8 replaced by U+FFFD.
 func commandResult(out []byte) json.RawMessage {
 	trimmed := bytes.TrimSpace(out)
-	if len(trimmed) > 0 && json.Valid(trimmed) {
+	if len(trimmed) > 0 && utf8.Valid(trimmed) && json.Valid(trimmed) {
 		return trimmed
 	}
 	s, _ := json.Marshal(strings.TrimRight(string(out), "\n"))
