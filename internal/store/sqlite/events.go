@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -87,6 +89,36 @@ func (s *Store) LastEventID(context.Context) (string, error) {
 		return strconv.FormatInt(issued, 10), nil
 	}
 	return "", nil
+}
+
+// leftWAL reports whether the database at path has a WAL file with
+// frames in it before it is opened: what a process that did not close it
+// leaves behind (a clean close checkpoints the WAL and deletes it).
+func leftWAL(path string) bool {
+	file, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	st, err := os.Stat(file + "-wal")
+	return err == nil && st.Size() > 0
+}
+
+// eventIDGap is how far the event ids jump after a process stopped without
+// closing the database: more events than the commits a power cut can take
+// back (those waiting for the syncer's fsync) ever hold.
+const eventIDGap = 10_000_000
+
+// skipEventIDs moves the event ids past eventIDGap, at synchronous=FULL,
+// before any event is appended. A power cut may have taken back commits
+// whose events subscribers had already read (see walSyncer): their ids
+// are then never issued again, and a reader resuming after one of them
+// goes on with the next event appended.
+func skipEventIDs(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'", eventIDGap)
+	if err != nil {
+		return fmt.Errorf("skip event ids: %w", err)
+	}
+	return nil
 }
 
 // lastEventSeq reads the seq of the newest event ever appended, 0 when none

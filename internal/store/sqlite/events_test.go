@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -50,4 +52,73 @@ func seqOf(t *testing.T, id string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A database left by a process that did not close it (its WAL still
+// there) opens with its event ids moved eventIDGap ahead, so that an id a
+// power cut took back is never issued again; a cleanly closed one goes on
+// where it stopped.
+func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, task(1))
+	last := seqOf(t, lastEventID(t, s))
+	// A copy of the files while the store is open is what a killed
+	// process leaves: the database and a WAL with frames in it.
+	left := filepath.Join(dir, "left", "taskwire.db")
+	for _, suffix := range []string{"", "-wal"} {
+		copyFile(t, path+suffix, left+suffix)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("WAL after a clean close: %v, want none", err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		path string
+		want int64
+	}{{"clean", path, last}, {"unclean", left, last + eventIDGap}} {
+		s, err := Open(t.Context(), tt.path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		create(t, s, task(2))
+		if got := seqOf(t, lastEventID(t, s)); got != tt.want+1 {
+			t.Errorf("%s: first event id after reopen = %d, want %d", tt.name, got, tt.want+1)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func lastEventID(t *testing.T, s *Store) string {
+	t.Helper()
+	id, err := s.LastEventID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -57,6 +57,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	unclean := leftWAL(path)
 	wdb, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -65,6 +66,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	conn, err := wdb.Conn(ctx)
 	if err == nil {
 		err = migrate(ctx, conn)
+	}
+	if err == nil && unclean {
+		err = skipEventIDs(ctx, conn)
 	}
 	if err == nil {
 		_, err = conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0") // see checkpointer
