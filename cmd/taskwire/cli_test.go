@@ -516,3 +516,24 @@ func TestCLIWorkInvalidUTF8(t *testing.T) {
 		t.Fatalf("task: %+v, %v; want completed with the text as a string", task, err)
 	}
 }
+
+// TestCLIConnectionFlagsFirst: --server and --token also go before the
+// command name, in both forms, and the command's own win over them.
+func TestCLIConnectionFlagsFirst(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(runTaskwire(t, "--server", b.url, "--token", "anything", "create", "first").want(t, exitOK).stdout)
+	if out := runTaskwire(t, "--server="+b.url, "list").want(t, exitOK).stdout; !strings.Contains(out, id) {
+		t.Fatalf("list:\n%s", out)
+	}
+	runTaskwire(t, "-server", "http://127.0.0.1:1", "get", "--server", b.url, id).want(t, exitOK)
+	runTaskwire(t, "--server", b.url, "get", "--server", "http://127.0.0.1:1", id).want(t, exitUnavailable)
+	runTaskwire(t, "--server", b.url, "work", "--exit-when-idle", "--", "true").want(t, exitOK)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Status != taskwire.StatusCompleted {
+		t.Fatalf("task after work: %+v, %v", task, err)
+	}
+	runTaskwire(t, "--server").want(t, exitUsage)
+	runTaskwire(t, "--server", b.url).want(t, exitUsage)
+	runTaskwire(t, "--token", "x", "serve").want(t, exitUsage)
+	runTaskwire(t, "--bogus", "list").want(t, exitUsage)
+}
