@@ -110,8 +110,10 @@ func sanitizeID(s string) string {
 // claiming, lets the running tasks finish within Grace, hands the others
 // back to the queue, unregisters and returns nil (after waiting up to 5s
 // more for the handlers whose context it cancelled to return). It returns
-// an error only when the worker cannot register; ctx ending first is not
-// one.
+// an error only when the worker cannot register, or when the server
+// refuses its token or role (HTTP 401, -32002) on a claim, heartbeat or
+// registration: it then shuts down as when ctx ends and returns that
+// refusal. ctx ending first is not an error.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -125,14 +127,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopBG()
 	beats, stopBeats := context.WithCancel(bg)
 	defer stopBeats()
+	// claims ends with ctx, or with the refusal that stops the worker.
+	claims, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var hb sync.WaitGroup
-	hb.Go(func() { w.heartbeatLoop(beats) })
+	hb.Go(func() { w.heartbeatLoop(beats, stop) })
 
 	// hard ends the handlers when the grace period is over.
 	hard, stopHard := context.WithCancel(bg)
 	defer stopHard()
 	var tasks sync.WaitGroup
-	w.claimLoop(ctx, hard, &tasks)
+	if err := w.claimLoop(claims, hard, &tasks); err != nil {
+		stop(err)
+	}
 
 	finished := make(chan struct{})
 	go func() { tasks.Wait(); close(finished) }()
@@ -159,8 +166,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-time.After(abandonWait):
 		w.log.Warn("handlers still running after their context ended", "tasks", w.runningIDs())
 	}
+	if err := context.Cause(claims); refused(err) {
+		return err
+	}
 	return nil
 }
+
+// refused reports whether err refuses the worker's token (HTTP 401) or
+// role (-32002): retrying cannot help, so the worker stops.
+func refused(err error) bool { return IsUnauthorized(err) || IsNotAllowed(err) }
 
 // abandonWait is how long Run waits, once the grace period is over and the
 // tasks are handed back, for the handlers to return after their context

@@ -11,8 +11,10 @@ const minBeat = 200 * time.Millisecond
 // heartbeatLoop heartbeats until ctx ends. A heartbeat renews the leases
 // of all the worker's in-progress tasks, so it beats at the server's
 // interval or, when shorter, a third of the shortest lease among the
-// running tasks. A worker the server declared offline registers again.
-func (w *Worker) heartbeatLoop(ctx context.Context) {
+// running tasks. A worker the server declared offline registers again. A
+// refusal of the worker's token or role is passed to stop, and ends the
+// loop.
+func (w *Worker) heartbeatLoop(ctx context.Context, stop func(error)) {
 	due := time.Now().Add(w.nextBeat())
 	t := time.NewTimer(time.Until(due))
 	defer t.Stop()
@@ -37,11 +39,15 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		case err == nil && r.Alive:
 		case err == nil || IsNotRegistered(err):
 			w.log.Warn("the server declared this worker offline: registering again")
-			if err := w.register(ctx); err != nil && ctx.Err() == nil {
+			if err = w.register(ctx); err != nil && ctx.Err() == nil && !refused(err) {
 				w.log.Warn("register", "err", err)
 			}
-		default:
+		case !refused(err):
 			w.log.Warn("heartbeat", "err", err)
+		}
+		if refused(err) {
+			stop(err)
+			return
 		}
 		due = time.Now().Add(w.nextBeat())
 		t.Reset(time.Until(due))

@@ -19,8 +19,9 @@ const idleWait = time.Second
 
 // claimLoop claims tasks while slots are free and starts a handler for
 // each, until ctx ends (or the queue is empty, with ExitWhenIdle). Each
-// handler runs under hard and is counted in tasks.
-func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) {
+// handler runs under hard and is counted in tasks. It returns the refusal
+// of the worker's token or role that stops it, if any.
+func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) error {
 	slots := make(chan struct{}, w.opts.Concurrency)
 	wait := w.opts.PollWait
 	if w.opts.ExitWhenIdle {
@@ -31,7 +32,7 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			return
+			return nil
 		}
 		n := 1 + acquire(slots, min(cap(slots), taskwire.MaxClaimTasks)-1)
 		res, err := w.c.ClaimTasks(ctx, taskwire.ClaimParams{WorkerID: w.opts.ID, MaxTasks: &n,
@@ -45,10 +46,12 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			failures++
-			w.claimFailed(ctx, err, failures)
+			if err := w.claimFailed(ctx, err, failures); err != nil {
+				return err
+			}
 			continue
 		}
 		failures = 0
@@ -60,7 +63,7 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) {
 			})
 		}
 		if len(got) == 0 && w.opts.ExitWhenIdle && len(slots) == 0 {
-			return
+			return nil
 		}
 	}
 }
@@ -79,17 +82,21 @@ func acquire(slots chan struct{}, n int) int {
 }
 
 // claimFailed handles a failed claim: a worker the server forgot
-// registers again; other errors (already retried by the client) wait a
-// backoff.
-func (w *Worker) claimFailed(ctx context.Context, err error, failures int) {
+// registers again; a refusal of the worker's token or role is returned;
+// other errors (already retried by the client) wait a backoff.
+func (w *Worker) claimFailed(ctx context.Context, err error, failures int) error {
 	if IsNotRegistered(err) {
 		w.log.Warn("the server forgot this worker: registering again")
-		if err := w.register(ctx); err == nil {
-			return
+		if err = w.register(ctx); err == nil {
+			return nil
 		}
+	}
+	if refused(err) {
+		return err
 	}
 	w.log.Warn("claim", "err", err)
 	w.c.sleep(ctx, w.c.backoff(failures, err))
+	return nil
 }
 
 // runTask runs the handler of t and reports its outcome, unless the grace

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/service"
 )
@@ -362,5 +365,57 @@ func TestWorkerFailsRefusedResult(t *testing.T) {
 		if got := get(t, b, id); got.Status != taskwire.StatusFailed || !strings.Contains(got.Error, want) || got.Attempt != 1 {
 			t.Errorf("%s: %s on attempt %d, error %q; want failed on attempt 1 naming %q", got.Text, got.Status, got.Attempt, got.Error, want)
 		}
+	}
+}
+
+// TestWorkerStopsWhenRefused: a worker whose token the server stops
+// accepting (HTTP 401), or no longer lets act as this worker (-32002),
+// returns that refusal from Run instead of claiming on forever. Its
+// claims (every 100ms) meet the refusal long before its heartbeat would.
+func TestWorkerStopsWhenRefused(t *testing.T) {
+	t.Parallel()
+	const adminTok, workerTok = "admin-token-0123456789", "worker-token-0123456789"
+	admin := `{"name":"ops","role":"admin","token":"` + adminTok + `"}`
+	for name, tc := range map[string]struct {
+		after string
+		is    func(error) bool
+	}{
+		"revoked": {admin, client.IsUnauthorized},
+		"rebound": {admin + `,{"name":"w1","role":"worker","workerId":"w2","token":"` + workerTok + `"}`, client.IsNotAllowed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			writeFile(t, path, "["+admin+`,{"name":"w1","role":"worker","workerId":"w1","token":"`+workerTok+`"}]`)
+			tokens, err := auth.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := setup(t, withWorkerTimeout(10*time.Minute), func(c *server.Config) { c.Tokens = tokens })
+			c := client.New(b.url, client.Options{Token: workerTok, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+			w := client.NewWorker(c, client.WorkerOptions{ID: "w1", PollWait: 100 * time.Millisecond, Logger: quietLogger()},
+				func(_ context.Context, task *taskwire.Task) (any, error) { return "ok", nil })
+			errc := runWorker(ctx(t), w)
+			ac := client.New(b.url, client.Options{Token: adminTok})
+			waitFor(t, func() bool { ws, _ := ac.Workers(ctx(t)); return ws != nil && len(ws.Workers) == 1 })
+			writeFile(t, path, "["+tc.after+"]")
+			if err := tokens.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			// Without the fix Run returns nil when ctx's minute is over.
+			if err := <-errc; !tc.is(err) {
+				t.Fatalf("Run: %v, want the refusal", err)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path+".new", []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,7 +54,7 @@ var cliCommands = map[string]cliCommand{
 // subcommands.
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usage)
-	fmt.Fprintf(w, "\nClient commands (--server, default %s, and --token; env TASKWIRE_SERVER,\nTASKWIRE_TOKEN; 'taskwire COMMAND --help' for each):\n%s", defaultServer, cliUsage())
+	fmt.Fprintf(w, "\nClient commands (--server, default %s, and --token, before\nor after COMMAND; env TASKWIRE_SERVER, TASKWIRE_TOKEN;\n'taskwire COMMAND --help' for each):\n%s", defaultServer, cliUsage())
 }
 
 // cliUsage lists the client subcommands.

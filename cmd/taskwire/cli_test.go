@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/servertest"
 )
@@ -514,5 +516,68 @@ func TestCLIWorkInvalidUTF8(t *testing.T) {
 	task, err := b.c.GetTask(t.Context(), id)
 	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"\"caf\ufffd\""` {
 		t.Fatalf("task: %+v, %v; want completed with the text as a string", task, err)
+	}
+}
+
+// TestCLIConnectionFlagsFirst: --server and --token also go before the
+// command name, in both forms, and the command's own win over them.
+func TestCLIConnectionFlagsFirst(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(runTaskwire(t, "--server", b.url, "--token", "anything", "create", "first").want(t, exitOK).stdout)
+	if out := runTaskwire(t, "--server="+b.url, "list").want(t, exitOK).stdout; !strings.Contains(out, id) {
+		t.Fatalf("list:\n%s", out)
+	}
+	runTaskwire(t, "-server", "http://127.0.0.1:1", "get", "--server", b.url, id).want(t, exitOK)
+	runTaskwire(t, "--server", b.url, "get", "--server", "http://127.0.0.1:1", id).want(t, exitUnavailable)
+	runTaskwire(t, "--server", b.url, "work", "--exit-when-idle", "--", "true").want(t, exitOK)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Status != taskwire.StatusCompleted {
+		t.Fatalf("task after work: %+v, %v", task, err)
+	}
+	runTaskwire(t, "--server").want(t, exitUsage)
+	runTaskwire(t, "--server", b.url).want(t, exitUsage)
+	runTaskwire(t, "--token", "x", "serve").want(t, exitUsage)
+	runTaskwire(t, "--bogus", "list").want(t, exitUsage)
+}
+
+// TestCLIWorkTokenRevoked: a worker whose token the server stops accepting
+// while it runs exits 5 (here through its heartbeat, which comes every
+// second, while its claim long-polls) rather than retry forever.
+func TestCLIWorkTokenRevoked(t *testing.T) {
+	t.Parallel()
+	adminTok, adminLine := newToken(t, "--name", "ops", "--role", "admin")
+	workerTok, workerLine := newToken(t, "--name", "w1", "--role", "worker", "--worker-id", "w1")
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	writeTokens(t, path, adminLine, workerLine)
+	tokens, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, url := servertest.Start(t, func(c *server.Config) { c.Tokens, c.WorkerTimeout = tokens, 3*time.Second })
+	admin := client.New(url, client.Options{Token: adminTok})
+
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runTaskwire(t, "--server", url, "--token", workerTok, "work", "--worker-id", "w1", "--", "true")
+	}()
+	for {
+		ws, err := admin.Workers(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws.Workers) == 1 && ws.Workers[0].Status == taskwire.WorkerOnline {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	writeTokens(t, path, adminLine)
+	if err := tokens.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the fix, work retries until runTaskwire's minute is over
+	// and exits 0.
+	r := (<-done).want(t, exitNotAllowed)
+	if !strings.Contains(r.stderr, "401") {
+		t.Errorf("stderr does not name the refusal:\n%s", r.stderr)
 	}
 }

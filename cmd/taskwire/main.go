@@ -3,8 +3,9 @@
 //	taskwire serve [flags]     run the server (embedded SQLite by default)
 //	taskwire token new [flags] make a token for the tokens file
 //	taskwire version           print the version
-//	taskwire create|get|list|complete|workers|events|work|bench
-//	                           client commands (cli.go)
+//	taskwire [--server URL] [--token T] create|get|list|complete|workers|events|work|bench
+//	                           client commands (cli.go); --server and --token
+//	                           also go after the command name, and win there
 //
 // Run `taskwire serve --help` for the flags; every flag also reads a
 // TASKWIRE_* environment variable.
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -69,9 +71,22 @@ Run 'taskwire serve --help' for the flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	conn, args, err := connectionFlags(args)
+	if err != nil {
+		printUsage(stderr)
+		return err
+	}
 	if len(args) == 0 {
 		printUsage(stderr)
 		return usageError("a command is required")
+	}
+	if cmd, ok := cliCommands[args[0]]; ok {
+		// The command's own flags come after, so that they win.
+		return cmd.run(ctx, newCLIIO(stdout, stderr), append(conn, args[1:]...))
+	}
+	if len(conn) > 0 {
+		printUsage(stderr)
+		return usageError("%s goes with a client command, not %q", conn[0], args[0])
 	}
 	switch args[0] {
 	case "serve":
@@ -85,11 +100,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printUsage(stdout)
 		return nil
 	}
-	if cmd, ok := cliCommands[args[0]]; ok {
-		return cmd.run(ctx, newCLIIO(stdout, stderr), args[1:])
-	}
 	printUsage(stderr)
 	return usageError("unknown command %q", args[0])
+}
+
+// connectionFlags splits the --server and --token flags (-flag or
+// --flag, with the value after = or as the next argument) that come
+// before the command name from the rest of args.
+func connectionFlags(args []string) (conn, rest []string, err error) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		name, _, inline := strings.Cut(strings.TrimPrefix(args[0][1:], "-"), "=")
+		if name != "server" && name != "token" {
+			break
+		}
+		n := 2
+		if inline {
+			n = 1
+		}
+		if len(args) < n {
+			return nil, nil, usageError("flag needs an argument: %s", args[0])
+		}
+		conn, args = append(conn, args[:n]...), args[n:]
+	}
+	return conn, args, nil
 }
 
 func buildVersion() string {
