@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,4 +130,58 @@ func waitBlockedOrDone(t *testing.T, st *Store, pid int, done chan error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("staging neither finished nor waited on the delete after a minute")
+}
+
+// TestDeleteCommitFailedStaysDeleted: a delete whose PostgreSQL commit
+// fails after its script removed the task from Redis answers an error,
+// and the task stays deleted: the reconciler, which restores unfinished
+// tasks PostgreSQL holds and Redis does not, must not bring it back, and
+// PostgreSQL ends up with the tombstone through the outbox.
+func TestDeleteCommitFailedStaysDeleted(t *testing.T) {
+	t.Parallel()
+	st := newTestStore(t, Options{ReconcileInterval: -1})
+	now := truncMs(time.Now().UTC())
+	const id = "t-delete-commit-failed"
+	if _, _, err := st.CreateTask(t.Context(), store.CreateTaskParams{Task: readyTask(id, now), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	st.afterScript = func(tx pgx.Tx) {
+		once.Do(func() { // the delete's connection dies before its commit
+			pid := tx.Conn().PgConn().PID()
+			if _, err := st.pg.Exec(context.Background(), "SELECT pg_terminate_backend($1)", pid); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if err := st.DeleteTask(t.Context(), store.DeleteTaskParams{ID: id, Now: now}); err == nil {
+		t.Fatal("DeleteTask with its commit cut off: no error")
+	}
+	// Deleting it again finds it gone, though PostgreSQL may still hold it.
+	if err := st.DeleteTask(t.Context(), store.DeleteTaskParams{ID: id, Now: now}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteTask again: %v, want not found", err)
+	}
+	time.Sleep(reconcileGrace + 100*time.Millisecond) // the row is old enough to reconcile
+	if _, err := st.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.redisTask(t.Context(), id); err != nil || got != nil {
+		t.Errorf("Redis after the reconciler ran: task %v, %v; want none", got, err)
+	}
+	// ListTasks applies the outbox first: the tombstone reaches PostgreSQL.
+	tasks, _, err := st.ListTasks(t.Context(), store.ListTasksParams{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range tasks {
+		if got.ID == id {
+			t.Errorf("ListTasks still lists %s: %s", id, got.Status)
+		}
+	}
+	if _, err := st.GetTask(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask: %v, want not found", err)
+	}
+	if n, err := st.rdb.Exists(t.Context(), st.k.deletion(id)).Result(); err != nil || n != 0 {
+		t.Errorf("deletion mark after the tombstone was written: %d, %v; want gone", n, err)
+	}
 }

@@ -35,6 +35,10 @@ func (k keys) heldPrefix() string        { return k.tag + "held:" }
 // create that the caller settled as not committed (see settle.lua).
 func (k keys) createFence(id string) string { return k.tag + "fence:" + id }
 
+// deletion is the hash whose existence records that a task was deleted
+// until PostgreSQL holds its tombstone (see txn.deleteTask).
+func (k keys) deletion(id string) string { return k.tag + "deleted:" + id }
+
 // worker is the hash of one registered worker.
 func (k keys) worker(id string) string { return k.workerPrefix() + id }
 func (k keys) workerPrefix() string    { return k.tag + "w:" }

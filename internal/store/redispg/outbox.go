@@ -121,8 +121,10 @@ func (s *Store) persistUntilDone(ctx context.Context, msgs []redis.XMessage) err
 
 // persist copies the current Redis state of the tasks msgs name to
 // PostgreSQL in one statement (a row per task, see upsertTaskRows). A
-// task Redis no longer holds was deleted (its tombstone is in PostgreSQL
-// already) or lost (the reconciler restores it).
+// task Redis no longer holds was deleted or lost: deleted, its deletion
+// mark (see txn.deleteTask) has its tombstone written, again if its
+// deleter's commit did, and the mark removed; lost, the reconciler
+// restores it.
 func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 	var ids []string
 	for _, m := range msgs {
@@ -133,17 +135,62 @@ func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 	slices.Sort(ids) // one lock order for every batch
 	ids = slices.Compact(ids)
 	tasks, err := s.getTasks(ctx, ids)
-	if err != nil || len(tasks) == 0 {
+	if err != nil {
+		return err
+	}
+	deleted, err := s.markedDeleted(ctx, ids, tasks)
+	if err != nil || len(tasks)+len(deleted) == 0 {
 		return err
 	}
 	b := &pgx.Batch{}
-	if err := queueTaskRows(b, tasks); err != nil {
-		return err
+	if len(tasks) > 0 {
+		if err := queueTaskRows(b, tasks); err != nil {
+			return err
+		}
 	}
+	queueTaskWrites(b, nil, deleted)
 	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("persist %d tasks: %w", len(tasks), s.pgErr(err))
+		return fmt.Errorf("persist %d tasks: %w", len(tasks)+len(deleted), s.pgErr(err))
 	}
-	return nil
+	if len(deleted) == 0 {
+		return nil
+	}
+	marks := make([]string, len(deleted))
+	for i, id := range deleted {
+		marks[i] = s.k.deletion(id)
+	}
+	// A mark left behind expires; the tombstone already keeps the task
+	// from the reconciler.
+	return s.redisErr(s.rdb.Del(ctx, marks...).Err())
+}
+
+// markedDeleted returns those of ids that Redis does not hold (held are
+// the tasks it does) and that carry a deletion mark.
+func (s *Store) markedDeleted(ctx context.Context, ids []string, held []*taskState) ([]string, error) {
+	var gone []string
+	for _, id := range ids {
+		if !slices.ContainsFunc(held, func(t *taskState) bool { return t.ID == id }) {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(gone))
+	for i, id := range gone {
+		cmds[i] = pipe.Exists(ctx, s.k.deletion(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, s.redisErr(err)
+	}
+	var marked []string
+	for i, id := range gone {
+		if cmds[i].Val() == 1 {
+			marked = append(marked, id)
+		}
+	}
+	return marked, nil
 }
 
 // flushOutbox applies every entry the outbox holds now, without taking

@@ -180,6 +180,7 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 	x := s.txn()
 	x.check(s.k.task(r.ID), 0)
 	x.check(s.k.createFence(r.ID), 0) // a create settled as not made: its row goes
+	x.check(s.k.deletion(r.ID), 0)    // deleted; PostgreSQL lacks the tombstone yet
 	r.ver = t.ver + 1
 	x.Put = append(x.Put, put{K: s.k.task(r.ID), F: r.fields()})
 	x.place(r, time.Time{})

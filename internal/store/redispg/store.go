@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -98,6 +99,9 @@ type Store struct {
 	// and is held while it fires (see noted).
 	seqMu   sync.Mutex
 	lastSeq int64
+	// afterScript, when set (by tests), runs in persistThenApply between
+	// the script and the PostgreSQL commit.
+	afterScript func(pgx.Tx)
 	// firing, when set (by tests), runs in noted right before the events
 	// signal fires.
 	firing func()

@@ -184,6 +184,15 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 	if kept == nil {
 		return nil, &store.TaskNotFoundError{ID: id}
 	}
+	// A task deleted, or a create settled as not made, whose row
+	// PostgreSQL still holds is gone: restore would refuse it.
+	gone, err := s.rdb.Exists(ctx, s.k.deletion(id), s.k.createFence(id)).Result()
+	if err != nil {
+		return nil, s.redisErr(err)
+	}
+	if gone > 0 {
+		return nil, &store.TaskNotFoundError{ID: id}
+	}
 	if err := s.restore(ctx, kept); err != nil && !errors.Is(err, errRaced) {
 		return nil, err
 	}
@@ -231,6 +240,9 @@ func (s *Store) persistThenApply(ctx context.Context, x *txn, extra func(*pgx.Ba
 	}
 	if err := s.apply(ctx, x); err != nil {
 		return err
+	}
+	if s.afterScript != nil {
+		s.afterScript(tx)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return s.pgErr(err)

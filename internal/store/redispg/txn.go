@@ -17,6 +17,7 @@ import (
 type txn struct {
 	Checks []check
 	Put    []put
+	Mark   []mark
 	Del    []string
 	Bump   []string
 	Zadd   []zmember
@@ -36,6 +37,12 @@ type txn struct {
 }
 
 type check struct{ K, V string }
+
+// mark is a hash {ver: 1} that expires after MS milliseconds: a fence.
+type mark struct {
+	K  string
+	MS int64
+}
 
 type put struct {
 	K string
@@ -79,6 +86,9 @@ func (x *txn) encode(args []any) []any {
 		for _, f := range p.F {
 			args = append(args, f)
 		}
+	}
+	for _, m := range x.Mark {
+		args = append(args, "m", m.K, m.MS)
 	}
 	for _, k := range x.Bump {
 		args = append(args, "b", k)
@@ -153,13 +163,25 @@ func (x *txn) saveTask(before, after *taskState, now time.Time) {
 }
 
 // deleteTask removes the task read as s from Redis.
+//
+// It also marks the task deleted until the persister, through the outbox,
+// has written its tombstone to PostgreSQL: should the caller's own
+// PostgreSQL commit fail after the script, PostgreSQL still holds the
+// task unfinished, and the mark keeps the reconciler from restoring it.
 func (x *txn) deleteTask(s *taskState) {
 	key := x.k.task(s.ID)
 	x.check(key, s.ver)
 	x.unplace(s)
 	x.Del = append(x.Del, key)
+	x.Mark = append(x.Mark, mark{K: x.k.deletion(s.ID), MS: deletionMarkTTL.Milliseconds()})
+	x.Outbox = append(x.Outbox, s.ID)
 	x.deleted = append(x.deleted, s.ID)
 }
+
+// deletionMarkTTL bounds how long a deletion mark outlives a persister
+// that never removes it (the outbox entry is applied within seconds, or
+// when PostgreSQL is back).
+const deletionMarkTTL = 7 * 24 * time.Hour
 
 // unplace takes the task out of every set its state put it in.
 func (x *txn) unplace(s *taskState) {

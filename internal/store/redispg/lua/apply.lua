@@ -21,6 +21,8 @@
 --   c k v            hash k must have ver v ("" = k must not exist)
 --   d k              delete key k
 --   p k n f...       replace hash k by the n strings f: name, value, ...
+--   m k ms           hash k = {ver: 1}, expiring in ms milliseconds (a
+--                    mark that a check of k "must not exist" fails on)
 --   b k              HINCRBY k ver 1 when hash k exists
 --   zr k m           ZREM k m
 --   za k s m         ZADD k s m
@@ -68,6 +70,10 @@ local function apply(i, last, events)
       redis.call('DEL', A[i + 1])
       redis.call('HSET', A[i + 1], unpack(A, i + 3, i + 2 + n))
       i = i + 3 + n
+    elseif op == 'm' then
+      redis.call('HSET', A[i + 1], 'ver', '1')
+      redis.call('PEXPIRE', A[i + 1], A[i + 2])
+      i = i + 3
     elseif op == 'b' then
       if redis.call('EXISTS', A[i + 1]) == 1 then
         redis.call('HINCRBY', A[i + 1], 'ver', 1)
