@@ -167,14 +167,18 @@ func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 // markedDeleted returns those of ids that Redis does not hold (held are
 // the tasks it does) and that carry a deletion mark.
 func (s *Store) markedDeleted(ctx context.Context, ids []string, held []*taskState) ([]string, error) {
+	if len(held) == len(ids) {
+		return nil, nil
+	}
+	isHeld := make(map[string]bool, len(held))
+	for _, t := range held {
+		isHeld[t.ID] = true
+	}
 	var gone []string
 	for _, id := range ids {
-		if !slices.ContainsFunc(held, func(t *taskState) bool { return t.ID == id }) {
+		if !isHeld[id] {
 			gone = append(gone, id)
 		}
-	}
-	if len(gone) == 0 {
-		return nil, nil
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(gone))
