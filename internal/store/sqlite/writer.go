@@ -144,10 +144,12 @@ func appendReady[T any](buf []T, ch <-chan T, limit int) []T {
 }
 
 // commit runs batch in one transaction and hands it to the syncer, which
-// answers every op. An op that fails is rolled back to its savepoint and
-// gets its error; when the transaction itself fails, every op that had not
-// failed on its own gets that error. When the committed ops appended
-// events, the event signal fires before any op is answered.
+// answers every op once the WAL is on disk; a batch that needs no fsync
+// is answered here when no earlier batch waits for one. An op that fails
+// is rolled back to its savepoint and gets its error; when the transaction
+// itself fails, every op that had not failed on its own gets that error.
+// When the committed ops appended events, the event signal fires before
+// any op is answered.
 func (w *writer) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	err := w.runBatch(batch, errs)
