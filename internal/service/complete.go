@@ -28,7 +28,7 @@ func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) 
 	if p.Error != nil {
 		q.Failed, q.Error = true, *p.Error
 	}
-	task, err := s.store.CompleteTask(ctx, q)
+	task, _, err := s.store.CompleteTask(ctx, q)
 	if err != nil {
 		return nil, s.otherWorkersTask(ctx, err)
 	}

@@ -67,9 +67,11 @@ type Store interface {
 
 	// CompleteTask finalizes an assigned pending or in_progress task as
 	// completed (with p.Result) or failed (with p.Error) and returns it
-	// without its result (event task.completed). See CompleteTaskParams
-	// for the rules.
-	CompleteTask(ctx context.Context, p CompleteTaskParams) (*taskwire.Task, error)
+	// without its result (event task.completed). finalized is true when
+	// this call finalized the task, false when it repeated a completion
+	// that already had (and changed nothing); of identical calls racing,
+	// one finalizes. See CompleteTaskParams for the rules.
+	CompleteTask(ctx context.Context, p CompleteTaskParams) (task *taskwire.Task, finalized bool, err error)
 
 	// AssignTask reserves a pending task for a registered worker (event
 	// task.assigned); a worker that is unknown or offline is a
@@ -182,7 +184,7 @@ type UpdateTaskParams struct {
 // (*ConflictError otherwise, nothing changed). A call repeating a
 // completion that already succeeded, by the same worker with the same
 // outcome (status, error, result), returns the task as the first call left
-// it. DurationMs becomes CompletedAt - CreatedAt.
+// it, with finalized false. DurationMs becomes CompletedAt - CreatedAt.
 type CompleteTaskParams struct {
 	ID       string
 	WorkerID string

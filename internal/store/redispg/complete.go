@@ -20,7 +20,7 @@ import (
 // the outbox, and the reconciler finalizes from the staged outcome should
 // Redis be lost before. A retried completion is recognized by the
 // result's checksum, without reading the result back.
-func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*taskwire.Task, error) {
+func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (task *taskwire.Task, finalized bool, err error) {
 	status, result, errText := taskwire.StatusCompleted, []byte(p.Result), ""
 	if p.Failed {
 		status, result, errText = taskwire.StatusFailed, nil, p.Error
@@ -31,8 +31,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 	done := now      // its completion time; a retry's is the first try's
 	unsure := false  // a transition of ours may have committed
 	refused := false // a fresh read of the task refused the completion
-	var task *taskwire.Task
-	err := retry(ctx, func() error {
+	err = retry(ctx, func() error {
 		before, err := s.liveTask(ctx, p.ID)
 		if err != nil {
 			return err
@@ -64,7 +63,7 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			unsure = unsure || !errors.Is(err, errRaced)
 			return err
 		}
-		task = r.Task
+		task, finalized = r.Task, true
 		return nil
 	})
 	if err != nil {
@@ -77,9 +76,9 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			// committed that very outcome.
 			s.unstage(context.WithoutCancel(ctx), p.ID, staged, status, errText, sum, p.WorkerID)
 		}
-		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
+		return nil, false, fmt.Errorf("complete task %s: %w", p.ID, err)
 	}
-	return task, nil
+	return task, finalized, nil
 }
 
 // unstage deletes the outcome staged under attempt of task id, and its

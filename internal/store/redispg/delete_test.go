@@ -67,7 +67,7 @@ func TestDeleteLeavesNoResults(t *testing.T) {
 			if err := st.stageResult(t.Context(), before, after, result); !errors.Is(err, errRaced) {
 				t.Errorf("staging the result of a deleted task: %v; want it refused", err)
 			}
-			_, err := st.CompleteTask(t.Context(), store.CompleteTaskParams{ID: id, WorkerID: "w1",
+			_, _, err := st.CompleteTask(t.Context(), store.CompleteTaskParams{ID: id, WorkerID: "w1",
 				Attempt: new(1), Result: result, Now: now})
 			if !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("completion of a deleted task: %v; want not found", err)

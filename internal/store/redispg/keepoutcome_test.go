@@ -44,11 +44,11 @@ func TestIdenticalCompletionKeepsOutcome(t *testing.T) {
 	// The second call staged and sent its transition; before it runs, the
 	// first completes; then the second call's caller goes away.
 	trap.arm("task.completed", func(c context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
-		_, aErr = st.CompleteTask(ctx, p)
+		_, _, aErr = st.CompleteTask(ctx, p)
 		dead.Store(true)
 		return next(c, cmd)
 	})
-	_, bErr := st.CompleteTask(flipCtx{context.Background(), &dead}, p)
+	_, _, bErr := st.CompleteTask(flipCtx{context.Background(), &dead}, p)
 	t.Logf("first (acknowledged): err=%v; second: err=%v", aErr, bErr)
 	if aErr != nil {
 		t.Fatalf("the first completion failed: %v", aErr)
@@ -116,9 +116,9 @@ func TestResentCompletionKeepsOutcome(t *testing.T) {
 		fail.armed.Store(true)
 		return next(c, cmd)
 	})
-	_, err := st.CompleteTask(ctx, p)
+	_, _, err := st.CompleteTask(ctx, p)
 	t.Logf("first call: %v", err)
-	if _, err = st.CompleteTask(ctx, p); err != nil {
+	if _, _, err = st.CompleteTask(ctx, p); err != nil {
 		t.Fatalf("the worker's retry: %v, want the completion that committed", err)
 	}
 	if got, err := st.GetTask(ctx, "t-rf"); err != nil || string(got.Result) != `{"ok":3}` {

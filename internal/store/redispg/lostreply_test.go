@@ -180,7 +180,7 @@ func TestRefusedCompletionUnstaged(t *testing.T) {
 		}
 		return next(ctx, cmd)
 	})
-	_, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: "t-taken", WorkerID: "w1", Result: []byte(`{"ok":1}`), Now: now})
+	_, _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: "t-taken", WorkerID: "w1", Result: []byte(`{"ok":1}`), Now: now})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("completion of a task taken back: %v; want a conflict", err)
 	}

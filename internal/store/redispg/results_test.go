@@ -32,7 +32,7 @@ func TestStagedOutcomeFirstWins(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: tk.ID, WorkerID: "w1", Attempt: new(1),
+	_, _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: tk.ID, WorkerID: "w1", Attempt: new(1),
 		Result: json.RawMessage(`{"done":true}`), Now: now})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("worker's completion after another outcome was staged: %v; want a conflict", err)
@@ -42,7 +42,7 @@ func TestStagedOutcomeFirstWins(t *testing.T) {
 		t.Fatalf("result chunks after the refused completion: %d, %v; want none", chunks, err)
 	}
 
-	if _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: tk.ID, Attempt: new(1), Failed: true,
+	if _, _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: tk.ID, Attempt: new(1), Failed: true,
 		Error: "stopped by an admin", By: "admin", Now: now.Add(time.Second)}); err != nil {
 		t.Fatalf("the staged outcome's completion: %v", err)
 	}

@@ -86,7 +86,7 @@ func benchBatch(b *testing.B, st *Store, worker string, n int, seq *atomic.Int64
 	wg.Wait()
 	for i, t := range claimed {
 		wg.Go(func() {
-			if _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: t.ID, WorkerID: worker,
+			if _, _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: t.ID, WorkerID: worker,
 				Result: []byte(fmt.Sprintf(`{"n":%d}`, i)), Now: now}); err != nil {
 				fail(err)
 			}

@@ -158,7 +158,7 @@ func TestCallTimeout(t *testing.T) {
 	if got := claim(t, st, "w1", now); len(got) != 1 {
 		t.Fatalf("claimed %d tasks, want 1", len(got))
 	}
-	if _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: "t-done", WorkerID: "w1", Attempt: new(1),
+	if _, _, err := st.CompleteTask(ctx, store.CompleteTaskParams{ID: "t-done", WorkerID: "w1", Attempt: new(1),
 		Result: []byte(`{"done":true}`), Now: now}); err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func roundTrip(b *testing.B, s *Store, worker string, n int) error {
 	if err != nil || len(claimed) == 0 {
 		return fmt.Errorf("claim: %v (%d tasks)", err, len(claimed))
 	}
-	_, err = s.CompleteTask(b.Context(), store.CompleteTaskParams{ID: claimed[0].ID, WorkerID: worker,
+	_, _, err = s.CompleteTask(b.Context(), store.CompleteTaskParams{ID: claimed[0].ID, WorkerID: worker,
 		Result: []byte(`{"n":1}`), Now: later})
 	return err
 }

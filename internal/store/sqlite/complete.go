@@ -15,15 +15,14 @@ import (
 // The result's checksum is computed before the call reaches the writer, and
 // a retried completion is recognized by comparing checksums, so neither
 // reads the stored result back.
-func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*taskwire.Task, error) {
+func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (task *taskwire.Task, finalized bool, err error) {
 	status, result, errText := taskwire.StatusCompleted, []byte(p.Result), ""
 	if p.Failed {
 		status, result, errText = taskwire.StatusFailed, nil, p.Error
 	}
 	sum := resultSum(result)
 	now := truncMs(p.Now)
-	var task *taskwire.Task
-	err := s.w.do(ctx, func(tx *writeTx) error {
+	err = s.w.do(ctx, func(tx *writeTx) error {
 		r, err := getTask(tx, p.ID)
 		if err != nil {
 			return err
@@ -44,14 +43,14 @@ func (s *Store) CompleteTask(ctx context.Context, p store.CompleteTaskParams) (*
 			return err
 		}
 		tx.touchWorker(p.WorkerID, now)
-		task = r.Task
+		task, finalized = r.Task, true
 		tx.appendEvent(store.TaskCompletedEvent(r.Task, store.CompletedBy(p.WorkerID, p.By)))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("complete task %s: %w", p.ID, err)
+		return nil, false, fmt.Errorf("complete task %s: %w", p.ID, err)
 	}
-	return task, nil
+	return task, finalized, nil
 }
 
 // finalize makes r completed (storing result) or failed (with errText,

@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("ClaimTasks = %v, %v; want one task", claimed, err)
 	}
 	result := json.RawMessage(`{"ok":true}`)
-	done, err := s.CompleteTask(ctx, store.CompleteTaskParams{ID: task(1).ID, WorkerID: "w1", Result: result,
+	done, _, err := s.CompleteTask(ctx, store.CompleteTaskParams{ID: task(1).ID, WorkerID: "w1", Result: result,
 		Attempt: &claimed[0].Attempt, Now: t0.Add(2 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
@@ -61,11 +61,11 @@ func TestLargeResult(t *testing.T) {
 	}
 	result[0], result[len(result)-1] = '"', '"'
 	p := store.CompleteTaskParams{ID: task(1).ID, WorkerID: "w1", Result: result, Now: t0.Add(2 * time.Second)}
-	if _, err := s.CompleteTask(ctx, p); err != nil {
+	if _, _, err := s.CompleteTask(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	// A retry with the same outcome is recognized by checksum.
-	if _, err := s.CompleteTask(ctx, p); err != nil {
+	if _, _, err := s.CompleteTask(ctx, p); err != nil {
 		t.Errorf("retried completion: %v", err)
 	}
 

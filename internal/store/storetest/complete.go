@@ -62,7 +62,7 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 		t.Parallel()
 		s := setup(t, newStore)
 		s.claimed(newTask(1), "w1", t0.Add(time.Second))
-		_, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(2), WorkerID: "w1", Now: t0.Add(2 * time.Second)})
+		_, _, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(2), WorkerID: "w1", Now: t0.Add(2 * time.Second)})
 		wantTaskNotFound(t, err, taskID(2))
 	})
 
@@ -113,7 +113,7 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 				before := s.get(taskID(1))
 				p := tt.p
 				p.ID, p.Now = taskID(1), t0.Add(time.Minute)
-				_, err := s.st.CompleteTask(s.ctx, p)
+				_, _, err := s.st.CompleteTask(s.ctx, p)
 				wantConflict(t, err, taskID(1), tt.wantStatus, tt.wantAssigned)
 				s.unchanged(before)
 			})
@@ -164,7 +164,8 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 	})
 
 	// A worker that lost the response retries: the same worker with the
-	// same outcome gets the task as the first call left it.
+	// same outcome gets the task as the first call left it, told that this
+	// call finalized nothing (so that it is not counted twice).
 	t.Run("RetrySameOutcome", func(t *testing.T) {
 		t.Parallel()
 		tests := []struct {
@@ -188,9 +189,9 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 				first := s.complete(p)
 				stored := s.get(taskID(1))
 				p.Now = t0.Add(25 * time.Second)
-				retry, err := s.st.CompleteTask(s.ctx, p)
-				if err != nil {
-					t.Fatalf("retry: %v", err)
+				retry, finalized, err := s.st.CompleteTask(s.ctx, p)
+				if err != nil || finalized {
+					t.Fatalf("retry = finalized %v, %v; want not finalized, no error", finalized, err)
 				}
 				wantReturned(t, "CompleteTask (retry)", *first, retry)
 				if !retry.CompletedAt.Equal(t0.Add(20 * time.Second)) {
@@ -232,7 +233,7 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 				stored := s.get(taskID(1))
 				p = tt.retry
 				p.ID, p.Now = taskID(1), t0.Add(25*time.Second)
-				_, err := s.st.CompleteTask(s.ctx, p)
+				_, _, err := s.st.CompleteTask(s.ctx, p)
 				wantConflict(t, err, taskID(1), first.Status, "w1")
 				s.unchanged(stored)
 			})

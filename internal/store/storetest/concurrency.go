@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,7 +153,7 @@ func testConcurrency(t *testing.T, newStore newStoreFunc) {
 			wg.Go(func() {
 				<-start
 				msg := fmt.Sprintf("error %d", g)
-				_, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Attempt: ptr(1),
+				_, _, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Attempt: ptr(1),
 					Failed: true, Error: msg, Now: t0.Add(time.Duration(g+10) * time.Second)})
 				mu.Lock()
 				defer mu.Unlock()
@@ -173,6 +174,40 @@ func testConcurrency(t *testing.T, newStore newStoreFunc) {
 		}
 		if got := s.get(taskID(1)); got.Status != taskwire.StatusFailed || got.Error != winners[0] {
 			t.Errorf("stored %s with error %q, want failed with the winner's %q", got.Status, got.Error, winners[0])
+		}
+	})
+
+	// Identical completions racing (a worker's resend while its first call
+	// is in flight): every call succeeds, and exactly one finalized the
+	// task, so that the completion is counted once.
+	t.Run("CompleteSameRace", func(t *testing.T) {
+		t.Parallel()
+		const goroutines = 20
+		s := setup(t, newStore)
+		inProgress(s)
+		p := store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Attempt: ptr(1),
+			Result: json.RawMessage(`{"n":1}`), Now: t0.Add(10 * time.Second)}
+		var (
+			finalized atomic.Int32
+			wg        sync.WaitGroup
+			start     = make(chan struct{})
+		)
+		for range goroutines {
+			wg.Go(func() {
+				<-start
+				_, done, err := s.st.CompleteTask(s.ctx, p)
+				if err != nil {
+					t.Errorf("CompleteTask: %v", err)
+				}
+				if done {
+					finalized.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := finalized.Load(); n != 1 {
+			t.Errorf("%d of %d identical completions finalized the task, want 1", n, goroutines)
 		}
 	})
 
@@ -207,7 +242,7 @@ func completeResultRound(s *bundle, n int) {
 	for i, p := range tries {
 		wg.Go(func() {
 			<-start
-			_, errs[i] = s.st.CompleteTask(s.ctx, p)
+			_, _, errs[i] = s.st.CompleteTask(s.ctx, p)
 		})
 	}
 	close(start)

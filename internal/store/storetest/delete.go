@@ -32,7 +32,7 @@ func testDelete(t *testing.T, newStore newStoreFunc) {
 			}},
 			// The worker that held it completes it late.
 			{"CompleteTask", func(s *bundle) error {
-				_, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: id, WorkerID: "w1", Result: json.RawMessage(`1`), Now: later})
+				_, _, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: id, WorkerID: "w1", Result: json.RawMessage(`1`), Now: later})
 				return err
 			}},
 			{"UpdateTask", func(s *bundle) error {

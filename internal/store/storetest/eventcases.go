@@ -192,7 +192,7 @@ func noEventCases() []noEventCase {
 	complete := func(p store.CompleteTaskParams) func(s *bundle) error {
 		return func(s *bundle) error {
 			p.ID, p.Now = taskID(1), later
-			_, err := s.st.CompleteTask(s.ctx, p)
+			_, _, err := s.st.CompleteTask(s.ctx, p)
 			return err
 		}
 	}

@@ -110,7 +110,7 @@ func testSweep(t *testing.T, newStore newStoreFunc) {
 		s.unchanged(before[5])
 
 		// The offline worker's late completion finds the task gone back.
-		_, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Now: now.Add(time.Second)})
+		_, _, err := s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(1), WorkerID: "w1", Now: now.Add(time.Second)})
 		wantConflict(t, err, taskID(1), taskwire.StatusPending, "")
 		s.wantStored(requeued)
 	})
@@ -279,7 +279,7 @@ func testSweep(t *testing.T, newStore newStoreFunc) {
 					{ID: tk.ID, WorkerID: "w1", Attempt: ptr(1), Failed: true, Error: "lease expired after 1 attempts", Now: now},
 				}
 				for _, p := range calls {
-					_, err := s.st.CompleteTask(s.ctx, p)
+					_, _, err := s.st.CompleteTask(s.ctx, p)
 					wantConflict(t, err, tk.ID, tt.wantStatus, tt.wantAssigned)
 				}
 				_, err := s.st.UpdateTask(s.ctx, store.UpdateTaskParams{ID: tk.ID, WorkerID: "w1", Attempt: ptr(1),
@@ -336,7 +336,7 @@ func sweepCompleteRace(t *testing.T, newStore newStoreFunc) {
 			o.sweep, o.sweepErr = s.st.Sweep(s.ctx, store.SweepParams{Now: now, WorkerTimeout: time.Hour})
 		}
 		complete := func() {
-			_, o.completeErr = s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(n), WorkerID: "w1",
+			_, _, o.completeErr = s.st.CompleteTask(s.ctx, store.CompleteTaskParams{ID: taskID(n), WorkerID: "w1",
 				Attempt: ptr(1), Result: []byte(fmt.Sprintf(`{"n":%d}`, n)), Now: now})
 		}
 		if n/2%2 == 0 { // neither is always started first

@@ -175,12 +175,12 @@ func (s *bundle) reclaim(id, queue, worker string, now time.Time) *taskwire.Task
 	return got[0]
 }
 
-// complete completes a task and fails the test on error.
+// complete completes a task, which the call must finalize.
 func (s *bundle) complete(p store.CompleteTaskParams) *taskwire.Task {
 	s.t.Helper()
-	got, err := s.st.CompleteTask(s.ctx, p)
-	if err != nil {
-		s.t.Fatalf("CompleteTask(%s): %v", p.ID, err)
+	got, finalized, err := s.st.CompleteTask(s.ctx, p)
+	if err != nil || !finalized {
+		s.t.Fatalf("CompleteTask(%s) = finalized %v, %v; want finalized", p.ID, finalized, err)
 	}
 	return got
 }
