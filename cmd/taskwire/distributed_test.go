@@ -310,7 +310,7 @@ func TestDistributedRateLimitAcrossProcesses(t *testing.T) {
 // TestDistributedMetricsRatesAcrossProcesses: system.metrics in either
 // process counts the claims and completions served by both: claims and
 // completions through one, read in the other, once that one has shared
-// them (at its next sweep).
+// them (at its next sweep); a retried completion counts in neither.
 func TestDistributedMetricsRatesAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	env := newDistEnv(t)
@@ -333,6 +333,12 @@ func TestDistributedMetricsRatesAcrossProcesses(t *testing.T) {
 		if err := ca.Call(ctx, taskwire.MethodTaskComplete, map[string]any{"id": tk.ID, "workerId": "w1", "attempt": tk.Attempt}, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A retry of a completion that succeeded, in the other process, changes
+	// nothing and is not counted again.
+	retry := map[string]any{"id": claim.Tasks[0].ID, "workerId": "w1", "attempt": claim.Tasks[0].Attempt}
+	if err := cb.Call(ctx, taskwire.MethodTaskComplete, retry, nil); err != nil {
+		t.Fatalf("retried completion: %v", err)
 	}
 	want := [2]float64{4.0 / 60, 2.0 / 60}
 	var got [2]float64

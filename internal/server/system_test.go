@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,40 @@ func TestMetricsMethod(t *testing.T) {
 	// 2 claims and 2 completions within the last minute.
 	if got.ClaimRatePerSec <= 0 || got.CompletionRatePerSec <= 0 {
 		t.Errorf("claimRatePerSec %v completionRatePerSec %v, want > 0", got.ClaimRatePerSec, got.CompletionRatePerSec)
+	}
+}
+
+// TestMetricsCountRetriedCompletionOnce: a completion retried after it
+// succeeded changes nothing, so system.metrics and /metrics count it once,
+// and a retry in a batch beside the first call does too.
+func TestMetricsCountRetriedCompletionOnce(t *testing.T) {
+	t.Parallel()
+	b, _ := withFakeClock(t)
+	register(t, b, "w1")
+	createTask(t, b, nil)
+	createTask(t, b, nil)
+	first := claimOne(t, b, "w1")
+	p := params{"id": first.ID, "workerId": "w1", "attempt": first.Attempt, "result": "ok"}
+	call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, p)
+	call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, p) // the response was lost
+	second := claimOne(t, b, "w1")
+	req := fmt.Sprintf(`[{"jsonrpc":"2.0","id":1,"method":"task.complete","params":{"id":%q,"workerId":"w1","error":"x"}},`+
+		`{"jsonrpc":"2.0","id":2,"method":"task.complete","params":{"id":%q,"workerId":"w1","error":"x"}}]`, second.ID, second.ID)
+	if status, body := post(t, b, req); status != 200 || strings.Contains(string(body), `"error":{`) {
+		t.Fatalf("batch of a completion and its retry: HTTP %d %s", status, body)
+	}
+
+	got := call[taskwire.MetricsResult](t, b, taskwire.MethodSystemMetrics, params{})
+	if got.ClaimRatePerSec != 2.0/60 || got.CompletionRatePerSec != 2.0/60 {
+		t.Errorf("claimRatePerSec %v completionRatePerSec %v, want 2 claims and 2 completions a minute: %v each",
+			got.ClaimRatePerSec, got.CompletionRatePerSec, 2.0/60)
+	}
+	_, body := httpGet(t, b, "/metrics")
+	series := parseMetrics(t, body)
+	for name, want := range map[string]float64{"taskwire_tasks_claimed_total": 2, "taskwire_tasks_completed_total": 2} {
+		if series[name] != want {
+			t.Errorf("%s = %v, want %v", name, series[name], want)
+		}
 	}
 }
 

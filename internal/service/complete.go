@@ -10,7 +10,8 @@ import (
 
 // CompleteTask implements task.complete: with error the task fails,
 // otherwise it completes with result. A retry of a completion that already
-// succeeded, with the same outcome, answers as the first call did. A
+// succeeded, with the same outcome, answers as the first call did, and
+// is not counted again in the completion rate and total. A
 // worker-role caller acts as its own worker: it may complete only a task
 // assigned to it.
 func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) (*taskwire.CompleteResult, error) {
@@ -28,11 +29,13 @@ func (s *Service) CompleteTask(ctx context.Context, p *taskwire.CompleteParams) 
 	if p.Error != nil {
 		q.Failed, q.Error = true, *p.Error
 	}
-	task, _, err := s.store.CompleteTask(ctx, q)
+	task, finalized, err := s.store.CompleteTask(ctx, q)
 	if err != nil {
 		return nil, s.otherWorkersTask(ctx, err)
 	}
-	s.rates.addCompleted(s.now())
+	if finalized { // a retry changed nothing: the completion counts once
+		s.rates.addCompleted(s.now())
+	}
 	return &taskwire.CompleteResult{ID: task.ID, Status: task.Status,
 		CompletedAt: taskwire.NewTime(task.CompletedAt)}, nil
 }
