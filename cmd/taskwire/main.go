@@ -125,6 +125,32 @@ func connectionFlags(args []string) (conn, rest []string, err error) {
 	return conn, args, nil
 }
 
+// parseFlags parses args with fs. -h or --help prints usage and the flags
+// on stdout and returns flag.ErrHelp (exit status 0); a bad flag prints
+// them on stderr and is exit status 2.
+func parseFlags(fs *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		printFlags(fs, usage, stdout)
+		return flag.ErrHelp
+	}
+	printFlags(fs, usage, stderr)
+	return exitError{code: 2, err: err}
+}
+
+// printFlags writes usage and the flags of fs to w.
+func printFlags(fs *flag.FlagSet, usage string, w io.Writer) {
+	fmt.Fprint(w, usage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
 func buildVersion() string {
 	if version != "" {
 		return version

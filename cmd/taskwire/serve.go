@@ -55,19 +55,17 @@ Example:
 Flags:
 `
 
-func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	c := &serveConfig{rateLimits: service.DefaultRateLimits()}
 	var e envReader
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
 	fs.StringVar(&c.listen, "listen", env("TASKWIRE_LISTEN", "127.0.0.1:7700"), "address to listen on [TASKWIRE_LISTEN]")
 	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
 	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS]")
-	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "Redis connections per process, 0 for the client's default [TASKWIRE_REDIS_POOL_SIZE]")
-	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "PostgreSQL connections per process, 0 for the client's default [TASKWIRE_POSTGRES_MAX_CONNS]")
+	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "distributed mode: Redis connections per process; 0: the URL's pool_size, else 64 (a cluster: go-redis's default per node) [TASKWIRE_REDIS_POOL_SIZE]")
+	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "distributed mode: PostgreSQL connections per process; 0: the URL's pool_max_conns, else 32 [TASKWIRE_POSTGRES_MAX_CONNS]")
 	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
 	fs.BoolVar(&c.insecure, "insecure", e.bool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
 	fs.BoolVar(&c.noRateLimit, "no-rate-limit", e.bool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
@@ -89,11 +87,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if len(e.errs) > 0 {
 		return nil, exitError{code: 2, err: errors.Join(e.errs...)}
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil, err
-		}
-		return nil, exitError{code: 2, err: err}
+	if err := parseFlags(fs, serveUsage, args, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError("serve takes no arguments, got %q", fs.Args())
@@ -147,7 +142,7 @@ func (c *serveConfig) check() error {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseServe(args, stderr)
+	c, err := parseServe(args, stdout, stderr)
 	if err != nil {
 		return err
 	}

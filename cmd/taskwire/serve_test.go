@@ -34,7 +34,7 @@ func TestParseServeRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseServe(tt.args, io.Discard)
+			_, err := parseServe(tt.args, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("parseServe(%q) = %v, want an error containing %q", tt.args, err, tt.want)
 			}
@@ -46,7 +46,7 @@ func TestParseServeFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("TASKWIRE_DATA", "/tmp/from-env")
 	t.Setenv("TASKWIRE_RATE_LIMIT", "task.list=5/1s")
 	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "45s")
-	c, err := parseServe([]string{"--listen", "[::1]:9000", "--rate-limit", "task.claim=600/1m", "--rate-limit", "task.update=0/1m"}, io.Discard)
+	c, err := parseServe([]string{"--listen", "[::1]:9000", "--rate-limit", "task.claim=600/1m", "--rate-limit", "task.update=0/1m"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +64,14 @@ func TestParseServeFlagsAndEnvironment(t *testing.T) {
 			t.Errorf("rate limit of %s = %v, want %v", m, c.rateLimits[m], l)
 		}
 	}
-	if _, err := parseServe([]string{"--listen", "0.0.0.0:1", "--tokens", "/etc/taskwire/tokens.json"}, io.Discard); err != nil {
+	if _, err := parseServe([]string{"--listen", "0.0.0.0:1", "--tokens", "/etc/taskwire/tokens.json"}, io.Discard, io.Discard); err != nil {
 		t.Errorf("a public address with --tokens: %v", err)
 	}
 	t.Setenv("TASKWIRE_TOKENS", "/etc/taskwire/tokens.json")
-	if c, err := parseServe([]string{"--listen", "0.0.0.0:1"}, io.Discard); err != nil || c.tokens != "/etc/taskwire/tokens.json" {
+	if c, err := parseServe([]string{"--listen", "0.0.0.0:1"}, io.Discard, io.Discard); err != nil || c.tokens != "/etc/taskwire/tokens.json" {
 		t.Errorf("a public address with TASKWIRE_TOKENS: %+v, %v", c, err)
 	}
-	c, err = parseServe([]string{"--no-rate-limit", "--listen", "0.0.0.0:1", "--insecure"}, io.Discard)
+	c, err = parseServe([]string{"--no-rate-limit", "--listen", "0.0.0.0:1", "--insecure"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +123,11 @@ func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
 // linger into a later parse.
 func TestParseServeMalformedEnvironment(t *testing.T) {
 	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "soon")
-	if _, err := parseServe(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "TASKWIRE_WORKER_TIMEOUT") {
+	if _, err := parseServe(nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "TASKWIRE_WORKER_TIMEOUT") {
 		t.Fatalf("parseServe with TASKWIRE_WORKER_TIMEOUT=soon: %v, want an error naming it", err)
 	}
 	t.Setenv("TASKWIRE_WORKER_TIMEOUT", "20s")
-	if c, err := parseServe(nil, io.Discard); err != nil || c.workerTimeout != 20*time.Second {
+	if c, err := parseServe(nil, io.Discard, io.Discard); err != nil || c.workerTimeout != 20*time.Second {
 		t.Fatalf("parseServe after fixing the variable: %+v, %v", c, err)
 	}
 }
@@ -138,12 +138,12 @@ func TestParseServeMalformedSwitch(t *testing.T) {
 	for _, name := range []string{"TASKWIRE_NO_RATE_LIMIT", "TASKWIRE_INSECURE"} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, "maybe")
-			if _, err := parseServe(nil, io.Discard); err == nil || !strings.Contains(err.Error(), name) {
+			if _, err := parseServe(nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), name) {
 				t.Fatalf("parseServe with %s=maybe: %v, want an error naming it", name, err)
 			}
 			for v, want := range map[string]bool{"1": true, "TRUE": true, "on": true, "0": false, "off": false, "": false} {
 				t.Setenv(name, v)
-				c, err := parseServe(nil, io.Discard)
+				c, err := parseServe(nil, io.Discard, io.Discard)
 				if err != nil {
 					t.Fatalf("parseServe with %s=%q: %v", name, v, err)
 				}
@@ -152,5 +152,32 @@ func TestParseServeMalformedSwitch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeAndTokenHelp: --help of serve and token new prints the usage on
+// stdout and exits 0, as every client command's does, and a pool flag's
+// help says what its default of 0 means.
+func TestServeAndTokenHelp(t *testing.T) {
+	t.Parallel()
+	r := runTaskwire(t, "serve", "--help").want(t, exitOK)
+	for _, want := range []string{"Usage: taskwire serve", "Example:", "-worker-timeout",
+		"the URL's pool_size, else 64", "the URL's pool_max_conns, else 32"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.stderr != "" {
+		t.Errorf("serve --help wrote to stderr:\n%s", r.stderr)
+	}
+	for _, args := range [][]string{{"token", "--help"}, {"token", "new", "--help"}} {
+		r := runTaskwire(t, args...).want(t, exitOK)
+		if !strings.Contains(r.stdout, "Usage: taskwire token new") || !strings.Contains(r.stdout, "-worker-id") || r.stderr != "" {
+			t.Errorf("%q: stdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)
+		}
+	}
+	r = runTaskwire(t, "serve", "--bogus").want(t, exitUsage)
+	if !strings.Contains(r.stderr, "Usage: taskwire serve") || r.stdout != "" {
+		t.Errorf("serve --bogus: stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 }

@@ -27,25 +27,20 @@ Flags:
 // token runs `taskwire token new`.
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
 	var e auth.Entry
 	fs.StringVar(&e.Name, "name", "", "the token's name: logs, events and rate limits show it")
 	fs.Func("role", "admin, worker or producer", func(s string) error { e.Role = auth.Role(s); return nil })
 	fs.StringVar(&e.WorkerID, "worker-id", "", "the worker a worker-role token acts as (role worker only)")
 	if len(args) == 0 || args[0] != "new" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fs.Usage()
+			printFlags(fs, tokenUsage, stdout)
 			return flag.ErrHelp
 		}
-		fs.Usage()
+		printFlags(fs, tokenUsage, stderr)
 		return usageError("token: the only subcommand is `new`")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return exitError{code: 2, err: err}
+	if err := parseFlags(fs, tokenUsage, args[1:], stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("token new takes no arguments, got %q", fs.Args())

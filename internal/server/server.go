@@ -38,7 +38,8 @@ type Config struct {
 	RedisURL    string
 	PostgresURL string
 	// RedisPoolSize and PostgresMaxConns size the connection pools of
-	// distributed mode; 0 keeps the URL's setting or the client's default.
+	// distributed mode; 0 keeps the URL's setting, else taskwire's default
+	// (see redispg.ConnectOptions).
 	RedisPoolSize    int
 	PostgresMaxConns int
 	// ReconcileInterval is how often distributed mode reconciles Redis

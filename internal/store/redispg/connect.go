@@ -27,7 +27,8 @@ type ConnectOptions struct {
 	RedisURL    string
 	PostgresURL string
 	// RedisPoolSize and PostgresMaxConns size the connection pools; 0
-	// keeps the URL's setting or the client's default.
+	// keeps the URL's setting, else 64 Redis connections (for a cluster,
+	// go-redis's default per node) and 32 PostgreSQL connections.
 	RedisPoolSize    int
 	PostgresMaxConns int
 	Options
