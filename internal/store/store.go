@@ -48,14 +48,15 @@ type Store interface {
 	// registered, online worker: first the pending tasks reserved for it
 	// (task.assign, any queue), then unreserved pending tasks of p.Queues
 	// whose RunAt has come, highest priority first, oldest first within a
-	// priority. Each becomes in_progress, assigned to the worker, with
-	// Attempt+1 and a lease of its LeaseMs. No task is handed to two
-	// workers. An empty p.Queues means the worker's registered queues, or
-	// the default queue when it registered none. An unknown or offline
-	// worker gets a *WorkerNotFoundError. No ready task: an empty slice.
-	// Each claimed task has its event task.claimed. A claim is a sign of
-	// life: the worker's LastSeen becomes p.Now, as do a successful
-	// CompleteTask and UpdateTask that name the worker (WorkerID).
+	// priority (CreatedAt, then ID). Each becomes in_progress, assigned to
+	// the worker, with Attempt+1 and a lease of its LeaseMs. No task is
+	// handed to two workers. An empty p.Queues means the worker's
+	// registered queues, or the default queue when it registered none. An
+	// unknown or offline worker gets a *WorkerNotFoundError. No ready task:
+	// an empty slice. Each claimed task has its event task.claimed. A claim
+	// is a sign of life: the worker's LastSeen becomes p.Now, as do a
+	// successful CompleteTask and UpdateTask that name the worker
+	// (WorkerID).
 	ClaimTasks(ctx context.Context, p ClaimTasksParams) ([]*taskwire.Task, error)
 
 	// UpdateTask changes the given fields of a task (see UpdateTaskParams
