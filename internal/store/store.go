@@ -107,8 +107,8 @@ type Store interface {
 	// back.
 	UnregisterWorker(ctx context.Context, p UnregisterWorkerParams) (requeued int, err error)
 
-	// ListWorkers returns every registered worker with the ids of its
-	// in_progress tasks, ordered by id.
+	// ListWorkers returns every registered worker, ordered by id, with the
+	// ids of its in_progress tasks oldest first (CreatedAt, then ID).
 	ListWorkers(ctx context.Context) ([]taskwire.Worker, error)
 
 	// Stats counts tasks by queue and status and finds each queue's oldest
