@@ -48,14 +48,15 @@ type Store interface {
 	// registered, online worker: first the pending tasks reserved for it
 	// (task.assign, any queue), then unreserved pending tasks of p.Queues
 	// whose RunAt has come, highest priority first, oldest first within a
-	// priority. Each becomes in_progress, assigned to the worker, with
-	// Attempt+1 and a lease of its LeaseMs. No task is handed to two
-	// workers. An empty p.Queues means the worker's registered queues, or
-	// the default queue when it registered none. An unknown or offline
-	// worker gets a *WorkerNotFoundError. No ready task: an empty slice.
-	// Each claimed task has its event task.claimed. A claim is a sign of
-	// life: the worker's LastSeen becomes p.Now, as do a successful
-	// CompleteTask and UpdateTask that name the worker (WorkerID).
+	// priority (CreatedAt, then ID). Each becomes in_progress, assigned to
+	// the worker, with Attempt+1 and a lease of its LeaseMs. No task is
+	// handed to two workers. An empty p.Queues means the worker's
+	// registered queues, or the default queue when it registered none. An
+	// unknown or offline worker gets a *WorkerNotFoundError. No ready task:
+	// an empty slice. Each claimed task has its event task.claimed. A claim
+	// is a sign of life: the worker's LastSeen becomes p.Now, as do a
+	// successful CompleteTask and UpdateTask that name the worker
+	// (WorkerID).
 	ClaimTasks(ctx context.Context, p ClaimTasksParams) ([]*taskwire.Task, error)
 
 	// UpdateTask changes the given fields of a task (see UpdateTaskParams
@@ -108,8 +109,8 @@ type Store interface {
 	// back.
 	UnregisterWorker(ctx context.Context, p UnregisterWorkerParams) (requeued int, err error)
 
-	// ListWorkers returns every registered worker with the ids of its
-	// in_progress tasks, ordered by id.
+	// ListWorkers returns every registered worker, ordered by id, with the
+	// ids of its in_progress tasks oldest first (CreatedAt, then ID).
 	ListWorkers(ctx context.Context) ([]taskwire.Worker, error)
 
 	// Stats counts tasks by queue and status and finds each queue's oldest

@@ -1,11 +1,13 @@
 package redispg
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -212,8 +214,8 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 	return requeued, nil
 }
 
-// ListWorkers returns every registered worker with the ids of its
-// in_progress tasks, ordered by id.
+// ListWorkers returns every registered worker, ordered by id, with the
+// ids of its in_progress tasks oldest first (creation time, then id).
 func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 	return boundedValue(ctx, s, s.listWorkers)
 }
@@ -242,7 +244,9 @@ func (s *Store) listWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list workers: %w", err)
 		}
-		slices.SortFunc(held, func(a, b *taskState) int { return a.CreatedAt.Compare(b.CreatedAt) })
+		slices.SortFunc(held, func(a, b *taskState) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+		})
 		for _, t := range held {
 			if t.Status == taskwire.StatusInProgress && t.AssignedTo == w.ID {
 				w.Tasks = append(w.Tasks, t.ID)

@@ -95,28 +95,31 @@ func take(tx *writeTx, picked []candidate, worker string, now time.Time) ([]*tas
 	return tasks, rows.Err()
 }
 
-// candidate is a ready task in claim order.
+// candidate is a ready task in claim order: highest priority, then
+// oldest, then lowest id (ids sort in creation order within a
+// millisecond, whatever order concurrent creates were stored in).
 type candidate struct {
 	seq       int64
 	priority  int
 	createdAt int64
+	id        string
 }
 
 func (c candidate) compare(d candidate) int {
-	return cmp.Or(cmp.Compare(d.priority, c.priority), cmp.Compare(c.createdAt, d.createdAt), cmp.Compare(c.seq, d.seq))
+	return cmp.Or(cmp.Compare(d.priority, c.priority), cmp.Compare(c.createdAt, d.createdAt), strings.Compare(c.id, d.id))
 }
 
 // reservedQuery selects a worker's ready reserved tasks in claim order:
 // args worker, now (ms), limit.
-const reservedQuery = `SELECT seq, priority, created_at FROM tasks
+const reservedQuery = `SELECT seq, priority, created_at, id FROM tasks
 	WHERE assigned_to = ? AND status = 'pending' AND (run_at IS NULL OR run_at <= ?)
-	ORDER BY priority DESC, created_at, seq LIMIT ?`
+	ORDER BY priority DESC, created_at, id LIMIT ?`
 
 // readyQuery selects a queue's unreserved ready tasks in claim order: args
 // queue, now (ms), limit.
-const readyQuery = `SELECT seq, priority, created_at FROM tasks
+const readyQuery = `SELECT seq, priority, created_at, id FROM tasks
 	WHERE queue = ? AND status = 'pending' AND assigned_to IS NULL AND (run_at IS NULL OR run_at <= ?)
-	ORDER BY priority DESC, created_at, seq LIMIT ?`
+	ORDER BY priority DESC, created_at, id LIMIT ?`
 
 // reservedFor returns up to n ready tasks reserved for worker, best first.
 func reservedFor(tx *writeTx, worker string, now time.Time, n int) ([]candidate, error) {
@@ -147,7 +150,7 @@ func candidates(tx *writeTx, query string, args ...any) ([]candidate, error) {
 	var cs []candidate
 	for rows.Next() {
 		var c candidate
-		if err := rows.Scan(&c.seq, &c.priority, &c.createdAt); err != nil {
+		if err := rows.Scan(&c.seq, &c.priority, &c.createdAt, &c.id); err != nil {
 			return nil, err
 		}
 		cs = append(cs, c)

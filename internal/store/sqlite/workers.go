@@ -177,8 +177,9 @@ func releaseReservations(tx *writeTx, worker, by string, now time.Time) error {
 	return nil
 }
 
-// ListWorkers returns every registered worker with the ids of its
-// in_progress tasks, ordered by id, from one snapshot.
+// ListWorkers returns every registered worker, ordered by id, with the
+// ids of its in_progress tasks oldest first (creation time, then id), from
+// one snapshot.
 func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 	var workers []taskwire.Worker
 	err := s.view(ctx, func(tx *readTx) error {
@@ -200,7 +201,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 			return err
 		}
 		running, err := tx.query(`SELECT assigned_to, id FROM tasks
-			WHERE status = 'in_progress' ORDER BY assigned_to, seq`)
+			WHERE status = 'in_progress' ORDER BY assigned_to, created_at, id`)
 		if err != nil {
 			return err
 		}

@@ -225,6 +225,27 @@ func testClaim(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// Tasks created in the same millisecond with the same priority are
+	// taken in id order (ids sort in creation order), whatever order they
+	// were stored in: the order task.list gives them too. This holds for
+	// reserved tasks and across queues.
+	t.Run("SameMillisecondByID", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		same := func(n int, queue string) taskwire.Task {
+			tk := newTask(n)
+			tk.Queue, tk.CreatedAt, tk.UpdatedAt, tk.RunAt = queue, t0, t0, t0
+			return tk
+		}
+		s.create(same(5, "a"), same(4, "b"), same(3, "a"), same(1, "b"), same(2, "a"))
+		s.assign(taskID(5), "w1", t0.Add(time.Second))
+		s.assign(taskID(4), "w1", t0.Add(time.Second))
+		got := s.claim("w1", t0.Add(10*time.Second), 10, "a", "b")
+		if diff := cmp.Diff(taskIDs(4, 5, 1, 2, 3), ids(got)); diff != "" {
+			t.Errorf("claim order (-want +got):\n%s", diff)
+		}
+	})
+
 	// A task back in the queue keeps its place: it is still the oldest.
 	t.Run("RequeuedKeepsItsPlace", func(t *testing.T) {
 		t.Parallel()

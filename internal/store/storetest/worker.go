@@ -90,6 +90,33 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// A worker's Tasks are listed oldest first (CreatedAt, then id, as
+	// task.list orders them), whatever order they were stored or claimed in.
+	t.Run("TasksOldestFirst", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		at := newTask(5).CreatedAt
+		var tasks []taskwire.Task
+		for _, n := range []int{3, 4, 2, 1} {
+			tk := newTask(n)
+			if n > 1 {
+				tk.CreatedAt, tk.UpdatedAt, tk.RunAt = at, at, at
+			}
+			tk.Priority = map[int]int{1: 0, 2: 10, 3: 50, 4: 90}[n]
+			tasks = append(tasks, tk)
+		}
+		s.create(tasks...)
+		s.register("w1")
+		if got := ids(s.claim("w1", t0.Add(time.Second), 10)); !cmp.Equal(taskIDs(4, 3, 2, 1), got) {
+			t.Fatalf("claimed %v, want %v", got, taskIDs(4, 3, 2, 1))
+		}
+		for _, w := range s.workers() {
+			if diff := cmp.Diff(taskIDs(1, 2, 3, 4), w.Tasks); diff != "" {
+				t.Errorf("tasks of %s (-want +got):\n%s", w.ID, diff)
+			}
+		}
+	})
+
 	// A heartbeat renews the worker and the leases of all its in_progress
 	// tasks, each by its own LeaseMs; other workers' leases stay.
 	t.Run("Heartbeat", func(t *testing.T) {
