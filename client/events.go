@@ -23,15 +23,24 @@ type EventsParams struct {
 	// After resumes after this event id: the events the server's log still
 	// holds after it come first. Empty starts with the events from now on.
 	After string
+	// OnPosition, when set, is called with each new resume point of the
+	// stream: the position the server sends when a connection opens (the
+	// event the stream starts after), then the id of each event fn
+	// accepted. Given as After to a later Events call, the last one
+	// resumes with no gap and no duplicate, also when no event had arrived
+	// yet.
+	OnPosition func(after string)
 }
 
 // Events follows the server's event stream (GET /events, Server-Sent
 // Events) and calls fn with each event, in the order of the server's log.
 // When the connection drops it reconnects, resuming after the last event
-// it delivered (Last-Event-ID), so no event is skipped or repeated; it
-// gives up after MaxAttempts failed connections in a row. It returns
-// ctx.Err() when ctx ends, fn's error when fn fails, and an *Error when
-// the server refuses the filters (an unknown type or event id).
+// it delivered (Last-Event-ID), or, before the first, from the position
+// the server sent when the stream opened, so no event is skipped or
+// repeated; it gives up after MaxAttempts failed connections in a row.
+// It returns ctx.Err() when ctx ends, fn's error when fn fails, and an
+// *Error when the server refuses the filters (an unknown type or event
+// id).
 func (c *Client) Events(ctx context.Context, p EventsParams, fn func(taskwire.Event) error) error {
 	after := p.After
 	failures := 0
@@ -72,8 +81,8 @@ type stopError struct{ err error }
 func (s stopError) Error() string { return s.err.Error() }
 
 // followEvents reads one connection of the stream until it ends, moving
-// *after past each event delivered; delivered reports whether it delivered
-// any.
+// *after to the stream's position and past each event delivered;
+// delivered reports whether it delivered any.
 func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string, fn func(taskwire.Event) error) (delivered bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.eventsURL(p), nil)
 	if err != nil {
@@ -94,29 +103,49 @@ func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	var data strings.Builder
+	var id string // the id field of the message being read
 	for sc.Scan() {
 		line := sc.Text()
 		field, value, _ := strings.Cut(line, ":")
 		value = strings.TrimPrefix(value, " ")
 		switch {
-		case line == "":
-			if data.Len() == 0 {
-				continue
+		case line == "" && data.Len() == 0:
+			// A position: an id alone moves the resume point, no event.
+			if id != "" {
+				p.moved(after, id)
 			}
+			id = ""
+		case line == "":
 			var e taskwire.Event
 			if err := json.Unmarshal([]byte(data.String()), &e); err != nil {
 				return delivered, fmt.Errorf("undecodable event %.200q: %w", data.String(), err)
 			}
 			data.Reset()
+			id = ""
 			if err := fn(e); err != nil {
 				return true, stopError{err}
 			}
-			*after, delivered = e.ID, true
+			delivered = true
+			p.moved(after, e.ID)
 		case field == "data":
 			data.WriteString(value)
+		case field == "id":
+			id = value
 		}
 	}
 	return delivered, sc.Err()
+}
+
+// moved sets *after to the stream's new resume point id and tells
+// OnPosition when it changed.
+func (p EventsParams) moved(after *string, id string) {
+	if id == *after {
+		return
+	}
+	*after = id
+	if p.OnPosition != nil {
+		p.OnPosition(id)
+	}
 }
 
 // eventsURL is the address of the stream with p's filters.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,7 +87,8 @@ func TestEventsResume(t *testing.T) {
 		if r.URL.Path != "/events" || streams.Add(1) > 1 {
 			return false
 		}
-		// The first stream passes one event, then the connection drops.
+		// The first stream passes its position and one event, then the
+		// connection drops.
 		resp, err := http.Get(b.url + r.URL.RequestURI())
 		if err != nil {
 			t.Error(err)
@@ -96,7 +99,7 @@ func TestEventsResume(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		var buf bytes.Buffer
-		for !bytes.Contains(buf.Bytes(), []byte("\n\n")) {
+		for !bytes.Contains(buf.Bytes(), []byte("}\n\n")) {
 			chunk := make([]byte, 1)
 			if _, err := resp.Body.Read(chunk); err != nil {
 				return true
@@ -120,6 +123,64 @@ func TestEventsResume(t *testing.T) {
 	}
 	if streams.Load() < 2 {
 		t.Fatalf("%d connections: the stream was never resumed", streams.Load())
+	}
+}
+
+// TestEventsResumeBeforeAnyEvent: a stream that drops before any event
+// arrived resumes from the position the server gave when it opened, so the
+// events of the outage that follows still arrive, each once.
+func TestEventsResumeBeforeAnyEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	target, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams atomic.Int64
+	dropped, created := make(chan struct{}), make(chan struct{})
+	addr := front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/events" {
+			return false
+		}
+		if streams.Add(1) == 1 {
+			// Open for a moment once the server answered, then dropped.
+			defer close(dropped) // the proxy ends the cut stream with a panic
+			cx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			cut := httputil.NewSingleHostReverseProxy(target)
+			cut.FlushInterval = -1
+			cut.ModifyResponse = func(*http.Response) error {
+				time.AfterFunc(300*time.Millisecond, cancel)
+				return nil
+			}
+			cut.ServeHTTP(w, r.WithContext(cx))
+			return true
+		}
+		select {
+		case <-created:
+			return false
+		default: // the server is away until the tasks are created
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return true
+		}
+	})
+	c := client.New(addr, client.Options{MaxAttempts: 1000, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	events, _ := collect(t, c, client.EventsParams{Types: []taskwire.EventType{taskwire.EventTaskCreated}})
+	<-dropped
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, create(t, b, taskwire.CreateParams{Text: string(rune('a' + i))}).ID)
+	}
+	close(created)
+	for i, id := range ids {
+		if e := next(t, events); !bytes.Contains(e.Payload, []byte(id)) {
+			t.Fatalf("event %d: %s, want task %s", i, e.Payload, id)
+		}
+	}
+	select {
+	case e := <-events:
+		t.Fatalf("event %s after the three, want none", e.Payload)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 

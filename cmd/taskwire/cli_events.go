@@ -16,10 +16,10 @@ const eventsUsage = `Usage: taskwire events [flags]
 Follows the event stream (GET /events) and prints one line per event:
 time, id, type, then the payload (the whole envelope as one JSON line with
 --json). Runs until interrupted, or until --count events were printed; a
-dropped connection resumes after the last event printed, however long the
-server is away (a server unreachable at the start exits 6). --after resumes
-from an event id seen earlier, and replays the events the log holds after
-it.
+dropped connection resumes after the last event printed (or from where the
+stream started, before the first), however long the server is away (a
+server unreachable at the start exits 6). --after resumes from an event id
+seen earlier, and replays the events the log holds after it.
 
 Example:
   taskwire events --types task.completed,task.requeued
@@ -64,19 +64,15 @@ func runEvents(ctx context.Context, cio cliIO, args []string) error {
 // follow calls fn with each event of the stream until fn fails or ctx
 // ends. A server that cannot be reached at the start is exit 6; once the
 // stream is followed, a server away for longer than the client's retries
-// is waited for, and the stream resumes after the last event fn saw.
+// is waited for, and the stream resumes after the last event fn saw, or,
+// before the first, from the position the stream started at.
 func follow(ctx context.Context, cio cliIO, c *client.Client, p client.EventsParams, fn func(taskwire.Event) error) error {
 	if _, err := c.Health(ctx); err != nil {
 		return withExitCode(err)
 	}
+	p.OnPosition = func(after string) { p.After = after }
 	for {
-		err := c.Events(ctx, p, func(e taskwire.Event) error {
-			if err := fn(e); err != nil {
-				return err
-			}
-			p.After = e.ID
-			return nil
-		})
+		err := c.Events(ctx, p, fn)
 		if ctx.Err() != nil || exitStatus(err) != exitUnavailable {
 			return err
 		}

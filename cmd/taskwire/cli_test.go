@@ -476,6 +476,80 @@ func TestCLIEventsOutlastsOutage(t *testing.T) {
 	runTaskwire(t, "events", "--server", down.URL).want(t, exitUnavailable)
 }
 
+// TestCLIEventsOutageBeforeAnyEvent: a stream that drops before any event
+// arrived, followed by an outage longer than the client's retries, resumes
+// from the position the server gave when it opened: the tasks created
+// during the outage are all printed, once.
+func TestCLIEventsOutageBeforeAnyEvent(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	target, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	var streams atomic.Int64
+	dropped, created := make(chan struct{}), make(chan struct{})
+	fr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/events" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		switch n := streams.Add(1); {
+		case n == 1: // open for a moment once the server answered, then dropped
+			defer close(dropped) // the proxy ends the cut stream with a panic
+			cx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			cut := httputil.NewSingleHostReverseProxy(target)
+			cut.FlushInterval = -1
+			cut.ModifyResponse = func(*http.Response) error {
+				time.AfterFunc(300*time.Millisecond, cancel)
+				return nil
+			}
+			cut.ServeHTTP(w, r.WithContext(cx))
+		default: // then the server is away for more than 5 attempts, and
+			// until the tasks are created
+			select {
+			case <-created:
+				if n > 8 {
+					proxy.ServeHTTP(w, r)
+					return
+				}
+			default:
+			}
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		}
+	}))
+	t.Cleanup(fr.Close)
+
+	// Ended after a while, a follower that lost the events prints none.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stop := time.AfterFunc(20*time.Second, cancel)
+	defer stop.Stop()
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runTaskwireCtx(ctx, "events", "--server", fr.URL, "--count", "3", "--types", "task.created")
+	}()
+	<-dropped
+	var ids []string
+	for _, text := range []string{"first", "second", "third"} {
+		ids = append(ids, strings.TrimSpace(b.cli(t, "create", text).want(t, exitOK).stdout))
+	}
+	close(created)
+	r := (<-done).want(t, exitOK)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("events across the outage:\n%s", r.stdout)
+	}
+	for i, id := range ids {
+		if !strings.Contains(lines[i], id) {
+			t.Fatalf("line %d %q, want the task.created of %s", i, lines[i], id)
+		}
+	}
+}
+
 // TestCLIWorkMissingCommand: a command that cannot be found is a bad
 // command line, found before any task is claimed and failed for it.
 func TestCLIWorkMissingCommand(t *testing.T) {

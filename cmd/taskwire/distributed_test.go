@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
 	"github.com/taskwire/taskwire/internal/rpctest"
 )
 
@@ -253,6 +254,99 @@ func TestDistributedWakesAndEventsAcrossProcesses(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("SSE subscriber of process B did not get task.created of process A within 10s")
+		}
+	}
+}
+
+// eventFollower follows a server's event stream for the rest of a test.
+type eventFollower struct {
+	positions chan string
+	events    chan taskwire.Event
+}
+
+// followEvents follows the task.created events of the server at url,
+// resuming after after.
+func followEvents(t *testing.T, url, after string) *eventFollower {
+	t.Helper()
+	f := &eventFollower{positions: make(chan string, 64), events: make(chan taskwire.Event, 64)}
+	p := client.EventsParams{Types: []taskwire.EventType{taskwire.EventTaskCreated}, After: after,
+		OnPosition: func(id string) { f.positions <- id }}
+	go func() {
+		_ = client.New(url, client.Options{}).Events(t.Context(), p, func(e taskwire.Event) error {
+			f.events <- e
+			return nil
+		})
+	}()
+	return f
+}
+
+// position returns the next resume point the follower was told of.
+func (f *eventFollower) position(t *testing.T) string {
+	t.Helper()
+	select {
+	case at := <-f.positions:
+		return at
+	case <-time.After(10 * time.Second):
+		t.Fatal("no position within 10s")
+	}
+	return ""
+}
+
+// until returns the events up to the task.created of taskID.
+func (f *eventFollower) until(t *testing.T, taskID string) []string {
+	t.Helper()
+	var ids []string
+	for deadline := time.After(10 * time.Second); ; {
+		select {
+		case e := <-f.events:
+			ids = append(ids, e.ID)
+			if strings.Contains(string(e.Payload), taskID) {
+				return ids
+			}
+		case <-deadline:
+			t.Fatalf("no task.created of %s within 10s (got %v)", taskID, ids)
+		}
+	}
+}
+
+// TestDistributedEventsPosition: the position a stream of one process
+// starts at is a resume point in every process: a follower that resumes
+// from it in another process gets exactly the events the first stream
+// got, "0" included, the position of an empty log.
+func TestDistributedEventsPosition(t *testing.T) {
+	t.Parallel()
+	env := newDistEnv(t)
+	a, b := env.start(t, ""), env.start(t, "")
+	ca := rpctest.New(a.URL)
+	create := func() string {
+		var tk taskwire.Task
+		if err := ca.Call(context.Background(), taskwire.MethodTaskCreate, map[string]any{"text": "x"}, &tk); err != nil {
+			t.Fatal(err)
+		}
+		return tk.ID
+	}
+
+	onB := followEvents(t, b.URL, "")
+	if at := onB.position(t); at != "0" {
+		t.Fatalf("position on an empty log %q, want 0", at)
+	}
+	var last string
+	for range 3 {
+		last = create()
+	}
+	want := onB.until(t, last)
+
+	live := followEvents(t, b.URL, "")
+	at := live.position(t)
+	last = create()
+	wantLive := live.until(t, last)
+	for _, tc := range []struct {
+		after string
+		want  []string
+	}{{"0", append(want, wantLive[len(wantLive)-1])}, {at, wantLive}} {
+		got := followEvents(t, a.URL, tc.after).until(t, last)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("resumed in the other process after %s: %v, want %v", tc.after, got, tc.want)
 		}
 	}
 }

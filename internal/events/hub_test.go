@@ -546,3 +546,85 @@ func TestCompareIDs(t *testing.T) {
 		}
 	}
 }
+
+// tailless is a log without a Tail, as the distributed backend's: a
+// live-only subscription starts where the hub's cursor is.
+type tailless struct{ Log }
+
+// TestStartIsResumePoint opens live-only subscriptions while writers keep
+// appending, over a log with a Tail, one without, and one whose hub lags:
+// each subscription's Start is the point its events follow, so that
+// resuming there gives exactly the events it received, no gap and no
+// duplicate. Before the first event the start is "0", which every log
+// accepts as a resume point.
+func TestStartIsResumePoint(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		wrap func(*testing.T, *sqlite.Store) Log
+	}{
+		{"tail", func(_ *testing.T, st *sqlite.Store) Log { return st }},
+		{"no tail", func(_ *testing.T, st *sqlite.Store) Log { return tailless{st} }},
+		{"hub lags", func(t *testing.T, st *sqlite.Store) Log {
+			l := &heldLog{Store: st}
+			go func() { // the hub hears of new events only now and then
+				tick := time.NewTicker(3 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-tick.C:
+						l.changed.Fire()
+					case <-t.Context().Done():
+						return
+					}
+				}
+			}()
+			return l
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, Options{})
+			f.runHubOver(t, tc.wrap(t, f.st))
+			empty := f.subscribe(t, Filter{}, "")
+			if got := empty.Start(); got != "0" {
+				t.Fatalf("start on an empty log: %q, want \"0\"", got)
+			}
+
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for range 60 {
+					f.create(t)
+				}
+			})
+			subs := []*Subscription{empty}
+			for range 20 {
+				subs = append(subs, f.subscribe(t, Filter{}, ""))
+				time.Sleep(time.Millisecond)
+			}
+			wg.Wait()
+
+			for i, s := range subs {
+				want := f.log(t, s.Start())
+				got := collect(t, s, len(want))
+				if diff := cmp.Diff(ids(want), ids(got)); diff != "" {
+					t.Fatalf("subscriber %d starting after %s (-want +got):\n%s", i, s.Start(), diff)
+				}
+				quiet(t, s)
+			}
+		})
+	}
+}
+
+// A resuming subscription starts where it was asked to.
+func TestStartOfResume(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	f.create(t)
+	f.create(t)
+	first := f.log(t, "")[0].ID
+	if got := f.subscribe(t, Filter{}, first).Start(); got != first {
+		t.Fatalf("start %q, want the resume point %q", got, first)
+	}
+}

@@ -36,9 +36,14 @@ type SSEOptions struct {
 //     first, then live ones, with no gap and no duplicate. Without it the
 //     stream starts with the events committed from now on.
 //
-// Each event is written as "id: ID", "event: TYPE" and "data: " followed
-// by the event's JSON envelope {id, type, payload, metadata, timestamp},
-// then a blank line, and flushed. An idle stream gets ": keepalive" every
+// The stream begins with its position: "id: ID" and a blank line, no
+// data, where ID is the event the stream's events follow (the resume
+// point, else the newest event of the log, "0" when it has none). It sets
+// the client's last event ID without dispatching an event, so that a
+// client whose connection drops before any event arrived resumes from it
+// and misses nothing. Each event is then written as "id: ID", "event:
+// TYPE" and "data: " followed by the event's JSON envelope {id, type,
+// payload, metadata, timestamp}, then a blank line, and flushed. An idle stream gets ": keepalive" every
 // Heartbeat. The stream ends when the client goes away or the hub closes;
 // a subscriber too slow to keep up is cut off and may resume with its
 // Last-Event-ID.
@@ -85,6 +90,9 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	if _, err := w.Write(appendPosition(nil, sub.Start())); err != nil {
+		return
+	}
 	if err := rc.Flush(); err != nil {
 		return
 	}
@@ -150,6 +158,15 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// appendPosition appends the position line of a stream that starts after
+// id: an id field alone, which sets the client's last event ID without
+// dispatching an event (HTML Living Standard, "Server-sent events").
+func appendPosition(b []byte, id string) []byte {
+	b = append(b, "id: "...)
+	b = append(b, id...)
+	return append(b, "\n\n"...)
 }
 
 // appendEvent appends e to b in the text/event-stream format.

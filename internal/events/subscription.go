@@ -58,7 +58,9 @@ func (f Filter) match(e *taskwire.Event) bool {
 type Subscription struct {
 	hub    *Hub
 	filter Filter
-	c      chan taskwire.Event
+	// start is the position the subscription's events follow (Start).
+	start string
+	c     chan taskwire.Event
 	// ctx ends with the subscription; it bounds the replay's reads.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,6 +117,7 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, after string) (*Subscript
 		s.cancel()
 		return nil, err
 	}
+	s.start = startOf(after, skip, liveAfter)
 	if s.replaying {
 		var first []taskwire.Event
 		if after != liveAfter {
@@ -129,6 +132,31 @@ func (h *Hub) Subscribe(ctx context.Context, f Filter, after string) (*Subscript
 	}
 	context.AfterFunc(s.ctx, func() { s.end(context.Cause(ctx)) })
 	return s, nil
+}
+
+// Start returns the position of the log the subscription starts after:
+// its events are the events of the log after that ID that match its
+// filter, each once, none missing. It is the resume point given to
+// Subscribe, else the newest event the log held for the subscription when
+// it registered, or "0" (before the first event, a resume point every
+// log accepts) when there was none. A subscriber that has received no
+// event yet resumes from Start without gap or duplicate, the same as one
+// that resumes after the last event it received.
+func (s *Subscription) Start() string { return s.start }
+
+// startOf returns the position of a subscription that resumes after after
+// (or, when after is empty, skips live events up to skip and receives the
+// hub's events after liveAfter).
+func startOf(after, skip, liveAfter string) string {
+	switch {
+	case after != "":
+		return after
+	case compareIDs(skip, liveAfter) > 0:
+		return skip
+	case liveAfter != "":
+		return liveAfter
+	}
+	return "0"
 }
 
 // Events returns the channel the subscription's events arrive on. It is

@@ -27,13 +27,17 @@ func withEventsHeartbeat(d time.Duration) option {
 // sseWait bounds every wait on a stream: a failure guard, not a measure.
 const sseWait = 10 * time.Second
 
-// sseMessage is one item of an event stream: an event, or a comment line.
+// sseMessage is one item of an event stream: an event, a comment line,
+// or a position (an id field alone, which dispatches no event).
 type sseMessage struct {
 	Comment string // the text after ":" of a comment line
 	ID      string
 	Event   string
 	Data    string
 }
+
+// isEvent reports whether m is an event, not a comment or a position.
+func (m sseMessage) isEvent() bool { return m.Comment == "" && m.Data != "" }
 
 // sseStream reads an open GET /events response, message by message.
 type sseStream struct {
@@ -127,13 +131,30 @@ func (s *sseStream) next(t *testing.T) sseMessage {
 			if !ok {
 				t.Fatal("event stream ended")
 			}
-			if m.Comment == "" {
+			if m.isEvent() {
 				return m
 			}
 		case <-timeout:
 			t.Fatal("no event")
 		}
 	}
+}
+
+// position returns the position the stream begins with: its first
+// message must be an id field alone, which sets a client's last event id
+// without dispatching an event.
+func (s *sseStream) position(t *testing.T) string {
+	t.Helper()
+	select {
+	case m, ok := <-s.msgs:
+		if !ok || m.ID == "" || m.Event != "" || m.Data != "" || m.Comment != "" {
+			t.Fatalf("first message %+v (open %v), want a position: an id alone", m, ok)
+		}
+		return m.ID
+	case <-time.After(sseWait):
+		t.Fatal("no position")
+	}
+	return ""
 }
 
 // events returns the stream's next n events.
@@ -153,7 +174,7 @@ func (s *sseStream) quiet(t *testing.T) {
 	for {
 		select {
 		case m, ok := <-s.msgs:
-			if ok && m.Comment == "" {
+			if ok && m.isEvent() {
 				t.Fatalf("want no event, got %+v", m)
 			}
 			if !ok {
@@ -175,7 +196,7 @@ func (s *sseStream) ended(t *testing.T) {
 			if !ok {
 				return
 			}
-			if m.Comment == "" {
+			if m.isEvent() {
 				t.Fatalf("want the end of the stream, got %+v", m)
 			}
 		case <-timeout:
@@ -339,6 +360,67 @@ func TestEventsResume(t *testing.T) {
 	}
 }
 
+// A stream begins with its position, the id its events follow: "0" on
+// an empty log, the newest event's id later, the resume point when there
+// is one. Resuming from the position of a stream that dropped before any
+// event gives every event it would have received, with the same filters,
+// once.
+func TestEventsPosition(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cases := []struct {
+		name  string
+		query string
+		n     int // the events of the history below that it selects
+	}{
+		{"all", "", 4},
+		{"one type", "types=task.created", 3},
+	}
+	first := make([]*sseStream, len(cases))
+	for i, tc := range cases {
+		first[i] = openEvents(t, b, tc.query, "")
+		if got := first[i].position(t); got != "0" {
+			t.Fatalf("%s: position on an empty log %q, want 0", tc.name, got)
+		}
+	}
+	register(t, b, "w1")
+	for range 3 {
+		createTask(t, b, nil)
+	}
+	var newest string
+	for i, tc := range cases {
+		want := messageIDs(first[i].events(t, tc.n))
+		if i == 0 {
+			newest = want[len(want)-1]
+		}
+		resumed := openEvents(t, b, tc.query, "0")
+		if got := resumed.position(t); got != "0" {
+			t.Errorf("%s: position resuming after 0 is %q, want 0", tc.name, got)
+		}
+		if diff := cmp.Diff(want, messageIDs(resumed.events(t, tc.n))); diff != "" {
+			t.Errorf("%s: resumed from the empty log's position (-want +got):\n%s", tc.name, diff)
+		}
+		resumed.quiet(t)
+	}
+
+	live := openEvents(t, b, "types=task.created", "")
+	at := live.position(t)
+	if at != newest {
+		t.Fatalf("position %q, want the newest event %q", at, newest)
+	}
+	createTask(t, b, nil)
+	createTask(t, b, nil)
+	want := messageIDs(live.events(t, 2))
+	resumed := openEvents(t, b, "types=task.created", at)
+	if got := resumed.position(t); got != at {
+		t.Errorf("position resuming after %s is %q", at, got)
+	}
+	if diff := cmp.Diff(want, messageIDs(resumed.events(t, 2))); diff != "" {
+		t.Errorf("resumed from the position (-want +got):\n%s", diff)
+	}
+	resumed.quiet(t)
+}
+
 func TestEventsFilters(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -401,7 +483,9 @@ func TestEventsHeartbeat(t *testing.T) {
 			if m.Comment == "keepalive" {
 				return
 			}
-			t.Fatalf("want a keepalive comment, got %+v", m)
+			if m.isEvent() {
+				t.Fatalf("want a keepalive comment, got %+v", m)
+			}
 		case <-timeout:
 			t.Fatal("no keepalive")
 		}

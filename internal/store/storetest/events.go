@@ -75,6 +75,11 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 		if got := s.readEvents("", 10); len(got) != 0 {
 			t.Errorf("empty log: ReadEvents = %d events, want none", len(got))
 		}
+		// "0", the position of a stream that opens on an empty log, is a
+		// resume point there.
+		if got := s.readEvents("0", 10); len(got) != 0 {
+			t.Errorf(`empty log: ReadEvents(after "0") = %d events, want none`, len(got))
+		}
 		for n := 1; n <= 7; n++ {
 			s.create(newTask(n))
 		}
