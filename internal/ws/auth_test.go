@@ -28,14 +28,22 @@ func checkToken(ctx context.Context, token string) (context.Context, error) {
 
 func authOn() ws.Options { return ws.Options{Authenticate: checkToken} }
 
-// With the hook set, a good bearer header is accepted at upgrade and a bad
-// one is HTTP 401 before any upgrade.
+// With the hook set, a good bearer header is accepted at upgrade (the
+// scheme's case does not matter, as on every HTTP endpoint) and a bad one
+// is HTTP 401 before any upgrade.
 func TestAuthHeader(t *testing.T) {
 	t.Parallel()
 	b := setup(t, wsOptions(authOn()))
 	cl := dial(t, b, http.Header{"Authorization": {"Bearer " + goodToken}})
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
 	cl.subscribe(map[string]any{})
+	for _, h := range []string{"bearer " + goodToken, "BEARER  " + goodToken} {
+		_, resp, err := websocket.Dial(context.Background(), wsURL(b),
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {h}}})
+		if err != nil {
+			t.Errorf("Authorization %q: %v, %v; want an upgrade", h, err, resp)
+		}
+	}
 
 	for _, h := range []string{"Bearer wrong", "Basic czNjcmV0", "Bearer"} {
 		_, resp, err := websocket.Dial(context.Background(), wsURL(b),

@@ -14,13 +14,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/rpc"
 )
@@ -123,13 +123,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	authenticated := h.opts.Authenticate == nil
-	if auth := r.Header.Get("Authorization"); auth != "" && h.opts.Authenticate != nil {
-		token, ok := strings.CutPrefix(auth, "Bearer ")
+	if header := r.Header.Get("Authorization"); header != "" && h.opts.Authenticate != nil {
+		token := auth.BearerToken(header)
 		var err error
-		if ok {
-			ctx, err = h.opts.Authenticate(ctx, strings.TrimSpace(token))
+		if token != "" {
+			ctx, err = h.opts.Authenticate(ctx, token)
 		}
-		if !ok || err != nil {
+		if token == "" || err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="taskwire"`)
 			writeHTTPError(w, http.StatusUnauthorized, unauthorized("invalid bearer token"))
 			return
