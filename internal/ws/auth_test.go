@@ -76,6 +76,12 @@ func TestAuthFirstMessage(t *testing.T) {
 		{"no token", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{}}`, taskwire.CodeInvalidParams, "authentication required"},
 		{"not JSON", `{"jsonrpc"`, taskwire.CodeNotAllowed, "authentication required"},
 		{"a batch", `[{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}]`, taskwire.CodeNotAllowed, "authentication required"},
+		// rpc.authenticate is a request like any other: JSON-RPC 2.0 to the letter.
+		{"jsonrpc 1.0", `{"jsonrpc":"1.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"no jsonrpc", `{"id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an object id", `{"jsonrpc":"2.0","id":{"n":1},"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an unknown member", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"},"auth":1}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an unknown param", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret","role":"admin"}}`, taskwire.CodeInvalidParams, "authentication required"},
 	} {
 		cl := dial(t, b, nil)
 		cl.send(tc.first)
@@ -100,6 +106,13 @@ func TestAuthOff(t *testing.T) {
 		t.Errorf("rpc.authenticate = %+v", got)
 	}
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+
+	// An invalid request object is -32600 whatever its method.
+	bad := dial(t, b, nil)
+	bad.send(`{"jsonrpc":"1.0","id":7,"method":"rpc.authenticate","params":{"token":"anything"}}`)
+	if m := bad.next(bad.resps); m.Error == nil || m.Error.Code != taskwire.CodeInvalidRequest {
+		t.Errorf("jsonrpc 1.0: got %s, want error %d", m.raw, taskwire.CodeInvalidRequest)
+	}
 }
 
 // A page of another origin cannot open a WebSocket, so another site cannot
