@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -94,6 +95,20 @@ func TestAuthFirstMessage(t *testing.T) {
 	if n := call[taskwire.ListResult](ok, taskwire.MethodTaskList, map[string]any{}).TotalCount; n != 1 {
 		t.Errorf("%d tasks, want only the authenticated one", n)
 	}
+}
+
+// A connection that needs a token and sends no first message is closed
+// once AuthTimeout has passed, so clients without a token cannot hold
+// connections open; one authenticated by its header may stay idle.
+func TestAuthTimeout(t *testing.T) {
+	t.Parallel()
+	opts := authOn()
+	opts.AuthTimeout = 100 * time.Millisecond
+	b := setup(t, wsOptions(opts))
+	header := dial(t, b, http.Header{"Authorization": {"Bearer " + goodToken}})
+	silent := dial(t, b, nil)
+	silent.wantClose(websocket.StatusPolicyViolation, "authentication timed out")
+	call[taskwire.HealthResult](header, taskwire.MethodSystemHealth, nil)
 }
 
 // With auth off rpc.authenticate succeeds and changes nothing, so a

@@ -66,6 +66,7 @@ func (c *conn) run() {
 // library drop the socket before a close frame could say why.
 func (c *conn) readLoop() {
 	first := true
+	inTime := c.authDeadline()
 	for {
 		_, msg, err := c.ws.Read(context.Background())
 		if err != nil {
@@ -76,6 +77,9 @@ func (c *conn) readLoop() {
 		}
 		if first {
 			first = false
+			if !inTime() {
+				return
+			}
 			if !c.authenticate(msg) {
 				continue
 			}
@@ -90,6 +94,20 @@ func (c *conn) readLoop() {
 			c.answer(msg)
 		})
 	}
+}
+
+// authDeadline closes a connection that still needs a token when its
+// first message has not come within AuthTimeout. The function it returns
+// is called when the first message arrives: it stops the deadline and
+// reports whether the message came in time.
+func (c *conn) authDeadline() (inTime func() bool) {
+	if c.authenticated {
+		return func() bool { return true }
+	}
+	t := time.AfterFunc(c.h.opts.AuthTimeout, func() {
+		c.shut(websocket.StatusPolicyViolation, "authentication timed out")
+	})
+	return t.Stop
 }
 
 // answer runs one message and queues its response, then lets the

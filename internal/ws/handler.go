@@ -33,6 +33,7 @@ const (
 	DefaultSendQueue        = 256
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPingInterval     = 20 * time.Second
+	DefaultAuthTimeout      = 10 * time.Second
 )
 
 // Options tune a Handler; zero values take the defaults.
@@ -46,6 +47,10 @@ type Options struct {
 	// when the token is not good. Nil means every connection is accepted
 	// as is.
 	Authenticate func(ctx context.Context, token string) (context.Context, error)
+	// AuthTimeout is how long a connection that still needs a token may
+	// wait before its first message; it is then closed with status 1008
+	// (default 10s).
+	AuthTimeout time.Duration
 	// MaxMessageBytes is the largest message a client may send; a larger
 	// one closes the connection with status 1009 (default 64 MiB; larger
 	// results go over POST /rpc).
@@ -90,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
