@@ -36,6 +36,8 @@ type conn struct {
 	mu      sync.Mutex
 	subs    map[string]*forwarder
 	lastSub int
+	// draining: the server is shutting down; no request is started.
+	draining bool
 }
 
 func newConn(h *Handler, ws *websocket.Conn, ctx context.Context, cancel context.CancelFunc, authenticated bool) *conn {
@@ -89,11 +91,52 @@ func (c *conn) readLoop() {
 		case <-c.closing:
 			return
 		}
-		c.inflight.Go(func() {
+		if !c.admit() {
+			<-c.sem
+			continue
+		}
+		go func() {
+			defer c.inflight.Done()
 			defer func() { <-c.sem }()
 			c.answer(msg)
-		})
+		}()
 	}
+}
+
+// admit counts one more request in flight, unless the connection is
+// draining: a server shutting down takes no new requests.
+func (c *conn) admit() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.inflight.Add(1)
+	return true
+}
+
+// drainWait bounds how long a shutdown waits for the requests in flight
+// on one connection.
+const drainWait = 30 * time.Second
+
+// closeGracefully stops the connection taking requests, lets those in flight finish
+// and queue their responses (for at most drainWait), then closes it with
+// status 1001 after them.
+func (c *conn) closeGracefully() {
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-c.closing:
+	case <-time.After(drainWait):
+	}
+	c.shutAfterQueued(websocket.StatusGoingAway, "server shutting down")
 }
 
 // authDeadline closes a connection that still needs a token when its

@@ -164,9 +164,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.run()
 }
 
-// Close closes every connection with status 1001 and refuses new ones,
-// ahead of a shutdown (http.Server.Shutdown does not wait for upgraded
-// connections). It is safe to call more than once.
+// Close refuses new connections and, on every open one, stops taking
+// requests, waits for those in flight to be answered, and closes it with
+// status 1001 after their responses, ahead of a shutdown
+// (http.Server.Shutdown does not wait for upgraded connections). Long
+// polls should be released first (service.Drain). It is safe to call more
+// than once.
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -175,9 +178,11 @@ func (h *Handler) Close() {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.shut(websocket.StatusGoingAway, "server shutting down")
+		wg.Go(c.closeGracefully)
 	}
+	wg.Wait()
 }
 
 // Connections returns how many WebSocket connections are open.
