@@ -526,6 +526,27 @@ func TestEnd(t *testing.T) {
 	}
 }
 
+// Once Done is closed, Err says why, even when the subscription ended
+// because its context did: a subscriber that waits on Done alone (the
+// WebSocket forwarder) must not read a nil error and take it for a
+// failure.
+func TestErrSetWhenDone(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(t.Context())
+		s, err := f.hub.Subscribe(ctx, Filter{}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-s.Done()
+		if err := s.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("subscription %d: Err after Done = %v, want %v", i, err, context.Canceled)
+		}
+	}
+}
+
 func TestCompareIDs(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

@@ -169,10 +169,16 @@ func (s *Subscription) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Err returns why the subscription ended: ErrSlowConsumer, ErrHubClosed,
 // ErrUnsubscribed, the error of a failed replay, or the error of the ctx
-// given to Subscribe. It is nil while the subscription is live.
+// given to Subscribe. It is nil while the subscription is live, and not
+// nil once Done is closed.
 func (s *Subscription) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err == nil && s.ctx.Err() != nil {
+		// The ctx given to Subscribe ended and its AfterFunc has not
+		// run yet: end the subscription now, as it would.
+		s.endLocked(context.Cause(s.ctx))
+	}
 	return s.err
 }
 

@@ -1,6 +1,10 @@
 package rpc
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // WithClientAddr returns ctx carrying the client's network address, which
 // ClientAddr reads. ServeHTTP sets it from the request; another transport
@@ -31,4 +35,19 @@ func (s *Server) Answer(ctx context.Context, msg []byte) []byte {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// Request reads msg as one JSON-RPC request object, checked as Answer
+// checks one: its id (nil for a notification), method and raw params (nil
+// when absent). ok is false when msg is not JSON, is a batch, or is not a
+// valid request object; Answer gives such a message its error.
+func Request(msg []byte) (id json.RawMessage, method string, params json.RawMessage, ok bool) {
+	if !json.Valid(msg) {
+		return nil, "", nil, false
+	}
+	req, err := parseRequest(msg[skipSpace(msg, 0):], !utf8.Valid(msg))
+	if err != nil {
+		return nil, "", nil, false
+	}
+	return req.id, req.method, req.params, true
 }

@@ -214,13 +214,14 @@ func (s *Server) Hub() *events.Hub { return s.hub }
 // Service returns the service behind the handler.
 func (s *Server) Service() *service.Service { return s.svc }
 
-// Drain makes waiting long-poll claims return and ends the event streams
-// (GET /events) and WebSocket connections, ahead of a shutdown:
-// http.Server.Shutdown waits for none of them.
+// Drain makes waiting long-poll claims return, closes the WebSocket
+// connections once their calls in flight are answered, and ends the event
+// streams (GET /events), ahead of a shutdown: http.Server.Shutdown waits
+// for none of them.
 func (s *Server) Drain() {
 	s.svc.Drain()
-	s.hub.Close()
 	s.ws.Close()
+	s.hub.Close()
 }
 
 // Close stops the background loops and releases the store; call it after

@@ -1,59 +1,63 @@
 package ws
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
 	"github.com/coder/websocket"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
 )
 
-// request is the part of a request object the first message is read for.
-type request struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-}
-
 // authenticate handles the first message of a connection and reports
-// whether it is still to be answered as an ordinary request. An
+// whether it is still to be answered as an ordinary request. A valid
 // rpc.authenticate request is answered here: with authentication on, its
 // token sets the caller of the whole connection, and a bad one closes it;
 // with authentication off it succeeds and changes nothing. Any other first
-// message on a connection that still needs a token gets an error and the
-// connection is closed.
+// message on a connection that still needs a token (an invalid request
+// object included) gets an error and the connection is closed.
 func (c *conn) authenticate(msg []byte) (passOn bool) {
-	var req request
-	isAuth := json.Unmarshal(msg, &req) == nil && req.Method == taskwire.MethodAuthenticate
-	if !isAuth {
+	id, method, params, ok := rpc.Request(msg)
+	if !ok || method != taskwire.MethodAuthenticate {
 		if c.authenticated {
 			return true
 		}
-		c.reply(req.ID, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
+		c.reply(id, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
 		c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		return false
 	}
-	var p taskwire.AuthenticateParams
-	if json.Unmarshal(req.Params, &p) != nil || p.Token == "" {
-		c.reply(req.ID, nil, &taskwire.Error{Code: taskwire.CodeInvalidParams,
-			Message: "Invalid params: token is required", Data: map[string]any{"validation": "token: required string"}})
+	token, e := authToken(params)
+	if e != nil {
+		c.reply(id, nil, e)
 		if !c.authenticated {
 			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		}
 		return false
 	}
 	if c.h.opts.Authenticate != nil {
-		ctx, err := c.h.opts.Authenticate(c.ctx, p.Token)
+		ctx, err := c.h.opts.Authenticate(c.ctx, token)
 		if err != nil {
-			c.reply(req.ID, nil, unauthorized("invalid token"))
+			c.reply(id, nil, unauthorized("invalid token"))
 			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication failed")
 			return false
 		}
 		c.ctx, c.authenticated = ctx, true
 	}
-	c.reply(req.ID, taskwire.AuthenticateResult{Authenticated: true}, nil)
+	c.reply(id, taskwire.AuthenticateResult{Authenticated: true}, nil)
 	return false
+}
+
+// authToken decodes the params of rpc.authenticate: {token}, nothing else.
+func authToken(params json.RawMessage) (string, *taskwire.Error) {
+	var p taskwire.AuthenticateParams
+	dec := json.NewDecoder(bytes.NewReader(params))
+	dec.DisallowUnknownFields()
+	if params == nil || dec.Decode(&p) != nil || p.Token == "" {
+		return "", taskwire.InvalidParams("token: required string, the only param")
+	}
+	return p.Token, nil
 }
 
 // reply queues the response to the request id (null when absent): result,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -28,14 +29,22 @@ func checkToken(ctx context.Context, token string) (context.Context, error) {
 
 func authOn() ws.Options { return ws.Options{Authenticate: checkToken} }
 
-// With the hook set, a good bearer header is accepted at upgrade and a bad
-// one is HTTP 401 before any upgrade.
+// With the hook set, a good bearer header is accepted at upgrade (the
+// scheme's case does not matter, as on every HTTP endpoint) and a bad one
+// is HTTP 401 before any upgrade.
 func TestAuthHeader(t *testing.T) {
 	t.Parallel()
 	b := setup(t, wsOptions(authOn()))
 	cl := dial(t, b, http.Header{"Authorization": {"Bearer " + goodToken}})
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
 	cl.subscribe(map[string]any{})
+	for _, h := range []string{"bearer " + goodToken, "BEARER  " + goodToken} {
+		_, resp, err := websocket.Dial(context.Background(), wsURL(b),
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {h}}})
+		if err != nil {
+			t.Errorf("Authorization %q: %v, %v; want an upgrade", h, err, resp)
+		}
+	}
 
 	for _, h := range []string{"Bearer wrong", "Basic czNjcmV0", "Bearer"} {
 		_, resp, err := websocket.Dial(context.Background(), wsURL(b),
@@ -68,6 +77,12 @@ func TestAuthFirstMessage(t *testing.T) {
 		{"no token", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{}}`, taskwire.CodeInvalidParams, "authentication required"},
 		{"not JSON", `{"jsonrpc"`, taskwire.CodeNotAllowed, "authentication required"},
 		{"a batch", `[{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}]`, taskwire.CodeNotAllowed, "authentication required"},
+		// rpc.authenticate is a request like any other: JSON-RPC 2.0 to the letter.
+		{"jsonrpc 1.0", `{"jsonrpc":"1.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"no jsonrpc", `{"id":1,"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an object id", `{"jsonrpc":"2.0","id":{"n":1},"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an unknown member", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"},"auth":1}`, taskwire.CodeNotAllowed, "authentication required"},
+		{"an unknown param", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret","role":"admin"}}`, taskwire.CodeInvalidParams, "authentication required"},
 	} {
 		cl := dial(t, b, nil)
 		cl.send(tc.first)
@@ -82,6 +97,20 @@ func TestAuthFirstMessage(t *testing.T) {
 	}
 }
 
+// A connection that needs a token and sends no first message is closed
+// once AuthTimeout has passed, so clients without a token cannot hold
+// connections open; one authenticated by its header may stay idle.
+func TestAuthTimeout(t *testing.T) {
+	t.Parallel()
+	opts := authOn()
+	opts.AuthTimeout = 100 * time.Millisecond
+	b := setup(t, wsOptions(opts))
+	header := dial(t, b, http.Header{"Authorization": {"Bearer " + goodToken}})
+	silent := dial(t, b, nil)
+	silent.wantClose(websocket.StatusPolicyViolation, "authentication timed out")
+	call[taskwire.HealthResult](header, taskwire.MethodSystemHealth, nil)
+}
+
 // With auth off rpc.authenticate succeeds and changes nothing, so a
 // client may always send its token first.
 func TestAuthOff(t *testing.T) {
@@ -92,6 +121,13 @@ func TestAuthOff(t *testing.T) {
 		t.Errorf("rpc.authenticate = %+v", got)
 	}
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+
+	// An invalid request object is -32600 whatever its method.
+	bad := dial(t, b, nil)
+	bad.send(`{"jsonrpc":"1.0","id":7,"method":"rpc.authenticate","params":{"token":"anything"}}`)
+	if m := bad.next(bad.resps); m.Error == nil || m.Error.Code != taskwire.CodeInvalidRequest {
+		t.Errorf("jsonrpc 1.0: got %s, want error %d", m.raw, taskwire.CodeInvalidRequest)
+	}
 }
 
 // A page of another origin cannot open a WebSocket, so another site cannot

@@ -36,6 +36,8 @@ type conn struct {
 	mu      sync.Mutex
 	subs    map[string]*forwarder
 	lastSub int
+	// draining: the server is shutting down; no request is started.
+	draining bool
 }
 
 func newConn(h *Handler, ws *websocket.Conn, ctx context.Context, cancel context.CancelFunc, authenticated bool) *conn {
@@ -66,6 +68,7 @@ func (c *conn) run() {
 // library drop the socket before a close frame could say why.
 func (c *conn) readLoop() {
 	first := true
+	inTime := c.authDeadline()
 	for {
 		_, msg, err := c.ws.Read(context.Background())
 		if err != nil {
@@ -76,6 +79,9 @@ func (c *conn) readLoop() {
 		}
 		if first {
 			first = false
+			if !inTime() {
+				return
+			}
 			if !c.authenticate(msg) {
 				continue
 			}
@@ -85,11 +91,66 @@ func (c *conn) readLoop() {
 		case <-c.closing:
 			return
 		}
-		c.inflight.Go(func() {
+		if !c.admit() {
+			<-c.sem
+			continue
+		}
+		go func() {
+			defer c.inflight.Done()
 			defer func() { <-c.sem }()
 			c.answer(msg)
-		})
+		}()
 	}
+}
+
+// admit counts one more request in flight, unless the connection is
+// draining: a server shutting down takes no new requests.
+func (c *conn) admit() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.inflight.Add(1)
+	return true
+}
+
+// drainWait bounds how long a shutdown waits for the requests in flight
+// on one connection.
+const drainWait = 30 * time.Second
+
+// closeGracefully stops the connection taking requests, lets those in flight finish
+// and queue their responses (for at most drainWait), then closes it with
+// status 1001 after them.
+func (c *conn) closeGracefully() {
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-c.closing:
+	case <-time.After(drainWait):
+	}
+	c.shutAfterQueued(websocket.StatusGoingAway, "server shutting down")
+}
+
+// authDeadline closes a connection that still needs a token when its
+// first message has not come within AuthTimeout. The function it returns
+// is called when the first message arrives: it stops the deadline and
+// reports whether the message came in time.
+func (c *conn) authDeadline() (inTime func() bool) {
+	if c.authenticated {
+		return func() bool { return true }
+	}
+	t := time.AfterFunc(c.h.opts.AuthTimeout, func() {
+		c.shut(websocket.StatusPolicyViolation, "authentication timed out")
+	})
+	return t.Stop
 }
 
 // answer runs one message and queues its response, then lets the

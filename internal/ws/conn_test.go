@@ -123,3 +123,23 @@ func TestDrainClosesConnections(t *testing.T) {
 		t.Errorf("dial after drain: %v, %v; want HTTP 503", err, resp)
 	}
 }
+
+// A server shutting down answers the calls in flight before it closes a
+// connection with 1001: a waiting long poll gets {claimed: false}, on a
+// connection with a subscription too.
+func TestDrainAnswersCallsInFlight(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	cl.subscribe(map[string]any{})
+	call[taskwire.RegisterResult](cl, taskwire.MethodSystemRegister, map[string]any{"id": "w1", "queues": []string{"empty"}})
+	claim := cl.request(taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 30000})
+	// The server reads messages in order: once this one is answered, the
+	// claim is in flight.
+	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+	b.srv.Drain()
+	if got := decode[taskwire.ClaimResult](t, cl.response(claim)); got.Claimed {
+		t.Errorf("claim during shutdown = %+v, want claimed false", got)
+	}
+	cl.wantClose(websocket.StatusGoingAway, "shutting down")
+}

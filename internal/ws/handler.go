@@ -14,13 +14,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/rpc"
 )
@@ -33,6 +33,7 @@ const (
 	DefaultSendQueue        = 256
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPingInterval     = 20 * time.Second
+	DefaultAuthTimeout      = 10 * time.Second
 )
 
 // Options tune a Handler; zero values take the defaults.
@@ -46,6 +47,10 @@ type Options struct {
 	// when the token is not good. Nil means every connection is accepted
 	// as is.
 	Authenticate func(ctx context.Context, token string) (context.Context, error)
+	// AuthTimeout is how long a connection that still needs a token may
+	// wait before its first message; it is then closed with status 1008
+	// (default 10s).
+	AuthTimeout time.Duration
 	// MaxMessageBytes is the largest message a client may send; a larger
 	// one closes the connection with status 1009 (default 64 MiB; larger
 	// results go over POST /rpc).
@@ -91,6 +96,9 @@ func (o Options) withDefaults() Options {
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
 	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = DefaultAuthTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -123,13 +131,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	authenticated := h.opts.Authenticate == nil
-	if auth := r.Header.Get("Authorization"); auth != "" && h.opts.Authenticate != nil {
-		token, ok := strings.CutPrefix(auth, "Bearer ")
+	if header := r.Header.Get("Authorization"); header != "" && h.opts.Authenticate != nil {
+		token := auth.BearerToken(header)
 		var err error
-		if ok {
-			ctx, err = h.opts.Authenticate(ctx, strings.TrimSpace(token))
+		if token != "" {
+			ctx, err = h.opts.Authenticate(ctx, token)
 		}
-		if !ok || err != nil {
+		if token == "" || err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="taskwire"`)
 			writeHTTPError(w, http.StatusUnauthorized, unauthorized("invalid bearer token"))
 			return
@@ -156,9 +164,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.run()
 }
 
-// Close closes every connection with status 1001 and refuses new ones,
-// ahead of a shutdown (http.Server.Shutdown does not wait for upgraded
-// connections). It is safe to call more than once.
+// Close refuses new connections and, on every open one, stops taking
+// requests, waits for those in flight to be answered, and closes it with
+// status 1001 after their responses, ahead of a shutdown
+// (http.Server.Shutdown does not wait for upgraded connections). Long
+// polls should be released first (service.Drain). It is safe to call more
+// than once.
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -167,9 +178,11 @@ func (h *Handler) Close() {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.shut(websocket.StatusGoingAway, "server shutting down")
+		wg.Go(c.closeGracefully)
 	}
+	wg.Wait()
 }
 
 // Connections returns how many WebSocket connections are open.

@@ -200,6 +200,10 @@ func (cl *client) response(id string) message {
 			cl.pending[string(m.ID)] = m
 			cl.mu.Unlock()
 		case <-cl.done:
+			if len(cl.resps) > 0 {
+				// Read before the connection ended: look at them first.
+				continue
+			}
 			cl.t.Fatalf("connection ended waiting for response %s: %v", id, cl.err)
 		case <-timeout:
 			cl.t.Fatalf("no response %s within %s", id, wait)

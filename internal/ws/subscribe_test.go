@@ -2,14 +2,17 @@ package ws_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/ws"
 )
 
 // A subscription receives the events that match its filters, each
@@ -168,4 +171,46 @@ func TestReplayWithConcurrentWriters(t *testing.T) {
 		t.Errorf("live event %s, want %d", n.Event.ID, last+1)
 	}
 	cl.noEvent()
+}
+
+// errorLog records the messages of the records at level ERROR.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *errorLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *errorLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.msgs = append(l.msgs, r.Message)
+	}
+	return nil
+}
+
+// A client that closes a connection with subscriptions ends them
+// quietly: nothing is logged as a failure.
+func TestCloseWithSubscriptionsLogsNoError(t *testing.T) {
+	t.Parallel()
+	log := &errorLog{}
+	b := setup(t, wsOptions(ws.Options{Logger: slog.New(log)}))
+	for range 20 {
+		cl := dial(t, b, nil)
+		for range 3 {
+			cl.subscribe(map[string]any{})
+		}
+		if err := cl.c.Close(websocket.StatusNormalClosure, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "connections closed", func() bool { return b.srv.WebSocket().Connections() == 0 })
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.msgs) > 0 {
+		t.Errorf("%d errors logged, the first %q", len(log.msgs), log.msgs[0])
+	}
 }
