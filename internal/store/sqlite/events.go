@@ -68,10 +68,13 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 	}
 	var evs []taskwire.Event
 	err := s.view(ctx, func(tx *readTx) error {
-		if from > s.w.lastEvent.Load() {
+		issued, err := tx.issued(from, s.w.lastEvent.Load())
+		if err != nil {
+			return err
+		}
+		if !issued {
 			return fmt.Errorf("event id %s was never issued: %w", after, store.ErrNotFound)
 		}
-		var err error
 		evs, err = tx.events("SELECT "+eventColumns+" FROM events WHERE seq > ? ORDER BY seq LIMIT ?", from, limit)
 		return err
 	})
@@ -79,6 +82,22 @@ func (s *Store) ReadEvents(ctx context.Context, after string, limit int) ([]task
 		return nil, fmt.Errorf("read events after %q: %w", after, err)
 	}
 	return evs, nil
+}
+
+// issued reports whether event seq was issued, as tx sees the log. The
+// writer's last seq (recorded) answers without a query; a seq beyond it
+// is looked up, since a reader may see a commit before the writer has
+// recorded its events.
+func (t *readTx) issued(seq, recorded int64) (bool, error) {
+	if seq <= recorded {
+		return true, nil
+	}
+	var last int64
+	err := t.queryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return seq <= last, err
 }
 
 // LastEventID returns the ID of the newest event appended, "" when none

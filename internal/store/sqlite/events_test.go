@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 // The newest event id, which the writer keeps in memory, is read back from
@@ -120,5 +122,26 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A reader can see a commit before the writer has recorded its newest
+// event id in memory: resuming after an event of that commit is not
+// refused as an id never issued.
+func TestResumeAfterEventNotYetRecorded(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1))
+	last, err := s.LastEventID(t.Context())
+	if err != nil || last == "" {
+		t.Fatalf("LastEventID = %q, %v; want an id", last, err)
+	}
+	// The moment between the commit and the writer recording its events.
+	s.w.lastEvent.Store(seqOf(t, last) - 1)
+	if evs, err := s.ReadEvents(t.Context(), last, 10); err != nil || len(evs) != 0 {
+		t.Errorf("ReadEvents after %s = %d events, %v; want none, no error", last, len(evs), err)
+	}
+	if _, err := s.ReadEvents(t.Context(), strconv.FormatInt(seqOf(t, last)+1, 10), 10); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ReadEvents after an id never issued: %v, want ErrNotFound", err)
 	}
 }
