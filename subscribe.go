@@ -25,9 +25,14 @@ type SubscribeParams struct {
 }
 
 // SubscribeResult is the result of events.subscribe: the id that every
-// events.event notification of the subscription carries.
+// events.event notification of the subscription carries, and the position
+// of the log its events follow. AfterEventID is the afterEventId given,
+// else the newest event of the log, "0" when it has none; a client whose
+// connection drops before the first event resubscribes with it as
+// afterEventId and misses nothing, with no duplicate.
 type SubscribeResult struct {
 	Subscription string `json:"subscription"`
+	AfterEventID string `json:"afterEventId"`
 }
 
 // UnsubscribeParams are the params of events.unsubscribe.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -266,6 +270,116 @@ func TestDashboardAsksForToken(t *testing.T) {
 	var task taskwire.Task
 	srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "after the token"}, &task)
 	run(t, ctx, "see the new task", chromedp.WaitVisible(fmt.Sprintf(`#tasks tr[data-id="%s"]`, task.ID)))
+}
+
+// A dashboard whose connection drops before its first event resumes from
+// the position its subscription started at: the events of the outage
+// reach it, and the open task's history shows them.
+func TestDashboardResumesBeforeFirstEvent(t *testing.T) {
+	t.Parallel()
+	srv, g := startGated(t)
+	srv.call(t, taskwire.MethodSystemRegister, map[string]any{"id": "worker-1"}, nil)
+	var task taskwire.Task
+	srv.call(t, taskwire.MethodTaskCreate, map[string]any{"text": "watched across an outage"}, &task)
+	ctx := browser(t, 1280, 900)
+	run(t, ctx, "open the task",
+		chromedp.Navigate(srv.url+"/"),
+		chromedp.WaitVisible(`#live.pill-on`),
+		chromedp.Click(fmt.Sprintf(`#tasks tr[data-id="%s"]`, task.ID), chromedp.NodeVisible),
+		// The history fetched from the log: the creation alone.
+		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#detail-body .history li .by')].map((e) => e.textContent).join() === 'by 127.0.0.1'`))
+
+	g.shut()
+	run(t, ctx, "see the outage", chromedp.WaitVisible(`#live.pill-off`))
+	srv.call(t, taskwire.MethodTaskClaim, map[string]any{"workerId": "worker-1"}, nil)
+	g.open()
+	run(t, ctx, "see the reconnect", chromedp.WaitVisible(`#live.pill-on`))
+	srv.call(t, taskwire.MethodTaskComplete, map[string]any{"id": task.ID, "workerId": "worker-1", "result": "ok"}, nil)
+	run(t, ctx, "see the completion", chromedp.Poll[chromedp.Void](
+		`document.querySelector('#detail-body .history li:first-child')?.textContent.includes('task.completed')`))
+	steps := historySteps(t, ctx)
+	wantSteps := []string{"task.completed completed", "task.claimed by worker-1", "task.created by"}
+	if len(steps) != len(wantSteps) {
+		t.Fatalf("history after the outage: %q, want %d steps like %q", steps, len(wantSteps), wantSteps)
+	}
+	for i, want := range wantSteps {
+		if !strings.HasPrefix(steps[i], want) {
+			t.Errorf("history step %d = %q, want it to start with %q (history %q)", i, steps[i], want, steps)
+		}
+	}
+}
+
+// startGated serves on a loopback port with a gate in front of GET /ws.
+func startGated(t *testing.T) (*live, *gate) {
+	t.Helper()
+	srv, err := server.New(context.Background(), servertest.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{next: srv.Handler()}
+	hs := httptest.NewUnstartedServer(g)
+	hs.Config.ConnContext = withConn
+	hs.Start()
+	t.Cleanup(func() {
+		srv.Drain()
+		hs.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &live{url: hs.URL, cl: rpctest.New(hs.URL)}, g
+}
+
+type connKey struct{}
+
+// withConn keeps a request's connection in its context, for the gate.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// gate stands in front of a server's GET /ws as a network that fails:
+// shut, it has dropped the WebSocket connections made through it and
+// refuses new ones (HTTP 503) until it is opened again.
+type gate struct {
+	next http.Handler
+
+	mu     sync.Mutex
+	closed bool
+	conns  []net.Conn
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" {
+		g.mu.Lock()
+		closed := g.closed
+		if !closed {
+			g.conns = append(g.conns, r.Context().Value(connKey{}).(net.Conn))
+		}
+		g.mu.Unlock()
+		if closed {
+			http.Error(w, "network down", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// shut drops the WebSocket connections and refuses new ones.
+func (g *gate) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+	g.conns = nil
+}
+
+// open lets WebSocket connections through again.
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = false
 }
 
 // screenshots fills the server with ten minutes of history, then saves the

@@ -123,7 +123,7 @@ func (c *conn) subscribe(s *session, p *taskwire.SubscribeParams) (*taskwire.Sub
 	f.sub = sub
 	c.mu.Unlock()
 	s.start(f)
-	return &taskwire.SubscribeResult{Subscription: id}, nil
+	return &taskwire.SubscribeResult{Subscription: id, AfterEventID: sub.Start()}, nil
 }
 
 // subscribeError maps a failed hub subscription to its JSON-RPC error.

@@ -2,7 +2,9 @@ package ws_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,4 +215,111 @@ func TestCloseWithSubscriptionsLogsNoError(t *testing.T) {
 	if len(log.msgs) > 0 {
 		t.Errorf("%d errors logged, the first %q", len(log.msgs), log.msgs[0])
 	}
+}
+
+// subscribePosition subscribes with params and returns the result's
+// subscription and afterEventId as sent.
+func subscribePosition(cl *client, params any) (sub, after string) {
+	cl.t.Helper()
+	r := call[map[string]any](cl, taskwire.MethodEventsSubscribe, params)
+	sub, _ = r["subscription"].(string)
+	after, _ = r["afterEventId"].(string)
+	if sub == "" || after == "" {
+		cl.t.Fatalf("subscribe %v: result %v, want a subscription and an afterEventId", params, r)
+	}
+	return sub, after
+}
+
+// The result of events.subscribe carries the position its events follow:
+// "0" on an empty log, the newest event of the log otherwise, the
+// afterEventId given when resuming. A client whose connection drops
+// before its first event resubscribes from there and gets exactly the
+// events of the outage.
+func TestSubscribePosition(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if _, after := subscribePosition(dial(t, b, nil), map[string]any{}); after != "0" {
+		t.Errorf("afterEventId on an empty log = %q, want \"0\"", after)
+	}
+
+	createTask(t, b, "before")
+	createTask(t, b, "before too")
+	logged, err := b.srv.Service().Store().ReadEvents(context.Background(), "", 1000)
+	if err != nil || len(logged) != 2 {
+		t.Fatalf("log: %d events, %v", len(logged), err)
+	}
+	first := dial(t, b, nil)
+	_, pos := subscribePosition(first, map[string]any{"types": []string{"task.created"}})
+	if pos != logged[1].ID {
+		t.Errorf("afterEventId = %q, want the newest event of the log %q", pos, logged[1].ID)
+	}
+	if err := first.c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	// The outage: events while no connection is open.
+	var missed []string
+	for i := range 3 {
+		missed = append(missed, createTask(t, b, "during the outage "+strconv.Itoa(i)).ID)
+	}
+	cl := dial(t, b, nil)
+	sub, resumed := subscribePosition(cl, map[string]any{"types": []string{"task.created"}, "afterEventId": pos})
+	if resumed != pos {
+		t.Errorf("afterEventId when resuming = %q, want the one given, %q", resumed, pos)
+	}
+	live := createTask(t, b, "after the resume").ID
+	var got []string
+	for range len(missed) + 1 {
+		n := cl.event()
+		if n.Subscription != sub || n.Event.Type != taskwire.EventTaskCreated {
+			t.Fatalf("event %s on %s, want task.created on %s", n.Event.Type, n.Subscription, sub)
+		}
+		var task taskwire.Task
+		if err := json.Unmarshal(n.Event.Payload, &task); err != nil {
+			t.Fatalf("payload %s: %v", n.Event.Payload, err)
+		}
+		got = append(got, task.ID)
+	}
+	if diff := cmp.Diff(append(missed, live), got); diff != "" {
+		t.Errorf("tasks of the events after resuming (-want +got):\n%s", diff)
+	}
+	cl.noEvent()
+}
+
+// rpc.discover publishes afterEventId in the result of events.subscribe.
+func TestSubscribeResultDiscovered(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var doc struct {
+		Methods []struct {
+			Name   string `json:"name"`
+			Result struct {
+				Schema json.RawMessage `json:"schema"`
+			} `json:"result"`
+		} `json:"methods"`
+	}
+	if err := b.cl.Call(context.Background(), taskwire.MethodDiscover, map[string]any{}, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range doc.Methods {
+		if m.Name != taskwire.MethodEventsSubscribe {
+			continue
+		}
+		var s struct {
+			Properties map[string]struct {
+				Type string `json:"type"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		}
+		if err := json.Unmarshal(m.Result.Schema, &s); err != nil {
+			t.Fatalf("result schema of %s: %s: %v", m.Name, m.Result.Schema, err)
+		}
+		for _, field := range []string{"subscription", "afterEventId"} {
+			if s.Properties[field].Type != "string" || !slices.Contains(s.Required, field) {
+				t.Errorf("result schema of %s: %s is %+v, required %v; want a required string", m.Name, field, s.Properties[field], s.Required)
+			}
+		}
+		return
+	}
+	t.Errorf("rpc.discover does not list %s", taskwire.MethodEventsSubscribe)
 }

@@ -56,7 +56,8 @@ export async function taskEvents(id, limit = 1000) {
 
 // Live follows the event stream over one WebSocket, reconnecting with
 // backoff and resuming after the last event it delivered (afterEventId),
-// so that nothing is missed across a reconnect.
+// or, before the first, from the position its subscription started at, so
+// that nothing is missed across a reconnect.
 export class Live {
   // onEvent(event), onState(connected, resumed), onAuth(), onReset():
   // onReset is called when the resume point is unknown to the server
@@ -116,6 +117,9 @@ export class Live {
         return;
       }
       if (!msg.error) {
+        // Where the subscription's events start: the resume point until
+        // the first of them arrives.
+        this.lastId = msg.result.afterEventId;
         this.backoff = 500;
         this.h.onState(true, resumed);
       }
