@@ -41,6 +41,11 @@ type serveConfig struct {
 	eventMaxAge   time.Duration
 	eventMax      int
 	logFormat     string
+	// tokensFromEnv: the tokens file is TASKWIRE_TOKENS's. inlineTokens
+	// is TASKWIRE_TOKENS holding the JSON array itself; it or a tokens
+	// file turns authentication on.
+	tokensFromEnv bool
+	inlineTokens  string
 }
 
 const serveUsage = `Usage: taskwire serve [flags]
@@ -58,12 +63,17 @@ Flags:
 func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	c := &serveConfig{rateLimits: service.DefaultRateLimits()}
 	var e envReader
+	tokensEnv := os.Getenv("TASKWIRE_TOKENS")
+	if inlineTokens(tokensEnv) {
+		// Not the default of --tokens, so that --help does not show it.
+		c.inlineTokens, tokensEnv = tokensEnv, ""
+	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", env("TASKWIRE_LISTEN", "127.0.0.1:7700"), "address to listen on [TASKWIRE_LISTEN]")
 	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
 	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
 	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
-	fs.StringVar(&c.tokens, "tokens", env("TASKWIRE_TOKENS", ""), "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS]")
+	fs.StringVar(&c.tokens, "tokens", tokensEnv, "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS: the FILE, or the JSON array itself]")
 	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "distributed mode: Redis connections per process; 0: the URL's pool_size, else 64 (a cluster: go-redis's default per node) [TASKWIRE_REDIS_POOL_SIZE]")
 	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "distributed mode: PostgreSQL connections per process; 0: the URL's pool_max_conns, else 32 [TASKWIRE_POSTGRES_MAX_CONNS]")
 	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
@@ -93,6 +103,13 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, usageError("serve takes no arguments, got %q", fs.Args())
 	}
+	c.tokensFromEnv = c.tokens != "" && c.tokens == tokensEnv
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "tokens" {
+			// --tokens is a file, and wins over TASKWIRE_TOKENS.
+			c.tokensFromEnv, c.inlineTokens = false, ""
+		}
+	})
 	return c, c.check()
 }
 
@@ -130,7 +147,7 @@ func (c *serveConfig) check() error {
 		return usageError("--max-batch must be at least 1, got %d", c.maxBatch)
 	case c.eventMax < 1000:
 		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
-	case !server.IsLoopback(c.listen) && c.tokens == "" && !c.insecure:
+	case !server.IsLoopback(c.listen) && !c.authOn() && !c.insecure:
 		return usageError("--listen %s is not a loopback address and authentication is off: "+
 			"give --tokens FILE to require tokens (make them with `taskwire token new`), "+
 			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
@@ -156,8 +173,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Version: buildVersion(), Logger: logger,
 	}
 	authNote := "auth off"
-	if c.tokens != "" {
-		if cfg.Tokens, err = auth.Load(c.tokens); err != nil {
+	if c.authOn() {
+		if cfg.Tokens, err = c.loadTokens(); err != nil {
 			return err
 		}
 		authNote = fmt.Sprintf("auth on, tokens: %d", cfg.Tokens.Len())
@@ -166,7 +183,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		go reloadOnHangup(ctx, hup, cfg.Tokens, logger)
+		go reloadOnHangup(ctx, hup, cfg.Tokens, c.inlineTokens != "", logger)
 	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
@@ -181,15 +198,51 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 }
 
-// reloadOnHangup reads the tokens file again on every signal of hup until ctx
-// ends; connections stay open. A file that does not load leaves the tokens
-// in use as they were, and the log says why.
-func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, tokens *auth.Tokens, log *slog.Logger) {
+// authOn reports whether tokens are required: a tokens file or inline
+// tokens were given.
+func (c *serveConfig) authOn() bool { return c.tokens != "" || c.inlineTokens != "" }
+
+// inlineTokens reports whether a value of TASKWIRE_TOKENS is the tokens'
+// JSON array itself rather than the path of a tokens file.
+func inlineTokens(v string) bool {
+	return strings.HasPrefix(strings.TrimSpace(v), "[")
+}
+
+// loadTokens reads the tokens c names. Its errors name the entry and
+// field at fault, never a token: inline tokens are not quoted, nor is a
+// TASKWIRE_TOKENS that names no readable file, as it may well be a token
+// (the client's TASKWIRE_TOKEN set under the wrong name).
+func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
+	if c.inlineTokens != "" {
+		tokens, err := auth.Parse([]byte(c.inlineTokens))
+		if err != nil {
+			return nil, fmt.Errorf("TASKWIRE_TOKENS: %w", err)
+		}
+		return tokens, nil
+	}
+	tokens, err := auth.Load(c.tokens)
+	var pathErr *os.PathError
+	if c.tokensFromEnv && errors.As(err, &pathErr) {
+		return nil, fmt.Errorf("TASKWIRE_TOKENS: no tokens file could be read there (%w); "+
+			"give the path of a tokens file or, starting with [, the JSON array itself (the value is not shown: it may hold a token)", pathErr.Err)
+	}
+	return tokens, err
+}
+
+// reloadOnHangup reads the tokens file again on every signal of hup until
+// ctx ends; connections whose token is unchanged stay open. A file that
+// does not load leaves the tokens in use as they were, and the log says
+// why. Inline tokens cannot change: a signal leaves them as they are.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, tokens *auth.Tokens, inline bool, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if inline {
+				log.Info("tokens not reloaded: they come from TASKWIRE_TOKENS, which a running server cannot read again", "tokens", tokens.Len())
+				continue
+			}
 			if err := tokens.Reload(); err != nil {
 				log.Error("tokens not reloaded, the previous tokens stay in use", "err", err)
 				continue

@@ -15,8 +15,9 @@ Prints a new random token (256 bits from crypto/rand) and the line to add
 to the tokens file that 'taskwire serve --tokens FILE' reads. The line
 holds only the token's SHA-256, so the file never needs the token itself.
 Give the token to the client (its Authorization: Bearer header); it is not
-shown again. After editing the file, send SIGHUP to the server to reload it
-without dropping connections.
+shown again. After editing the file, send SIGHUP to the server to reload it:
+connections stay up, but a WebSocket whose token was removed or changed
+is closed.
 
 Example:
   taskwire token new --name w1 --role worker --worker-id w1

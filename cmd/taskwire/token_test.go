@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -119,5 +120,95 @@ func writeTokens(t *testing.T, path string, lines ...string) {
 	}
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeInlineTokens: TASKWIRE_TOKENS may hold the tokens' JSON array
+// itself; the server then requires those tokens, and SIGHUP (there is no
+// file to read again) keeps them.
+func TestServeInlineTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	adminTok, adminLine := newToken(t, "--name", "ops", "--role", "admin")
+	t.Setenv("TASKWIRE_TOKENS", "\n  ["+adminLine+`,{"name":"shop","role":"producer","token":"inline-producer-token-0123456789"}]`)
+	srv := startChild(t, "--data", t.TempDir())
+	ctx := context.Background()
+	anonymous := rpctest.New(srv.URL)
+	if _, status, _ := anonymous.Post(ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"task.list"}`)); status != http.StatusUnauthorized {
+		t.Fatalf("no token with inline tokens: HTTP %d, want 401", status)
+	}
+	admin := rpctest.New(srv.URL)
+	admin.Token = adminTok
+	producer := rpctest.New(srv.URL)
+	producer.Token = "inline-producer-token-0123456789"
+	for _, cl := range []*rpctest.Client{admin, producer} {
+		if err := cl.Call(ctx, taskwire.MethodTaskCreate, map[string]any{"text": "t"}, nil); err != nil {
+			t.Fatalf("token %.12s...: %v", cl.Token, err)
+		}
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the signal be handled
+	if err := admin.Call(ctx, taskwire.MethodTaskList, map[string]any{}, nil); err != nil {
+		t.Errorf("after SIGHUP the inline tokens are refused: %v", err)
+	}
+}
+
+// TestServeTokensErrorsHideTokens: a tokens value that does not load
+// stops serve with an error naming the entry and field at fault, never
+// the tokens themselves, whether it comes inline in TASKWIRE_TOKENS or
+// from a file.
+func TestServeTokensErrorsHideTokens(t *testing.T) {
+	const secret = "do-not-print-me-0123456789"
+	bad := `[{"name":"ops","role":"admin","token":"` + secret + `"},{"name":"w1","role":"worker","token":"` + secret + `x"}]`
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  string // TASKWIRE_TOKENS
+		args []string
+		want string // part of the error
+	}{
+		// The array itself, as the variable's whole value.
+		{"inline", bad, nil, "TASKWIRE_TOKENS: entry 2"},
+		// Not an array: taken for a path, which is not shown either.
+		{"inline object", `{"name":"ops","role":"admin","token":"` + secret + `"}`, nil, "TASKWIRE_TOKENS: no tokens file"},
+		{"a token", secret, nil, "TASKWIRE_TOKENS: no tokens file"},
+		{"broken inline JSON", `[{"name":"ops","token":"` + secret, nil, "TASKWIRE_TOKENS: want a JSON array"},
+		// --tokens is always a file.
+		{"file", "", []string{"--tokens", path}, "entry 2"},
+		{"file from the environment", path, nil, "entry 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TASKWIRE_TOKENS", tt.env)
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, tt.args...)
+			err := run(context.Background(), args, &stdout, &stderr)
+			if err == nil {
+				t.Fatal("serve started, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want it to contain %q", err, tt.want)
+			}
+			for _, out := range []string{err.Error(), stdout.String(), stderr.String()} {
+				if strings.Contains(out, secret) {
+					t.Errorf("the token is printed: %q", out)
+				}
+			}
+		})
+	}
+	// Nor does the help show inline tokens as the default of --tokens.
+	t.Setenv("TASKWIRE_TOKENS", bad)
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"serve", "--help"}, &help, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("serve --help: %v", err)
+	}
+	if strings.Contains(help.String(), secret) {
+		t.Errorf("serve --help prints the inline tokens:\n%s", help.String())
 	}
 }

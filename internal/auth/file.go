@@ -34,7 +34,7 @@ var (
 )
 
 // parse reads a tokens file. Its errors name the entry (by position and
-// name) and the field at fault, and never contain a token.
+// name) and the field at fault, and never quote another value.
 func parse(data []byte) (*tokenSet, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raws []json.RawMessage
@@ -49,7 +49,7 @@ func parse(data []byte) (*tokenSet, error) {
 	}
 	s := &tokenSet{}
 	names := map[string]int{}
-	hashes := map[[sha256.Size]byte]int{}
+	hashes := map[Fingerprint]int{}
 	for i, raw := range raws {
 		e, err := decodeEntry(raw)
 		if err != nil {
@@ -113,13 +113,13 @@ func (e Entry) Validate() error {
 }
 
 // check validates one entry and returns the SHA-256 of its token.
-func (e Entry) check() ([sha256.Size]byte, error) {
-	var h [sha256.Size]byte
+func (e Entry) check() (Fingerprint, error) {
+	var h Fingerprint
 	switch {
 	case !namePattern.MatchString(e.Name):
 		return h, errors.New("name: required, 1 to 128 of A-Z a-z 0-9 _ . : @ -")
 	case e.Role != RoleAdmin && e.Role != RoleWorker && e.Role != RoleProducer:
-		return h, fmt.Errorf("role: %q is not one of admin, worker, producer", e.Role)
+		return h, errors.New("role: want one of admin, worker, producer")
 	case e.Role == RoleWorker && e.WorkerID == "":
 		return h, errors.New("workerId: required for role worker (the worker this token acts as)")
 	case e.Role != RoleWorker && e.WorkerID != "":
@@ -134,7 +134,7 @@ func (e Entry) check() ([sha256.Size]byte, error) {
 		if len(e.Token) < MinTokenLength {
 			return h, fmt.Errorf("token: at least %d characters (make one with `taskwire token new`)", MinTokenLength)
 		}
-		return sha256.Sum256([]byte(e.Token)), nil
+		return FingerprintOf(e.Token), nil
 	case !hashPattern.MatchString(e.SHA256):
 		return h, errors.New("sha256: want 64 lowercase hex digits, the SHA-256 of the token")
 	}

@@ -76,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type", `[{"name":"a","role":"admin","token":5}]`, `field "token"`},
 		{"no name", `[{"role":"admin","token":"` + adminToken + `"}]`, `entry 1 (name ""): name: required`},
 		{"bad name", `[{"name":"a b","role":"admin","token":"` + adminToken + `"}]`, `entry 1 (name "a b"): name:`},
-		{"unknown role", `[{"name":"a","role":"root","token":"` + adminToken + `"}]`, `entry 1 (name "a"): role: "root" is not one of`},
+		{"unknown role", `[{"name":"a","role":"root","token":"` + adminToken + `"}]`, `entry 1 (name "a"): role: want one of admin, worker, producer`},
 		{"worker without workerId", `[{"name":"w","role":"worker","token":"` + adminToken + `"}]`, `entry 1 (name "w"): workerId: required for role worker`},
 		{"workerId on admin", `[{"name":"a","role":"admin","workerId":"w1","token":"` + adminToken + `"}]`, "workerId: only role worker"},
 		{"bad workerId", `[{"name":"w","role":"worker","workerId":"w 1","token":"` + adminToken + `"}]`, "workerId: 1 to 128"},
@@ -144,6 +144,54 @@ func TestReload(t *testing.T) {
 
 // TestReloadConcurrent authenticates while the file is reloaded (run with
 // -race): every call sees one whole file or the other.
+// Tokens given inline work as a file's do, and Reload keeps them: there
+// is nothing to read again.
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tokens, err := Parse([]byte(`[{"name":"a","role":"admin","token":"` + adminToken + `"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.Reload(); err != nil {
+		t.Fatalf("Reload of inline tokens: %v", err)
+	}
+	if p, ok := tokens.Authenticate(adminToken); !ok || p.Name != "a" {
+		t.Errorf("inline token: %+v, %v", p, ok)
+	}
+	_, err = Parse([]byte(`[{"name":"a","role":"` + workerToken + `","token":"` + adminToken + `"}]`))
+	if err == nil || strings.Contains(err.Error(), workerToken) || strings.Contains(err.Error(), adminToken) {
+		t.Errorf("Parse of a bad role: %v, want an error quoting no value", err)
+	}
+}
+
+// OnReload's functions run after each reload that succeeds, once the new
+// tokens are in use, and a fingerprint is looked up in those.
+func TestOnReload(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, `[{"name":"a","role":"admin","token":"`+adminToken+`"}]`)
+	tokens, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []bool // whether the admin token was still known, per call
+	tokens.OnReload(func() {
+		_, ok := tokens.Lookup(FingerprintOf(adminToken))
+		seen = append(seen, ok)
+	})
+	for _, content := range []string{
+		`[{"name":"b","role":"producer","token":"` + workerToken + `"}]`,
+		`[{"name":"b"`, // does not load: no call
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = tokens.Reload()
+	}
+	if diff := cmp.Diff([]bool{false}, seen); diff != "" {
+		t.Errorf("OnReload calls (-want +got):\n%s", diff)
+	}
+}
+
 func TestReloadConcurrent(t *testing.T) {
 	t.Parallel()
 	fileA := `[{"name":"a","role":"admin","token":"` + adminToken + `"}]`

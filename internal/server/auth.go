@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/taskwire/taskwire"
@@ -56,12 +57,32 @@ func (s *Server) Authenticate(ctx context.Context, token, addr string) (context.
 // authenticateWebSocket is the WebSocket transport's token check
 // (ws.Options.Authenticate): the token of the upgrade request's header or
 // of the connection's first message, checked as Authenticate checks it.
+// The context keeps the token's fingerprint, not the token, for
+// revalidateWebSocket.
 func (s *Server) authenticateWebSocket(ctx context.Context, token string) (context.Context, error) {
 	ctx, ok := s.Authenticate(ctx, token, rpc.ClientAddr(ctx))
 	if !ok {
 		return ctx, unauthorized(token)
 	}
-	return ctx, nil
+	return context.WithValue(ctx, fingerprintKey{}, auth.FingerprintOf(token)), nil
+}
+
+type fingerprintKey struct{}
+
+// revalidateWebSocket is the WebSocket transport's check after the
+// tokens were reloaded (ws.Options.Revalidate): an error, the reason the
+// connection is closed with, when the token of ctx is gone or now stands
+// for another caller (name, role or worker).
+func (s *Server) revalidateWebSocket(ctx context.Context) error {
+	f, _ := ctx.Value(fingerprintKey{}).(auth.Fingerprint)
+	p, ok := s.tokens.Lookup(f)
+	if !ok {
+		return errors.New("token revoked")
+	}
+	if c := service.CallerFrom(ctx); c.Name != p.Name || c.Role != p.Role || c.WorkerID != p.WorkerID {
+		return errors.New("token changed: it stands for another name, role or worker now; connect again")
+	}
+	return nil
 }
 
 // unauthorized is the error of a request without a known token.

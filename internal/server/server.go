@@ -64,8 +64,9 @@ type Config struct {
 	Limiter service.Limiter
 	// Tokens, when set, turns authentication on: every endpoint but
 	// /healthz and /readyz needs a known bearer token, and each role may
-	// call only what SPEC section 4 allows it. Nil: auth off, every caller
-	// is an admin.
+	// call only what SPEC section 4 allows it. After each Reload, a
+	// WebSocket whose token is gone or stands for another caller now is
+	// closed with status 1008. Nil: auth off, every caller is an admin.
 	Tokens *auth.Tokens
 	// MaxBodyBytes bounds a /rpc request body (default 1 GiB + 1 MiB).
 	MaxBodyBytes int64
@@ -156,8 +157,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Tokens != nil && cfg.WebSocket.Authenticate == nil {
 		cfg.WebSocket.Authenticate = s.authenticateWebSocket
+		cfg.WebSocket.Revalidate = s.revalidateWebSocket
 	}
 	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
+	if cfg.Tokens != nil {
+		cfg.Tokens.OnReload(s.ws.Revalidate)
+	}
 	s.handler = s.routes(rpcServer, reg)
 	return s, nil
 }

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/auth"
 )
 
 // TestWebSocketTokens: with tokens configured, GET /ws takes the token of
@@ -85,5 +90,143 @@ func TestWebSocketTokens(t *testing.T) {
 	}
 	if _, _, err := stranger.Read(ctx); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 		t.Errorf("after an unknown token: %v, want close 1008", err)
+	}
+}
+
+// TestWebSocketAuthAfterReload: a reload of the tokens file closes, with
+// status 1008 and a reason, every open WebSocket whose token it removed
+// or rebound to another role or worker, subscriptions included, while a
+// connection whose token it kept goes on calling and receiving events.
+func TestWebSocketAuthAfterReload(t *testing.T) {
+	t.Parallel()
+	const otherAdmin = "other-admin-token-0123456789"
+	entries := map[string]string{
+		"ops":      `{"name": "ops", "role": "admin", "token": "` + adminToken + `"}`,
+		"ops2":     `{"name": "ops2", "role": "admin", "token": "` + otherAdmin + `"}`,
+		"shop":     `{"name": "shop", "role": "producer", "token": "` + producerToken + `"}`,
+		"w1-token": `{"name": "w1-token", "role": "worker", "workerId": "w1", "sha256": "` + auth.Hash(workerToken) + `"}`,
+	}
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	write := func(lines ...string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("["+strings.Join(lines, ",")+"]"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(entries["ops"], entries["ops2"], entries["shop"], entries["w1-token"])
+	tokens, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(c *Config) { c.Tokens = tokens })
+	wsURL := "ws" + strings.TrimPrefix(b.url, "http") + "/ws"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// open dials with token in the header, or in rpc.authenticate when
+	// first is set.
+	open := func(token string, first bool) *websocket.Conn {
+		t.Helper()
+		var opts websocket.DialOptions
+		if !first {
+			opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + token}}
+		}
+		c, _, err := websocket.Dial(ctx, wsURL, &opts)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		if first {
+			wsCall(ctx, t, c, taskwire.MethodAuthenticate, map[string]string{"token": token})
+		}
+		return c
+	}
+	kept := open(adminToken, false)
+	keptFirst := open(otherAdmin, true)
+	removed := open(producerToken, true)
+	for _, c := range []*websocket.Conn{kept, keptFirst, removed} {
+		wsCall(ctx, t, c, taskwire.MethodEventsSubscribe, map[string]any{})
+	}
+	rebound := open(workerToken, false)
+	wsCall(ctx, t, rebound, taskwire.MethodSystemRegister, map[string]any{"id": "w1"})
+
+	// The producer is removed; the worker's token now acts as w2.
+	write(entries["ops"], entries["ops2"], strings.Replace(entries["w1-token"], `"w1"`, `"w2"`, 1))
+	if err := tokens.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*websocket.Conn{"removed": removed, "rebound": rebound} {
+		err := readUntilClosed(ctx, c)
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, "token") {
+			t.Errorf("%s token's connection after the reload: %v, want close 1008 naming the token", name, err)
+		}
+	}
+	// The kept tokens' connections still call and receive events.
+	b.cl.Token = adminToken
+	task := createTask(t, b, params{"text": "after the reload"})
+	for _, c := range []*websocket.Conn{kept, keptFirst} {
+		wsEventFor(ctx, t, c, task.ID)
+		wsCall(ctx, t, c, taskwire.MethodSystemHealth, nil)
+	}
+}
+
+// wsCall calls method on c, which must succeed, skipping notifications.
+func wsCall(ctx context.Context, t *testing.T, c *websocket.Conn, method string, params any) json.RawMessage {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": method, "method": method, "params": params})
+	if params == nil {
+		req, _ = json.Marshal(map[string]any{"jsonrpc": "2.0", "id": method, "method": method})
+	}
+	if err := c.Write(ctx, websocket.MessageText, req); err != nil {
+		t.Fatalf("%s: write: %v", method, err)
+	}
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("%s: read: %v", method, err)
+		}
+		var resp struct {
+			ID     string          `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *taskwire.Error `json:"error"`
+		}
+		if json.Unmarshal(msg, &resp) != nil || resp.ID != method {
+			continue
+		}
+		if resp.Error != nil {
+			t.Fatalf("%s: %v", method, resp.Error)
+		}
+		return resp.Result
+	}
+}
+
+// wsEventFor reads c until an events.event notification about task id
+// comes; a read that fails first fails the test.
+func wsEventFor(ctx context.Context, t *testing.T, c *websocket.Conn, id string) {
+	t.Helper()
+	for {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for an event of %s: %v", id, err)
+		}
+		var n struct {
+			Method string `json:"method"`
+		}
+		if json.Unmarshal(msg, &n) == nil && n.Method == taskwire.MethodEventsEvent && bytes.Contains(msg, []byte(id)) {
+			return
+		}
+	}
+}
+
+// readUntilClosed reads c, dropping what comes, until it ends, and
+// returns why.
+func readUntilClosed(ctx context.Context, c *websocket.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return err
+		}
 	}
 }

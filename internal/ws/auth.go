@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/coder/websocket"
 
@@ -37,16 +38,59 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		return false
 	}
 	if c.h.opts.Authenticate != nil {
+		revalidations := c.h.revalidations.Load()
 		ctx, err := c.h.opts.Authenticate(c.ctx, token)
 		if err != nil {
 			c.reply(id, nil, unauthorized("invalid token"))
 			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication failed")
 			return false
 		}
+		c.mu.Lock()
 		c.ctx, c.authenticated = ctx, true
+		c.mu.Unlock()
+		if c.revalidateSince(revalidations) {
+			return false
+		}
 	}
 	c.reply(id, taskwire.AuthenticateResult{Authenticated: true}, nil)
 	return false
+}
+
+// revalidateSince checks the connection as Handler.Revalidate does when
+// Revalidate has been called since its count was revalidations (its
+// caller was authenticated against tokens that may have changed), and
+// reports whether the connection is closed for it.
+func (c *conn) revalidateSince(revalidations uint64) bool {
+	return c.h.revalidations.Load() != revalidations && c.revalidate()
+}
+
+// revalidate closes an authenticated connection with status 1008 when
+// Options.Revalidate refuses its caller, and reports whether it did.
+func (c *conn) revalidate() bool {
+	c.mu.Lock()
+	ctx, authenticated := c.ctx, c.authenticated
+	c.mu.Unlock()
+	if !authenticated || c.h.opts.Revalidate == nil {
+		return false
+	}
+	err := c.h.opts.Revalidate(ctx)
+	if err == nil {
+		return false
+	}
+	c.shut(websocket.StatusPolicyViolation, closeReason(err.Error()))
+	return true
+}
+
+// maxCloseReason is the most bytes a close frame's reason may hold.
+const maxCloseReason = 123
+
+// closeReason is reason cut to fit a close frame, on a character
+// boundary.
+func closeReason(reason string) string {
+	if len(reason) <= maxCloseReason {
+		return reason
+	}
+	return strings.ToValidUTF8(reason[:maxCloseReason], "")
 }
 
 // authToken decodes the params of rpc.authenticate: {token}, nothing else.

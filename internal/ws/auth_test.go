@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +144,87 @@ func TestCrossOriginRefused(t *testing.T) {
 	}
 	same := dial(t, b, http.Header{"Origin": {b.url}})
 	call[taskwire.HealthResult](same, taskwire.MethodSystemHealth, nil)
+}
+
+// tokenStore is a token store that can change while connections are open:
+// token to caller.
+type tokenStore struct {
+	mu      sync.Mutex
+	callers map[string]string
+}
+
+// options are the hooks over s: Authenticate puts the token in the
+// context (only this test store may), Revalidate looks it up again.
+func (s *tokenStore) options() ws.Options {
+	return ws.Options{
+		Authenticate: func(ctx context.Context, token string) (context.Context, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			caller, ok := s.callers[token]
+			if !ok {
+				return nil, errors.New("unknown token")
+			}
+			return context.WithValue(context.WithValue(ctx, callerKey{}, caller), tokenKey{}, token), nil
+		},
+		Revalidate: func(ctx context.Context) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			switch caller, ok := s.callers[ctx.Value(tokenKey{}).(string)]; {
+			case !ok:
+				return errors.New("token revoked")
+			case caller != ctx.Value(callerKey{}):
+				return errors.New("token changed")
+			}
+			return nil
+		},
+	}
+}
+
+type tokenKey struct{}
+
+// After the tokens change, Revalidate closes with status 1008 and the
+// hook's reason every connection whose token the hook now refuses, its
+// subscriptions with it, however it authenticated; the others go on
+// calling and receiving events.
+func TestRevalidate(t *testing.T) {
+	t.Parallel()
+	store := &tokenStore{callers: map[string]string{
+		"kept": "admin", "removed": "admin", "removed-first": "admin", "changed": "admin",
+	}}
+	b := setup(t, wsOptions(store.options()))
+	open := func(token string, header bool) *client {
+		var cl *client
+		if header {
+			cl = dial(t, b, http.Header{"Authorization": {"Bearer " + token}})
+		} else {
+			cl = dial(t, b, nil)
+			call[taskwire.AuthenticateResult](cl, taskwire.MethodAuthenticate, map[string]any{"token": token})
+		}
+		cl.subscribe(map[string]any{})
+		return cl
+	}
+	kept, keptFirst := open("kept", true), open("kept", false)
+	removed, removedFirst, changed := open("removed", true), open("removed-first", false), open("changed", true)
+	// A connection still to send its token is left to do so.
+	pending := dial(t, b, nil)
+
+	store.mu.Lock()
+	delete(store.callers, "removed")
+	delete(store.callers, "removed-first")
+	store.callers["changed"] = "producer"
+	store.mu.Unlock()
+	b.srv.WebSocket().Revalidate()
+
+	removed.wantClose(websocket.StatusPolicyViolation, "token revoked")
+	removedFirst.wantClose(websocket.StatusPolicyViolation, "token revoked")
+	changed.wantClose(websocket.StatusPolicyViolation, "token changed")
+	task := createTask(t, b, "after the change")
+	for _, cl := range []*client{kept, keptFirst} {
+		if got := cl.event(); got.Event.Type != taskwire.EventTaskCreated || !strings.Contains(string(got.Event.Payload), task.ID) {
+			t.Errorf("kept token: event %+v, want task.created of %s", got, task.ID)
+		}
+		call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+	}
+	call[taskwire.AuthenticateResult](pending, taskwire.MethodAuthenticate, map[string]any{"token": "kept"})
+	call[taskwire.HealthResult](pending, taskwire.MethodSystemHealth, nil)
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -47,6 +48,14 @@ type Options struct {
 	// when the token is not good. Nil means every connection is accepted
 	// as is.
 	Authenticate func(ctx context.Context, token string) (context.Context, error)
+	// Revalidate, with Authenticate, is what Handler.Revalidate asks of
+	// every authenticated connection once the tokens have changed: given
+	// the context Authenticate returned for it, an error when its token
+	// is no longer good (gone, or standing for another caller now). The
+	// connection is then closed with status 1008 and the error's text as
+	// the reason, its calls and subscriptions ended. Nil: a connection
+	// keeps the caller it authenticated as.
+	Revalidate func(ctx context.Context) error
 	// AuthTimeout is how long a connection that still needs a token may
 	// wait before its first message; it is then closed with status 1008
 	// (default 10s).
@@ -114,6 +123,9 @@ type Handler struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	// revalidations counts the calls of Revalidate, so that a connection
+	// authenticated while one ran is checked as well.
+	revalidations atomic.Uint64
 }
 
 // NewHandler returns the WebSocket handler answering with rpcServer, whose
@@ -131,6 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	authenticated := h.opts.Authenticate == nil
+	revalidations := h.revalidations.Load()
 	if header := r.Header.Get("Authorization"); header != "" && h.opts.Authenticate != nil {
 		token := auth.BearerToken(header)
 		var err error
@@ -161,7 +174,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.remove(c)
+	c.revalidateSince(revalidations)
 	c.run()
+}
+
+// Revalidate checks every authenticated connection with
+// Options.Revalidate, and closes with status 1008 each whose token is no
+// longer good; call it once the tokens have changed. A connection
+// authenticating meanwhile is checked once it has. Without
+// Options.Revalidate it does nothing.
+func (h *Handler) Revalidate() {
+	if h.opts.Revalidate == nil {
+		return
+	}
+	h.revalidations.Add(1)
+	for _, c := range h.open() {
+		c.revalidate()
+	}
 }
 
 // Close refuses new connections and, on every open one, stops taking
@@ -173,13 +202,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true
-	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		conns = append(conns, c)
-	}
 	h.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, c := range conns {
+	for _, c := range h.open() {
 		wg.Go(c.closeGracefully)
 	}
 	wg.Wait()
@@ -190,6 +215,17 @@ func (h *Handler) Connections() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.conns)
+}
+
+// open returns the connections open now.
+func (h *Handler) open() []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 func (h *Handler) isClosed() bool {
