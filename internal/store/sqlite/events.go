@@ -132,8 +132,23 @@ const eventIDGap = 10_000_000
 // whose events subscribers had already read (see walSyncer): their ids
 // are then never issued again, and a reader resuming after one of them
 // goes on with the next event appended.
+//
+// The gap is recorded in event_gaps, so that trimming the log to its
+// newest events counts the events kept rather than the seqs they span.
 func skipEventIDs(ctx context.Context, conn *sql.Conn) error {
-	_, err := conn.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'", eventIDGap)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("skip event ids: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit, a no-op
+	_, err = tx.ExecContext(ctx, `INSERT INTO event_gaps (after, size)
+		SELECT seq, ? FROM sqlite_sequence WHERE name = 'events'`, eventIDGap)
+	if err == nil {
+		_, err = tx.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'", eventIDGap)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("skip event ids: %w", err)
 	}

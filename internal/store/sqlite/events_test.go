@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -144,4 +147,59 @@ func TestResumeAfterEventNotYetRecorded(t *testing.T) {
 	if _, err := s.ReadEvents(t.Context(), strconv.FormatInt(seqOf(t, last)+1, 10), 10); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("ReadEvents after an id never issued: %v, want ErrNotFound", err)
 	}
+}
+
+// The ids skipped after an unclean stop leave a gap in the log's seqs:
+// trimming to the newest MaxEvents counts the events kept, not the seqs
+// between the oldest kept and the last.
+func TestTrimKeepsNewestAcrossSkippedIDs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		create(t, s, task(i))
+	}
+	left := filepath.Join(dir, "left", "taskwire.db")
+	for _, suffix := range []string{"", "-wal"} {
+		copyFile(t, path+suffix, left+suffix)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), left, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 4; i <= 5; i++ {
+		create(t, s, task(i))
+	}
+	all, err := s.ReadEvents(t.Context(), "", 100)
+	if err != nil || len(all) != 5 {
+		t.Fatalf("ReadEvents = %d events, %v; want 5", len(all), err)
+	}
+	for _, keep := range []int{4, 3, 2, 1} {
+		if _, err := s.Sweep(t.Context(), store.SweepParams{Now: t0.Add(time.Minute), MaxEvents: keep}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ReadEvents(t.Context(), "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := all[len(all)-keep:]; !slices.EqualFunc(got, want, func(a, b taskwire.Event) bool { return a.ID == b.ID }) {
+			t.Errorf("after trimming to %d: %v, want %v", keep, eventIDs(got), eventIDs(want))
+		}
+	}
+}
+
+func eventIDs(evs []taskwire.Event) []string {
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	return ids
 }

@@ -177,8 +177,8 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 
 // trimEvents drops events from the oldest end of the log: those older
 // than Now - EventRetention and those beyond the newest MaxEvents, at
-// most sweepMaxEvents. The log's seqs are contiguous, so the newest
-// MaxEvents are those above the last seq minus MaxEvents.
+// most sweepMaxEvents. The log's seqs are contiguous but for the gaps
+// event_gaps records (see newestFrom).
 func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.SweepResult) error {
 	if p.EventRetention <= 0 && p.MaxEvents <= 0 {
 		return nil
@@ -193,7 +193,11 @@ func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.Swee
 	bound := first.Int64 + sweepMaxEvents - 1
 	upTo := int64(0) // drop the events with seq <= upTo
 	if p.MaxEvents > 0 {
-		upTo = last.Int64 - int64(p.MaxEvents)
+		from, err := newestFrom(tx, last.Int64, int64(p.MaxEvents))
+		if err != nil {
+			return err
+		}
+		upTo = from - 1
 	}
 	if p.EventRetention > 0 {
 		old, err := oldUpTo(tx, now.Add(-p.EventRetention), first.Int64, bound)
@@ -215,6 +219,29 @@ func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.Swee
 	n, err := r.RowsAffected()
 	res.EventsDropped = int(n)
 	return err
+}
+
+// newestFrom returns the seq from which the log, whose last seq is last,
+// holds its newest n events: last - n + 1, moved down by the size of
+// every gap of skipped seqs (after, after + size] it reaches into.
+func newestFrom(tx *writeTx, last, n int64) (int64, error) {
+	rows, err := tx.query("SELECT after, size FROM event_gaps WHERE after < ? ORDER BY after DESC", last)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	from := last - n + 1
+	for rows.Next() {
+		var after, size int64
+		if err := rows.Scan(&after, &size); err != nil {
+			return 0, err
+		}
+		if after+size < from {
+			break // this gap, and every older one, lies below from
+		}
+		from -= size // the gap's seqs hold no event: take as many older ones
+	}
+	return from, rows.Err()
 }
 
 // oldUpTo returns the last seq of the run of events older than cutoff
