@@ -256,11 +256,19 @@ func TestDashboardAsksForToken(t *testing.T) {
 	ctx := browser(t, 1280, 900)
 	run(t, ctx, "open the dashboard",
 		chromedp.Navigate(srv.url+"/"),
-		chromedp.WaitVisible(`#token-dialog[open]`),
+		chromedp.WaitVisible(`#token-dialog[open]`))
+	if shown := get(t, ctx, "read the first dialog", chromedp.Evaluate[bool](`!document.getElementById('token-error').hidden`)); shown {
+		t.Error("the first token dialog says a token was refused")
+	}
+	run(t, ctx, "give a wrong token",
 		chromedp.SendKeys(`#token-input`, "wrong"),
 		chromedp.Click(`#token-form button[value="ok"]`, chromedp.NodeVisible),
-		// A bad token is refused: the dialog comes back.
-		chromedp.WaitVisible(`#token-dialog[open]`),
+		// A bad token is refused: the dialog comes back and says so.
+		chromedp.WaitVisible(`#token-dialog[open] #token-error`))
+	if msg := get(t, ctx, "read the refusal", chromedp.Text(`#token-error`)); !strings.Contains(msg, "refused") {
+		t.Errorf("refusal reads %q, want it to say the token was refused", msg)
+	}
+	run(t, ctx, "give the right token",
 		chromedp.SetValue(`#token-input`, token),
 		chromedp.Click(`#token-form button[value="ok"]`, chromedp.NodeVisible),
 		chromedp.WaitVisible(`#live.pill-on`))

@@ -8,6 +8,7 @@ import {Throughput} from './chart.js';
 const $ = (id) => document.getElementById(id);
 const STATUSES = ['pending', 'in_progress', 'completed', 'failed'];
 const TASK_EVENTS_KEPT = 5000;
+const RESULT_SHOWN = 64 * 1024;
 
 const state = {
   offset: 0,
@@ -129,7 +130,7 @@ async function loadWorkers() {
     h('th', {class: 'wide'}, 'Queues'), h('th', null, 'Current tasks')));
   workers.sort((a, b) => (a.status === b.status ? a.id.localeCompare(b.id) : a.status === 'online' ? -1 : 1));
   const rows = workers.map((w) => h('tr', null,
-    h('td', {class: 'mono'}, w.id),
+    h('td', {class: 'mono', title: w.id}, w.id),
     h('td', null, badge(w.status)),
     h('td', {title: w.lastSeen}, ago(w.lastSeen)),
     h('td', {class: 'wide'}, w.queues.length ? w.queues.join(', ') : 'default'),
@@ -153,21 +154,32 @@ function listParams() {
 }
 
 async function loadTasks() {
-  const p = listParams();
-  let res;
-  try {
-    res = await call('task.list', p);
-  } catch (e) {
-    if (e instanceof RPCError && e.code === -32000 && e.data) {
-      refreshTasks(e.data.retryAfterMs);
-    }
-    throw e;
+  let p = listParams();
+  let res = await listTasks(p);
+  if (!res.tasks.length && p.offset > 0) {
+    // The list shrank below this page: show its last page instead.
+    state.offset = res.totalCount ? Math.floor((res.totalCount - 1) / p.limit) * p.limit : 0;
+    p = listParams();
+    res = await listTasks(p);
   }
   const previous = state.shownIds;
   state.tasks = res.tasks;
   state.total = res.totalCount;
   state.shownIds = new Set(res.tasks.map((t) => t.id));
   renderTasks(previous, p, res.hasMore);
+}
+
+// listTasks calls task.list; when rate limited, it asks for a refresh
+// once the limit allows it.
+async function listTasks(p) {
+  try {
+    return await call('task.list', p);
+  } catch (e) {
+    if (e instanceof RPCError && e.code === -32000 && e.data) {
+      refreshTasks(e.data.retryAfterMs);
+    }
+    throw e;
+  }
 }
 
 function renderTasks(previous, p, hasMore) {
@@ -185,7 +197,7 @@ function renderTasks(previous, p, hasMore) {
   h('td', {class: 'text-cell', title: t.text}, t.text),
   h('td', {class: 'wide'}, t.queue),
   h('td', {class: 'num wide'}, t.priority),
-  h('td', {class: 'mono'}, t.assignedTo || '—'),
+  h('td', {class: 'mono', title: t.assignedTo}, t.assignedTo || '—'),
   h('td', {class: 'num wide'}, t.attempt + '/' + t.maxAttempts),
   h('td', {class: 'wide', title: t.createdAt}, ago(t.createdAt)),
   h('td', {class: 'wide', title: t.updatedAt}, ago(t.updatedAt))));
@@ -251,9 +263,43 @@ async function loadDetail() {
     t.error ? [h('h3', null, 'Error'), h('div', {class: 'error-box'}, t.error)] : null,
     h('h3', null, 'Metadata'),
     t.metadata ? h('pre', {class: 'json'}, json(t.metadata)) : h('p', {class: 'muted'}, 'none'),
-    final && t.status === 'completed' ? [h('h3', null, 'Result'), h('pre', {class: 'json'}, json(t.result))] : null,
+    final && t.status === 'completed' ? [h('h3', null, 'Result'), resultView(t)] : null,
     h('h3', null, 'History'),
     history(t));
+}
+
+// resultView shows a task's result, cut to its first RESULT_SHOWN
+// characters (laying out megabytes of text stalls the page), with a
+// button to download it whole.
+function resultView(t) {
+  const text = json(t.result);
+  if (text.length <= RESULT_SHOWN) return h('pre', {class: 'json result'}, text);
+  return [
+    h('p', {class: 'muted small result-note'},
+      'Showing the first ' + kib(RESULT_SHOWN) + ' KiB of ' + kib(text.length) + ' KiB. ',
+      h('button', {type: 'button', class: 'link', 'data-action': 'download-result', onclick: () => downloadResult(t.id)}, 'Download the whole result')),
+    h('pre', {class: 'json result'}, text.slice(0, RESULT_SHOWN) + '\n…'),
+  ];
+}
+
+function kib(chars) {
+  return Math.ceil(chars / 1024).toLocaleString();
+}
+
+// downloadResult saves task id's stored result, as the server keeps it.
+async function downloadResult(id) {
+  try {
+    const token = getToken();
+    const res = await fetch('/v1/tasks/' + encodeURIComponent(id) + '/result',
+      {headers: token ? {Authorization: 'Bearer ' + token} : {}});
+    if (res.status === 401) throw new AuthError('token required');
+    if (!res.ok) throw new Error('Result not available: HTTP ' + res.status);
+    const url = URL.createObjectURL(await res.blob());
+    h('a', {href: url, download: id + '.json'}).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (e) {
+    report(e);
+  }
 }
 
 // loadLogged fetches, once per opening, the events of task id that the
@@ -381,6 +427,8 @@ function askToken() {
   asking = true;
   $('token-button').hidden = false;
   const dialog = $('token-dialog');
+  // Asked again while holding a token: the server refused that token.
+  $('token-error').hidden = !getToken();
   $('token-input').value = '';
   dialog.returnValue = '';
   dialog.onclose = () => {
