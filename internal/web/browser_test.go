@@ -58,13 +58,17 @@ type live struct {
 	behind atomic.Int64 // how far the server's clock runs behind, in ns
 }
 
-// startServer serves on a loopback port; ws sets the WebSocket options.
-func startServer(t *testing.T, ws ws.Options) *live {
+// startServer serves on a loopback port; ws sets the WebSocket options,
+// and each option changes the rest of the configuration.
+func startServer(t *testing.T, ws ws.Options, opts ...func(*server.Config)) *live {
 	t.Helper()
 	l := &live{}
 	cfg := servertest.Config(t)
 	cfg.Now = func() time.Time { return time.Now().Add(-time.Duration(l.behind.Load())) }
 	cfg.WebSocket = ws
+	for _, o := range opts {
+		o(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,18 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/auth"
+	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
@@ -139,5 +144,73 @@ func TestDashboardLargeResult(t *testing.T) {
 	}
 	if shown["download"] != true {
 		t.Error("no button to fetch the whole result")
+	}
+}
+
+// withTokens turns auth on with a tokens file that holds tokens, each
+// entry's name for its role (a worker bound to worker-1).
+func withTokens(t *testing.T, tokens map[auth.Role]string) func(*server.Config) {
+	t.Helper()
+	var entries []map[string]string
+	for role, token := range tokens {
+		e := map[string]string{"name": string(role), "role": string(role), "token": token}
+		if role == auth.RoleWorker {
+			e["workerId"] = "worker-1"
+		}
+		entries = append(entries, e)
+	}
+	data, err := json.Marshal(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *server.Config) { c.Tokens = loaded }
+}
+
+// A token whose role may not follow the events (a worker's) gets the
+// dashboard's refusal once, with the token dialog to enter another, and
+// neither "reconnecting…" nor retries of the worker list; a producer token
+// entered then goes live, with the worker list left to admins.
+func TestDashboardRoleRefused(t *testing.T) {
+	t.Parallel()
+	const workerToken, producerToken = "worker-token-0123456789", "producer-token-0123456789"
+	srv := startServer(t, ws.Options{}, withTokens(t, map[auth.Role]string{
+		auth.RoleWorker: workerToken, auth.RoleProducer: producerToken}))
+	ctx := browser(t, 1280, 900)
+	const page = `['live', 'refusal', 'notice', 'workers'].map((id) => { const el = document.getElementById(id);
+		return id + (el && !el.hidden ? ': ' + el.textContent : ' hidden'); }).join(' | ')`
+	run(t, ctx, "open the dashboard with a worker token",
+		chromedp.Navigate(srv.url+"/healthz"),
+		chromedp.Evaluate[chromedp.Void](`localStorage.setItem('taskwire.token', '`+workerToken+`')`),
+		chromedp.Navigate(srv.url+"/"))
+	waitFor(t, ctx, "see the refusal",
+		`document.getElementById('token-dialog').open && !document.getElementById('refusal').hidden`, page)
+	for _, sel := range []string{"#refusal", "#token-error"} {
+		if msg := get(t, ctx, "read "+sel, chromedp.Text(sel)); !strings.Contains(msg, "producer or admin token") {
+			t.Errorf("%s reads %q, want it to say the dashboard needs a producer or admin token", sel, msg)
+		}
+	}
+	waitFor(t, ctx, "see the worker list refused",
+		`document.getElementById('workers').textContent.includes('admin token')`, page)
+	if shown := get(t, ctx, "read the page", chromedp.Evaluate[string](page)); strings.Contains(shown, "connecting") ||
+		strings.Contains(shown, "system.workers") {
+		t.Errorf("after the refusal the page shows %q, want no reconnecting and no repeated refusal of system.workers", shown)
+	}
+
+	run(t, ctx, "give a producer token",
+		chromedp.SendKeys(`#token-input`, producerToken),
+		chromedp.Click(`#token-form button[value="ok"]`, chromedp.NodeVisible))
+	waitFor(t, ctx, "go live with the producer token",
+		`document.getElementById('live').classList.contains('pill-on') && document.getElementById('refusal').hidden &&
+		document.getElementById('workers').textContent.includes('admin token')`, page)
+	if shown := get(t, ctx, "read the page", chromedp.Evaluate[string](page)); strings.Contains(shown, "system.workers") {
+		t.Errorf("with a producer token the page shows %q, want the worker list left to admins without a notice", shown)
 	}
 }

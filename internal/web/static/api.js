@@ -54,14 +54,21 @@ export async function taskEvents(id, limit = 1000) {
   return body.events;
 }
 
+// Codes of a refused subscription that may pass on a later attempt:
+// rate limited, a backend unavailable, an internal error.
+const PASSING = [-32000, -32001, -32603];
+
 // Live follows the event stream over one WebSocket, reconnecting with
 // backoff and resuming after the last event it delivered (afterEventId),
 // or, before the first, from the position its subscription started at, so
 // that nothing is missed across a reconnect.
 export class Live {
-  // onEvent(event), onState(connected, resumed), onAuth(), onReset():
-  // onReset is called when the resume point is unknown to the server
-  // (another database), so the page must reload its state.
+  // onEvent(event), onState(connected, resumed), onAuth(), onReset(),
+  // onRefused(error): onReset is called when the resume point is unknown
+  // to the server (another database), so the page must reload its state;
+  // onRefused when the server refuses the subscription for a reason a
+  // retry will not change (the token's role, bad params), after which
+  // Live stays down until restart.
   constructor(handlers) {
     this.h = handlers;
     this.lastId = '';
@@ -84,6 +91,7 @@ export class Live {
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
     const ws = new WebSocket(url);
     this.ws = ws;
+    this.authenticated = false;
     const resumed = this.lastId !== '';
     ws.onopen = () => {
       const token = getToken();
@@ -109,6 +117,7 @@ export class Live {
       this.h.onEvent(msg.params.event);
       return;
     }
+    if (msg.id === 'auth') this.authenticated = !msg.error;
     if (msg.id === 'subscribe') {
       if (msg.error && msg.error.data && 'afterEventId' in msg.error.data) {
         this.lastId = '';
@@ -116,14 +125,32 @@ export class Live {
         this.ws.close();
         return;
       }
-      if (!msg.error) {
-        // Where the subscription's events start: the resume point until
-        // the first of them arrives.
-        this.lastId = msg.result.afterEventId;
-        this.backoff = 500;
-        this.h.onState(true, resumed);
+      if (msg.error) {
+        this.refused(msg.error);
+        return;
       }
+      // Where the subscription's events start: the resume point until
+      // the first of them arrives.
+      this.lastId = msg.result.afterEventId;
+      this.backoff = 500;
+      this.h.onState(true, resumed);
     }
+  }
+
+  // refused handles a refused subscription: one that may pass later is
+  // retried as a lost connection is; any other stops Live. A -32002 before
+  // the token was accepted is the server asking for one: the 1008 close
+  // that follows says so.
+  refused(error) {
+    if (error.code === -32002 && !this.authenticated) return;
+    if (PASSING.includes(error.code)) {
+      this.backoff = Math.max(this.backoff, (error.data && error.data.retryAfterMs) || 0);
+      this.ws.close();
+      return;
+    }
+    this.ws.onclose = null;
+    this.ws.close();
+    this.h.onRefused(new RPCError(error));
   }
 
   send(req) {

@@ -20,6 +20,8 @@ const state = {
   logged: null,       // {id, events}: the selected task's events from the server's log, events null until fetched
   events: [],         // recent events, oldest first
   listAt: 0,          // when task.list last ran (rate limits apply to it)
+  workersRefused: false, // the token's role may not list workers (an admin's)
+  refusal: '',        // why the server refused this token the live events
 };
 
 const chart = new Throughput($('chart'));
@@ -123,7 +125,19 @@ function filterQueue(queue) {
 // ---- workers ----
 
 async function loadWorkers() {
-  const {workers} = await call('system.workers');
+  if (state.workersRefused) return;
+  let workers;
+  try {
+    ({workers} = await call('system.workers'));
+  } catch (e) {
+    if (e instanceof RPCError && e.code === -32002) {
+      // Only an admin may list workers: asking again will not change that.
+      state.workersRefused = true;
+      fill($('workers'), h('tbody', null, h('tr', null, h('td', {class: 'empty'}, 'The worker list needs an admin token.'))));
+      return;
+    }
+    throw e;
+  }
   state.workers = workers;
   const head = h('thead', null, h('tr', null,
     h('th', null, 'Worker'), h('th', null, 'Status'), h('th', null, 'Last seen'),
@@ -411,6 +425,18 @@ const live = new Live({
     if (connected && !resumed) refreshAll();
   },
   onAuth: askToken,
+  onRefused(e) {
+    const el = $('live');
+    el.textContent = 'not live';
+    el.className = 'pill pill-off';
+    const why = (e.data && e.data.reason) || e.message;
+    if (e.code !== -32002) {
+      refuse('The server refused the live events (' + why + '): reload the page to try again.');
+      return;
+    }
+    refuse("This token's role cannot use the dashboard (" + why + '): it needs a producer or admin token.');
+    askToken();
+  },
   onReset() {
     if (state.selected) state.logged = {id: state.selected, events: null};
     chart.reset();
@@ -419,22 +445,35 @@ const live = new Live({
   },
 });
 
+// refuse says, until another token is in use, why the page cannot work
+// with this one.
+function refuse(text) {
+  state.refusal = text;
+  $('refusal').textContent = text;
+  $('refusal').hidden = !text;
+}
+
 // ---- token ----
 
+const tokenRefused = $('token-error').textContent;
 let asking = false;
 function askToken() {
   if (asking) return;
   asking = true;
   $('token-button').hidden = false;
   const dialog = $('token-dialog');
-  // Asked again while holding a token: the server refused that token.
+  // Asked again while holding a token: the server refused that token, or
+  // its role the live events.
   $('token-error').hidden = !getToken();
+  $('token-error').textContent = state.refusal || tokenRefused;
   $('token-input').value = '';
   dialog.returnValue = '';
   dialog.onclose = () => {
     asking = false;
     if (dialog.returnValue !== 'ok') return;
     setToken($('token-input').value.trim());
+    refuse('');
+    state.workersRefused = false;
     live.restart();
     start();
   };
