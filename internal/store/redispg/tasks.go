@@ -1,6 +1,7 @@
 package redispg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,8 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	x := s.txn()
 	x.saveTask(nil, st, truncMs(p.Now))
 	x.check(s.k.createFence(t.ID), 0)
+	// Restored from its row by another call and deleted since: not made.
+	x.check(s.k.deletion(t.ID), 0)
 	x.Outbox = nil // PostgreSQL holds this very version already
 	x.emit(store.TaskCreatedEvent(&t, p.By))
 	if err := s.bounded(ctx, func(ctx context.Context) error { return s.apply(ctx, x) }); err != nil {
@@ -193,10 +196,29 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 	if gone > 0 {
 		return nil, &store.TaskNotFoundError{ID: id}
 	}
+	// A row written within the reconciler's grace may be a create whose
+	// transition is on its way: restoring it would take the task from the
+	// create (without its task.created), and let a delete be undone by
+	// it. Read again until Redis holds it, or the row is older.
+	if fresh, err := s.freshRow(ctx, id); err != nil || fresh {
+		return nil, cmp.Or(err, errRaced)
+	}
 	if err := s.restore(ctx, kept); err != nil && !errors.Is(err, errRaced) {
 		return nil, err
 	}
 	return nil, errRaced // read again
+}
+
+// freshRow reports whether PostgreSQL wrote the row of task id within
+// reconcileGrace.
+func (s *Store) freshRow(ctx context.Context, id string) (bool, error) {
+	var fresh bool
+	err := s.pg.QueryRow(ctx, "SELECT written_at >= now() - $2::interval FROM tasks WHERE id = $1", id,
+		fmt.Sprintf("%d milliseconds", reconcileGrace.Milliseconds())).Scan(&fresh)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return fresh, s.pgErr(err)
 }
 
 // GetTask returns a task with its whole result.

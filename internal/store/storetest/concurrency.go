@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,6 +223,93 @@ func testConcurrency(t *testing.T, newStore newStoreFunc) {
 			completeResultRound(s, n)
 		}
 	})
+
+	// A delete and an update race the create of their task, many times
+	// (the id is known before the create returns: to a second create with
+	// the same idempotency key, or to a list): an acknowledged delete stays
+	// deleted, and the task's events begin with its one task.created.
+	t.Run("CreateRace", func(t *testing.T) {
+		t.Parallel()
+		const rounds = 150
+		s := setup(t, newStore)
+		deleted := map[string]bool{}
+		for n := 1; n <= rounds; n++ {
+			if createRaceRound(s, n) {
+				deleted[taskID(n)] = true
+			}
+		}
+		byTask := map[string][]taskwire.EventType{}
+		for _, ev := range s.eventsAfter("") {
+			byTask[ev.TaskID] = append(byTask[ev.TaskID], ev.Type)
+		}
+		for n := 1; n <= rounds; n++ {
+			id := taskID(n)
+			types := byTask[id]
+			if len(types) == 0 || types[0] != taskwire.EventTaskCreated ||
+				slices.Index(types[1:], taskwire.EventTaskCreated) >= 0 {
+				t.Errorf("%s: events %v, want one task.created first", id, types)
+			}
+			if deleted[id] && types[len(types)-1] != taskwire.EventTaskDeleted {
+				t.Errorf("%s: deleted, events %v, want task.deleted last", id, types)
+			}
+		}
+	})
+}
+
+// createRaceRound creates task n while a delete and a priority update of
+// it are tried again and again until each is answered otherwise than
+// not found (or the create has returned), then checks that an
+// acknowledged delete left no task. It reports whether the delete was
+// acknowledged.
+func createRaceRound(s *bundle, n int) (deleted bool) {
+	s.t.Helper()
+	tk := newTask(n)
+	var (
+		wg        sync.WaitGroup
+		created   = make(chan struct{})
+		createErr error
+		errs      [2]error
+	)
+	wg.Go(func() {
+		defer close(created)
+		_, _, createErr = s.st.CreateTask(s.ctx, store.CreateTaskParams{Task: tk, Now: tk.CreatedAt})
+	})
+	ops := [2]func() error{
+		func() error {
+			return s.st.DeleteTask(s.ctx, store.DeleteTaskParams{ID: tk.ID, Now: tk.CreatedAt})
+		},
+		func() error {
+			_, err := s.st.UpdateTask(s.ctx, store.UpdateTaskParams{ID: tk.ID,
+				Updates: taskwire.TaskUpdates{Priority: ptr(60)}, Now: tk.CreatedAt})
+			return err
+		},
+	}
+	for i, op := range ops {
+		wg.Go(func() {
+			for {
+				errs[i] = op()
+				if !errors.Is(errs[i], store.ErrNotFound) {
+					return
+				}
+				select {
+				case <-created:
+					return
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if createErr != nil {
+		s.t.Fatalf("round %d: CreateTask: %v", n, createErr)
+	}
+	if errs[0] != nil {
+		return false // not found, or refused: not acknowledged
+	}
+	if got, err := s.st.GetTask(s.ctx, tk.ID); !errors.Is(err, store.ErrNotFound) {
+		s.t.Fatalf("round %d: delete acknowledged, then GetTask = %v, %v; want not found", n, got, err)
+	}
+	return true
 }
 
 // completeResultRound creates task n, has w1 claim it, then completes it
