@@ -199,8 +199,13 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 	// A row written within the reconciler's grace may be a create whose
 	// transition is on its way: restoring it would take the task from the
 	// create (without its task.created), and let a delete be undone by
-	// it. Read again until Redis holds it, or the row is older.
+	// it. Read again, after a pause, until Redis holds it or the row is
+	// older (after Redis lost its data, the retries of one call span the
+	// grace).
 	if fresh, err := s.freshRow(ctx, id); err != nil || fresh {
+		if err == nil {
+			pause(ctx, reconcileGrace/maxRetries)
+		}
 		return nil, cmp.Or(err, errRaced)
 	}
 	if err := s.restore(ctx, kept); err != nil && !errors.Is(err, errRaced) {
