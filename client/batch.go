@@ -23,7 +23,7 @@ type Batch struct {
 type batchCall struct {
 	method string
 	params any
-	safe   bool
+	resend resend
 	out    any
 	err    error
 	done   bool
@@ -57,46 +57,46 @@ func (c *Client) NewBatch() *Batch { return &Batch{c: c} }
 func (b *Batch) Len() int { return len(b.calls) }
 
 // add appends a call whose result decodes into a T.
-func add[T any](b *Batch, method string, params any, safe bool) *Result[T] {
+func add[T any](b *Batch, method string, params any, again resend) *Result[T] {
 	r := &Result[T]{}
-	r.call = &batchCall{method: method, params: params, safe: safe, out: &r.v}
+	r.call = &batchCall{method: method, params: params, resend: again, out: &r.v}
 	b.calls = append(b.calls, r.call)
 	return r
 }
 
 // CreateTask adds a task.create (see Client.CreateTask).
 func (b *Batch) CreateTask(p taskwire.CreateParams) *Result[taskwire.Task] {
-	return add[taskwire.Task](b, taskwire.MethodTaskCreate, p, p.IdempotencyKey != "")
+	return add[taskwire.Task](b, taskwire.MethodTaskCreate, p, resendIf(p.IdempotencyKey != ""))
 }
 
 // ClaimTasks adds a task.claim (see Client.ClaimTasks).
 func (b *Batch) ClaimTasks(p taskwire.ClaimParams) *Result[taskwire.ClaimResult] {
-	return add[taskwire.ClaimResult](b, taskwire.MethodTaskClaim, p, true)
+	return add[taskwire.ClaimResult](b, taskwire.MethodTaskClaim, p, onRefusal)
 }
 
 // UpdateTask adds a task.update (see Client.UpdateTask).
 func (b *Batch) UpdateTask(p taskwire.UpdateParams) *Result[taskwire.Task] {
-	return add[taskwire.Task](b, taskwire.MethodTaskUpdate, p, false)
+	return add[taskwire.Task](b, taskwire.MethodTaskUpdate, p, sendOnce)
 }
 
 // CompleteTask adds a task.complete (see Client.CompleteTask).
 func (b *Batch) CompleteTask(p taskwire.CompleteParams) *Result[taskwire.CompleteResult] {
-	return add[taskwire.CompleteResult](b, taskwire.MethodTaskComplete, p, true)
+	return add[taskwire.CompleteResult](b, taskwire.MethodTaskComplete, p, onFailure)
 }
 
 // GetTask adds a task.get (see Client.GetTask).
 func (b *Batch) GetTask(id string) *Result[taskwire.Task] {
-	return add[taskwire.Task](b, taskwire.MethodTaskGet, taskwire.GetParams{ID: id}, true)
+	return add[taskwire.Task](b, taskwire.MethodTaskGet, taskwire.GetParams{ID: id}, onFailure)
 }
 
 // ListTasks adds a task.list (see Client.ListTasks).
 func (b *Batch) ListTasks(p taskwire.ListParams) *Result[taskwire.ListResult] {
-	return add[taskwire.ListResult](b, taskwire.MethodTaskList, p, true)
+	return add[taskwire.ListResult](b, taskwire.MethodTaskList, p, onFailure)
 }
 
 // DeleteTask adds a task.delete (see Client.DeleteTask).
 func (b *Batch) DeleteTask(id string) *Result[taskwire.DeleteResult] {
-	return add[taskwire.DeleteResult](b, taskwire.MethodTaskDelete, taskwire.DeleteParams{ID: id}, false)
+	return add[taskwire.DeleteResult](b, taskwire.MethodTaskDelete, taskwire.DeleteParams{ID: id}, sendOnce)
 }
 
 // Send sends every call in one request and records each outcome (a batch
@@ -120,7 +120,7 @@ func (b *Batch) Send(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		err := b.c.sendBatch(ctx, pending)
 		if err != nil {
-			if allSafe(pending) && attempt < b.c.opts.MaxAttempts && retryable(ctx, err) && b.c.sleep(ctx, b.c.backoff(attempt, err)) {
+			if allResend(pending) && attempt < b.c.opts.MaxAttempts && retryable(ctx, err) && b.c.sleep(ctx, b.c.backoff(attempt, err)) {
 				continue
 			}
 			for _, c := range pending {
@@ -131,7 +131,7 @@ func (b *Batch) Send(ctx context.Context) error {
 		var again []*batchCall
 		var wait error
 		for _, c := range pending {
-			if c.safe && c.err != nil && (IsRateLimited(c.err) || IsUnavailable(c.err)) {
+			if c.resend != sendOnce && c.err != nil && (IsRateLimited(c.err) || IsUnavailable(c.err)) {
 				again = append(again, c)
 				wait = longerWait(wait, c.err)
 			}
@@ -146,7 +146,7 @@ func (b *Batch) Send(ctx context.Context) error {
 // sendAlone sends the only call of a batch as a plain request.
 func (b *Batch) sendAlone(ctx context.Context) error {
 	c := b.calls[0]
-	c.err = b.c.call(ctx, c.method, c.params, c.out, c.safe)
+	c.err = b.c.call(ctx, c.method, c.params, c.out, c.resend)
 	c.done = true
 	var e *Error
 	if c.err != nil && !errors.As(c.err, &e) {
@@ -164,9 +164,11 @@ func longerWait(a, b error) error {
 	return a
 }
 
-func allSafe(calls []*batchCall) bool {
+// allResend reports whether every call may be sent again after a failed
+// connection.
+func allResend(calls []*batchCall) bool {
 	for _, c := range calls {
-		if !c.safe {
+		if c.resend != onFailure {
 			return false
 		}
 	}

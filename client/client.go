@@ -72,7 +72,7 @@ func (c *Client) URL() string { return c.base }
 // task.list, system.workers, system.health, system.metrics,
 // rpc.discover); the typed methods know which other calls are safe.
 func (c *Client) Call(ctx context.Context, method string, params, result any) error {
-	return c.call(ctx, method, params, result, readOnly[method])
+	return c.call(ctx, method, params, result, resendIf(readOnly[method]))
 }
 
 // readOnly are the methods that change nothing.
@@ -82,13 +82,13 @@ var readOnly = map[string]bool{
 	taskwire.MethodSystemMetrics: true, taskwire.MethodDiscover: true,
 }
 
-// call sends one request, retrying when safe is true.
-func (c *Client) call(ctx context.Context, method string, params, result any, safe bool) error {
+// call sends one request, and again on the failures r allows.
+func (c *Client) call(ctx context.Context, method string, params, result any, r resend) error {
 	body, err := json.Marshal(request{JSONRPC: "2.0", ID: c.seq.Add(1), Method: method, Params: params})
 	if err != nil {
 		return fmt.Errorf("%s: encode params: %w", method, err)
 	}
-	return c.retry(ctx, safe, func() error {
+	return c.retry(ctx, r, func() error {
 		raw, err := c.post(ctx, body)
 		if err != nil {
 			return fmt.Errorf("%s: %w", method, err)

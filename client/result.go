@@ -14,7 +14,7 @@ import (
 // The caller closes the reader. A missing task is an error for which
 // IsNotFound is true; a task with no result yet is a -32003 error.
 func (c *Client) OpenResult(ctx context.Context, taskID string) (rc io.ReadCloser, size int64, err error) {
-	err = c.retry(ctx, true, func() error {
+	err = c.retry(ctx, onFailure, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/tasks/"+url.PathEscape(taskID)+"/result", nil)
 		if err != nil {
 			return err

@@ -8,14 +8,48 @@ import (
 	"time"
 )
 
-// retry runs fn until it succeeds, fails with an error that is not worth
-// retrying, or MaxAttempts is reached; only when safe. Between attempts it
-// waits the server's retryAfterMs, or an exponential backoff with jitter,
-// and gives up at once when ctx would end before the next attempt.
-func (c *Client) retry(ctx context.Context, safe bool, fn func() error) error {
+// resend says which failures of a call may be answered by sending it again.
+type resend int
+
+const (
+	// sendOnce: never; a second send could act twice.
+	sendOnce resend = iota
+	// onRefusal: only when the server refused the call (-32000, -32001).
+	// A claim is such a call: when its answer is lost, the tasks it took
+	// stay held for the worker, and a second claim would take more.
+	onRefusal
+	// onFailure: on a refusal, a gateway's error or a failed connection;
+	// for calls whose repetition acts as the first did.
+	onFailure
+)
+
+// resendIf returns onFailure when safe, else sendOnce.
+func resendIf(safe bool) resend {
+	if safe {
+		return onFailure
+	}
+	return sendOnce
+}
+
+// allows reports whether a call that failed with err may be sent again.
+func (r resend) allows(ctx context.Context, err error) bool {
+	switch r {
+	case onRefusal:
+		return ctx.Err() == nil && (IsRateLimited(err) || IsUnavailable(err))
+	case onFailure:
+		return retryable(ctx, err)
+	}
+	return false
+}
+
+// retry runs fn until it succeeds, fails with an error that r does not
+// allow to retry, or MaxAttempts is reached. Between attempts it waits the
+// server's retryAfterMs, or an exponential backoff with jitter, and gives
+// up at once when ctx would end before the next attempt.
+func (c *Client) retry(ctx context.Context, r resend, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || !safe || attempt >= c.opts.MaxAttempts || !retryable(ctx, err) {
+		if err == nil || attempt >= c.opts.MaxAttempts || !r.allows(ctx, err) {
 			return err
 		}
 		if !c.sleep(ctx, c.backoff(attempt, err)) {
@@ -24,7 +58,8 @@ func (c *Client) retry(ctx context.Context, safe bool, fn func() error) error {
 	}
 }
 
-// retryable reports whether err is worth another attempt of a safe call:
+// retryable reports whether err is worth another attempt of a call whose
+// repetition acts as the first did:
 // rate limits, unavailable backends, a gateway's error, or a failed
 // connection (not the caller's own context ending).
 func retryable(ctx context.Context, err error) bool {
@@ -44,6 +79,12 @@ func retryable(ctx context.Context, err error) bool {
 	}
 	var e *Error
 	return !errors.As(err, &e) && !errors.Is(err, errNoResponse)
+}
+
+// lostAnswer reports whether err leaves unknown whether the server acted
+// on the call: the connection failed, or a gateway answered instead.
+func lostAnswer(ctx context.Context, err error) bool {
+	return retryable(ctx, err) && !IsRateLimited(err) && !IsUnavailable(err)
 }
 
 // backoff returns the wait before attempt+1: the server's retryAfterMs

@@ -19,7 +19,9 @@ const idleWait = time.Second
 
 // claimLoop claims tasks while slots are free and starts a handler for
 // each, until ctx ends (or the queue is empty, with ExitWhenIdle). Each
-// handler runs under hard and is counted in tasks. It returns the refusal
+// handler runs under hard and is counted in tasks. Before its first claim,
+// and after a claim whose answer was lost, it first runs the tasks the
+// server holds for the worker that no handler runs. It returns the refusal
 // of the worker's token or role that stops it, if any.
 func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) error {
 	slots := make(chan struct{}, w.opts.Concurrency)
@@ -28,6 +30,7 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) err
 		wait = min(wait, idleWait)
 	}
 	failures := 0
+	held := true
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -35,11 +38,13 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) err
 			return nil
 		}
 		n := 1 + acquire(slots, min(cap(slots), taskwire.MaxClaimTasks)-1)
-		res, err := w.c.ClaimTasks(ctx, taskwire.ClaimParams{WorkerID: w.opts.ID, MaxTasks: &n,
-			Queues: w.opts.Queues, WaitMs: Ptr(wait.Milliseconds())})
+		claimed := !held
 		var got []*taskwire.Task
-		if err == nil && res.Claimed {
-			got = res.Tasks
+		var err error
+		if held {
+			got, held, err = w.heldTasks(ctx, n)
+		} else {
+			got, err = w.claim(ctx, n, wait)
 		}
 		for range n - len(got) {
 			<-slots
@@ -48,6 +53,7 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) err
 			if ctx.Err() != nil {
 				return nil
 			}
+			held = held || lostAnswer(ctx, err)
 			failures++
 			if err := w.claimFailed(ctx, err, failures); err != nil {
 				return err
@@ -62,10 +68,44 @@ func (w *Worker) claimLoop(ctx, hard context.Context, tasks *sync.WaitGroup) err
 				w.runTask(hard, t)
 			})
 		}
-		if len(got) == 0 && w.opts.ExitWhenIdle && len(slots) == 0 {
+		if claimed && len(got) == 0 && w.opts.ExitWhenIdle && len(slots) == 0 {
 			return nil
 		}
 	}
+}
+
+// claim claims up to n tasks, waiting up to wait for one.
+func (w *Worker) claim(ctx context.Context, n int, wait time.Duration) ([]*taskwire.Task, error) {
+	res, err := w.c.ClaimTasks(ctx, taskwire.ClaimParams{WorkerID: w.opts.ID, MaxTasks: &n,
+		Queues: w.opts.Queues, WaitMs: Ptr(wait.Milliseconds())})
+	if err != nil || !res.Claimed {
+		return nil, err
+	}
+	return res.Tasks, nil
+}
+
+// heldTasks returns up to n of the tasks the server holds in progress for
+// the worker's id that no handler of this worker runs: those claimed by an
+// earlier process under the same id, or by a claim whose answer was lost.
+// The worker's heartbeats renew their leases, so no one else would ever
+// run them. more reports whether others remain (or the list failed).
+func (w *Worker) heldTasks(ctx context.Context, n int) (held []*taskwire.Task, more bool, err error) {
+	list, err := w.c.ListTasks(ctx, taskwire.ListParams{Status: taskwire.StatusInProgress, AssignedTo: w.opts.ID,
+		Limit: Ptr(taskwire.MaxListLimit), OrderBy: "createdAt", Order: "asc"})
+	if err != nil {
+		return nil, true, fmt.Errorf("list the tasks held for this worker: %w", err)
+	}
+	w.mu.Lock()
+	for _, t := range list.Tasks {
+		if _, ok := w.running[t.ID]; !ok {
+			held = append(held, t)
+		}
+	}
+	w.mu.Unlock()
+	if len(held) > n {
+		return held[:n], true, nil
+	}
+	return held, false, nil
 }
 
 // acquire takes up to n more free slots without waiting and returns how

@@ -1,0 +1,117 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
+)
+
+// TestWorkerRunsTasksHeldForIt: tasks the server holds in progress for the
+// worker's id, which the worker never saw, are run rather than kept alive
+// by its heartbeats forever.
+func TestWorkerRunsTasksHeldForIt(t *testing.T) {
+	t.Parallel()
+
+	// A worker restarted under the same id finds the tasks its previous
+	// process claimed.
+	t.Run("claimed by a previous process", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := create(t, b, taskwire.CreateParams{Text: "held"}).ID
+		if _, err := b.c.Register(ctx(t), taskwire.RegisterParams{ID: "w1"}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := b.c.ClaimTasks(ctx(t), taskwire.ClaimParams{WorkerID: "w1"}); err != nil || !r.Claimed {
+			t.Fatalf("claim: %+v, %v", r, err)
+		}
+		runUntilCompleted(t, b, b.c, id)
+	})
+
+	// The answer of a claim that took a task is lost on the way back.
+	t.Run("claim answer lost", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := create(t, b, taskwire.CreateParams{Text: "held"}).ID
+		var lost atomic.Bool
+		c := newClient(front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+			return !lost.Load() && r.URL.Path == "/rpc" && loseClaimAnswer(t, b, w, r, &lost)
+		}))
+		runUntilCompleted(t, b, c, id)
+		if !lost.Load() {
+			t.Fatal("no claim answer was lost")
+		}
+	})
+}
+
+// TestClaimAnswerLost: a claim whose answer is lost is not sent again
+// (a second claim would take more tasks while the first ones stay held
+// for the worker): the caller gets the error.
+func TestClaimAnswerLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	create(t, b, taskwire.CreateParams{Text: "a"})
+	create(t, b, taskwire.CreateParams{Text: "b"})
+	if _, err := b.c.Register(ctx(t), taskwire.RegisterParams{ID: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Bool
+	var claims atomic.Int64
+	c := newClient(front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+		claims.Add(1)
+		return !lost.Load() && loseClaimAnswer(t, b, w, r, &lost)
+	}))
+	r, err := c.ClaimTasks(ctx(t), taskwire.ClaimParams{WorkerID: "w1"})
+	if err == nil || claims.Load() != 1 {
+		t.Fatalf("claim = %+v, %v after %d requests; want an error after 1", r, err, claims.Load())
+	}
+	list, _ := b.c.ListTasks(ctx(t), taskwire.ListParams{Status: taskwire.StatusInProgress})
+	if list.TotalCount != 1 {
+		t.Fatalf("%d tasks in progress, want 1", list.TotalCount)
+	}
+}
+
+// runUntilCompleted runs a worker w1 of c until task id is completed.
+func runUntilCompleted(t *testing.T, b *bundle, c *client.Client, id string) {
+	t.Helper()
+	cx, cancel := context.WithCancel(ctx(t))
+	w := client.NewWorker(c, client.WorkerOptions{ID: "w1", PollWait: 200 * time.Millisecond, Logger: quietLogger()},
+		func(_ context.Context, task *taskwire.Task) (any, error) { return task.Attempt, nil })
+	errc := runWorker(cx, w)
+	defer func() { cancel(); wait(t, errc) }()
+	waitFor(t, func() bool { return get(t, b, id).Status == taskwire.StatusCompleted })
+}
+
+// loseClaimAnswer passes a task.claim to the server and, when it claimed
+// a task, closes the connection instead of answering; it reports whether
+// it answered the request.
+func loseClaimAnswer(t *testing.T, b *bundle, w http.ResponseWriter, r *http.Request, lost *atomic.Bool) bool {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !bytes.Contains(body, []byte(`"task.claim"`)) {
+		return false
+	}
+	resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(out, []byte(`"claimed":true`)) {
+		_, _ = w.Write(out)
+		return true
+	}
+	lost.Store(true)
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		conn.Close()
+	}
+	return true
+}
