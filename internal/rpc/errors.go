@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +17,8 @@ const defaultRetryAfter = time.Second
 
 // errorFor maps an error returned by a method to the JSON-RPC error its
 // caller receives (SPEC section 2). An error it does not know becomes
-// -32603 "Internal error" with no details; it is logged with the method.
+// -32603 "Internal error" with no details; it is logged with the method
+// (as an error unless the caller left: its context canceled).
 func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 	var (
 		rpcErr      *taskwire.Error
@@ -50,6 +52,12 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 		// The store's only size limit is that of metadata merged by
 		// task.update.
 		return taskwire.TooLarge("updates.metadata", taskwire.MaxMetadataBytes)
+	}
+	if errors.Is(err, context.Canceled) {
+		// The caller left (a stopped worker's long poll): nobody reads
+		// the answer, and nothing went wrong here.
+		log.Debug("rpc: caller left before the answer", "method", method, "error", err)
+		return internalError()
 	}
 	log.Error("rpc: method failed", "method", method, "error", err)
 	return internalError()

@@ -77,6 +77,18 @@ func TestInternalErrorLogged(t *testing.T) {
 	}
 }
 
+// TestCallerGoneNotLogged checks that a method ended by its caller
+// leaving (its context canceled, e.g. a long poll whose worker stopped)
+// is not logged as an error: nothing went wrong on the server.
+func TestCallerGoneNotLogged(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	b.post(t, `{"jsonrpc":"2.0","method":"fail","params":{"kind":"canceled"},"id":1}`)
+	if logs := b.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("log %q, want no error for a caller that left", logs)
+	}
+}
+
 // TestPanic checks that a panicking method is an internal error, logged
 // with its stack, and that the server goes on serving, in a batch too.
 func TestPanic(t *testing.T) {

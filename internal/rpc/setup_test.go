@@ -49,6 +49,7 @@ var failures = map[string]error{
 	"too-large":        store.ErrTooLarge,
 	"rpc":              &taskwire.Error{Code: taskwire.CodeNotAllowed, Message: "Not allowed", Data: map[string]any{"reason": "role"}},
 	"internal":         fmt.Errorf("list: %w", errSQL),
+	"canceled":         fmt.Errorf("claim: %w", context.Canceled),
 	"bad-data":         &taskwire.Error{Code: taskwire.CodeNotAllowed, Message: "Not allowed", Data: make(chan int)},
 }
 
