@@ -75,11 +75,20 @@ func checkResponse(t *testing.T, body []byte, out [][]byte) {
 			t.Fatalf("response object %v: want one of result and error", o)
 		}
 		if hasError {
-			if _, ok := e["code"].(json.Number); !ok {
-				t.Fatalf("error %v without a code", e)
+			n, _ := e["code"].(json.Number)
+			code, err := n.Int64()
+			if err != nil || !slices.Contains(specCodes, taskwire.Code(code)) {
+				t.Fatalf("error %v: want a code of SPEC section 2", e)
 			}
 		}
 	}
+}
+
+// specCodes are the error codes of SPEC section 2.
+var specCodes = []taskwire.Code{
+	taskwire.CodeParseError, taskwire.CodeInvalidRequest, taskwire.CodeMethodNotFound,
+	taskwire.CodeInvalidParams, taskwire.CodeInternalError, taskwire.CodeRateLimited,
+	taskwire.CodeUnavailable, taskwire.CodeNotAllowed, taskwire.CodeConflict, taskwire.CodeTooLarge,
 }
 
 // checkMembers compares eachMember with encoding/json on the object obj.
