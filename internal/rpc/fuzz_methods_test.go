@@ -21,6 +21,7 @@ var methodParams = []reflect.Type{
 	reflect.TypeFor[taskwire.DeleteParams](), reflect.TypeFor[taskwire.RegisterParams](),
 	reflect.TypeFor[taskwire.HeartbeatParams](), reflect.TypeFor[taskwire.UnregisterParams](),
 	reflect.TypeFor[taskwire.NoParams](),
+	reflect.TypeFor[taskwire.SubscribeParams](), reflect.TypeFor[taskwire.UnsubscribeParams](),
 }
 
 // FuzzMethodParams decodes and validates any params object as the params
@@ -42,6 +43,7 @@ func FuzzMethodParams(f *testing.F) {
 		`{"status":"pending","assignedTo":"w1","priority":5,"queue":"q","limit":5,"offset":1,"orderBy":"priority","order":"asc"}`,
 		`{"id":"t-1"}`, `{"taskId":"t-1","workerId":"w1"}`, `{"taskId":"t-1"}`, `{"id":"t-1"}`,
 		`{"id":"w1","roles":["r"],"queues":["q"],"metadata":{"m":1}}`, `{"workerId":"w1"}`, `{"id":"w1"}`, `{}`,
+		`{"types":["task.created","worker.offline"],"taskId":"t-1","afterEventId":"42"}`, `{"subscription":"s1"}`,
 	} {
 		f.Add(uint8(i), []byte(seed))
 	}

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -75,11 +78,20 @@ func checkResponse(t *testing.T, body []byte, out [][]byte) {
 			t.Fatalf("response object %v: want one of result and error", o)
 		}
 		if hasError {
-			if _, ok := e["code"].(json.Number); !ok {
-				t.Fatalf("error %v without a code", e)
+			n, _ := e["code"].(json.Number)
+			code, err := n.Int64()
+			if err != nil || !slices.Contains(specCodes, taskwire.Code(code)) {
+				t.Fatalf("error %v: want a code of SPEC section 2", e)
 			}
 		}
 	}
+}
+
+// specCodes are the error codes of SPEC section 2.
+var specCodes = []taskwire.Code{
+	taskwire.CodeParseError, taskwire.CodeInvalidRequest, taskwire.CodeMethodNotFound,
+	taskwire.CodeInvalidParams, taskwire.CodeInternalError, taskwire.CodeRateLimited,
+	taskwire.CodeUnavailable, taskwire.CodeNotAllowed, taskwire.CodeConflict, taskwire.CodeTooLarge,
 }
 
 // checkMembers compares eachMember with encoding/json on the object obj.
@@ -227,5 +239,71 @@ func checkFuzzBounds(t *testing.T, data []byte, p *fuzzParams) {
 		if len(raw) > 0 && !aliases(data, raw) {
 			t.Fatalf("raw member %q is a copy", raw)
 		}
+	}
+}
+
+// FuzzRequest feeds any message to Request, which reads the first message
+// of a WebSocket connection, and to Answer. The two agree: a message
+// Request reads is answered as that request (no response for a
+// notification, else one with its id and no -32700 or -32600 error); one
+// it refuses is answered with -32700 or -32600, or is a batch. Seeds:
+// testdata/fuzz/FuzzDecode, as FuzzDecode reads them.
+func FuzzRequest(f *testing.F) {
+	s := NewServer(testMethods(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	addSeeds(f, "FuzzDecode")
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		id, method, params, ok := Request(msg)
+		out := s.Answer(context.Background(), msg)
+		if json.Valid(msg) && msg[skipSpace(msg, 0)] == '[' {
+			if ok {
+				t.Fatalf("Request read the batch %q", msg)
+			}
+			return
+		}
+		var resp struct {
+			ID    json.RawMessage `json:"id"`
+			Error *taskwire.Error `json:"error"`
+		}
+		if out != nil {
+			if err := json.Unmarshal(out, &resp); err != nil {
+				t.Fatalf("response %q: %v", out, err)
+			}
+		}
+		refused := resp.Error != nil && (resp.Error.Code == taskwire.CodeParseError || resp.Error.Code == taskwire.CodeInvalidRequest)
+		switch {
+		case !ok && !refused:
+			t.Fatalf("Request refused %q, answered %q", msg, out)
+		case ok && refused:
+			t.Fatalf("Request read %q as %s %s %s, answered %q", msg, id, method, params, out)
+		case ok && id == nil && out != nil:
+			t.Fatalf("notification %q answered %q", msg, out)
+		case ok && id != nil && !bytes.Equal(resp.ID, id):
+			t.Fatalf("request %q with id %s answered %q", msg, id, out)
+		}
+	})
+}
+
+// addSeeds adds the inputs of another target's seed corpus, each a single
+// []byte, to f.
+func addSeeds(f *testing.F, target string) {
+	f.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "*"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		text, ok := strings.CutPrefix(string(b), "go test fuzz v1\n[]byte(")
+		if !ok {
+			continue
+		}
+		q, err := strconv.Unquote(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(text), ")")))
+		if err != nil {
+			f.Fatalf("%s: %v", name, err)
+		}
+		f.Add([]byte(q))
 	}
 }
