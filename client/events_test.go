@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
+	"github.com/taskwire/taskwire/internal/servertest"
 )
 
 // collect follows the stream into a channel until the test ends.
@@ -144,16 +144,8 @@ func TestEventsResumeBeforeAnyEvent(t *testing.T) {
 		}
 		if streams.Add(1) == 1 {
 			// Open for a moment once the server answered, then dropped.
-			defer close(dropped) // the proxy ends the cut stream with a panic
-			cx, cancel := context.WithCancel(r.Context())
-			defer cancel()
-			cut := httputil.NewSingleHostReverseProxy(target)
-			cut.FlushInterval = -1
-			cut.ModifyResponse = func(*http.Response) error {
-				time.AfterFunc(300*time.Millisecond, cancel)
-				return nil
-			}
-			cut.ServeHTTP(w, r.WithContext(cx))
+			defer close(dropped) // ServeCut ends the cut stream with a panic
+			servertest.ServeCut(w, r, target, 300*time.Millisecond)
 			return true
 		}
 		select {

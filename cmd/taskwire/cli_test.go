@@ -498,16 +498,8 @@ func TestCLIEventsOutageBeforeAnyEvent(t *testing.T) {
 		}
 		switch n := streams.Add(1); {
 		case n == 1: // open for a moment once the server answered, then dropped
-			defer close(dropped) // the proxy ends the cut stream with a panic
-			cx, cancel := context.WithCancel(r.Context())
-			defer cancel()
-			cut := httputil.NewSingleHostReverseProxy(target)
-			cut.FlushInterval = -1
-			cut.ModifyResponse = func(*http.Response) error {
-				time.AfterFunc(300*time.Millisecond, cancel)
-				return nil
-			}
-			cut.ServeHTTP(w, r.WithContext(cx))
+			defer close(dropped) // ServeCut ends the cut stream with a panic
+			servertest.ServeCut(w, r, target, 300*time.Millisecond)
 		default: // then the server is away for more than 5 attempts, and
 			// until the tasks are created
 			select {
