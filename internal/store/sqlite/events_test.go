@@ -73,12 +73,7 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 	}
 	create(t, s, task(1))
 	last := seqOf(t, lastEventID(t, s))
-	// A copy of the files while the store is open is what a killed
-	// process leaves: the database and a WAL with frames in it.
-	left := filepath.Join(dir, "left", "taskwire.db")
-	for _, suffix := range []string{"", "-wal"} {
-		copyFile(t, path+suffix, left+suffix)
-	}
+	left := leftBehind(t, path)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +107,18 @@ func lastEventID(t *testing.T, s *Store) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// leftBehind copies the files of the open database at path to a folder
+// beside it and returns the copy's path: what a killed process leaves, the
+// database and a WAL with frames in it.
+func leftBehind(t *testing.T, path string) string {
+	t.Helper()
+	left := filepath.Join(filepath.Dir(path), "left", filepath.Base(path))
+	for _, suffix := range []string{"", "-wal"} {
+		copyFile(t, path+suffix, left+suffix)
+	}
+	return left
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -163,10 +170,7 @@ func TestTrimKeepsNewestAcrossSkippedIDs(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		create(t, s, task(i))
 	}
-	left := filepath.Join(dir, "left", "taskwire.db")
-	for _, suffix := range []string{"", "-wal"} {
-		copyFile(t, path+suffix, left+suffix)
-	}
+	left := leftBehind(t, path)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
