@@ -42,8 +42,9 @@ func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Serv
 	return m
 }
 
-// observe records one call. The rpc server calls it for registered methods
-// only, so a client cannot grow the series without bound.
+// observe records one call. The rpc server calls it with the name of a
+// registered method or rpc.UnknownMethod, so a client cannot grow the
+// series without bound.
 func (m *metrics) observe(method string, d time.Duration, code taskwire.Code) {
 	outcome := "ok"
 	if code != 0 {

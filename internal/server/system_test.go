@@ -258,6 +258,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		`taskwire_rpc_request_duration_seconds_count{code="ok",method="task.complete"}`:   1,
 		`taskwire_rpc_request_duration_seconds_count{code="-32602",method="task.get"}`:    1,
 		`taskwire_rpc_request_duration_seconds_count{code="ok",method="system.register"}`: 1,
+		`taskwire_rpc_request_duration_seconds_count{code="-32601",method="unknown"}`:     1,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
