@@ -164,6 +164,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(c.logFormat, stderr)
+	routeRedisLogs(logger)
 	cfg := server.Config{
 		DataDir: c.data, RedisURL: c.redisURL, PostgresURL: c.postgresURL,
 		RedisPoolSize: c.redisPool, PostgresMaxConns: c.postgresPool, ReconcileInterval: c.reconcile,

@@ -18,7 +18,9 @@ const defaultRetryAfter = time.Second
 // errorFor maps an error returned by a method to the JSON-RPC error its
 // caller receives (SPEC section 2). An error it does not know becomes
 // -32603 "Internal error" with no details; it is logged with the method
-// (as an error unless the caller left: its context canceled).
+// (as an error unless the caller left: its context canceled). A backend
+// that cannot serve is -32001 and logged as a warning with its cause,
+// which the client's error leaves out.
 func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 	var (
 		rpcErr      *taskwire.Error
@@ -47,6 +49,9 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 			Data: map[string]any{"taskId": conflictErr.TaskID,
 				"status": conflictErr.Status, "assignedTo": assignedTo}}
 	case errors.Is(err, store.ErrUnavailable):
+		if !errors.Is(err, context.Canceled) {
+			log.Warn("rpc: backend unavailable", "method", method, "error", err)
+		}
 		return Unavailable(err)
 	case errors.Is(err, store.ErrTooLarge):
 		// The store's only size limit is that of metadata merged by

@@ -111,3 +111,22 @@ func TestPanic(t *testing.T) {
 		t.Errorf("after a panic: result %s, error %v", result, e)
 	}
 }
+
+// TestUnavailableLogged checks that a backend that cannot serve is logged
+// with the method and the cause, which the client's -32001 leaves out: an
+// operator must be able to see why calls fail (a full disk, a database
+// down).
+func TestUnavailableLogged(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	_, out := b.post(t, `{"jsonrpc":"2.0","method":"fail","params":{"kind":"unavailable"},"id":1}`)
+	if strings.Contains(string(out), "SELECT") {
+		t.Errorf("response leaks the cause: %s", out)
+	}
+	logs := b.logs.String()
+	for _, want := range []string{"level=WARN", "method=fail", "postgres unavailable", "SELECT * FROM tasks"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log %q, want %q in it", logs, want)
+		}
+	}
+}

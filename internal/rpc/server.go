@@ -59,9 +59,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Observe, when set, is called once per call of a registered method
 	// (notifications included) with its duration, params decoding
-	// included, and its error code, 0 on success.
+	// included, and its error code, 0 on success; a call of an unknown
+	// method is observed as UnknownMethod, whatever it names.
 	Observe func(method string, d time.Duration, code taskwire.Code)
 }
+
+// UnknownMethod is the method name Options.Observe receives for every
+// call of a method the server does not have: one name, so that a client
+// cannot grow the metrics by making up names.
+const UnknownMethod = "unknown"
 
 // Server is an http.Handler serving JSON-RPC 2.0 over HTTP POST. It is safe
 // for concurrent use.
@@ -228,6 +234,9 @@ func (s *Server) answer(ctx context.Context, b []byte, checkUTF8 bool) []byte {
 	var result []byte
 	if m := s.methods[req.method]; m == nil {
 		rpcErr = methodNotFound(req.method)
+		if s.opts.Observe != nil {
+			s.opts.Observe(UnknownMethod, 0, rpcErr.Code)
+		}
 	} else {
 		result, rpcErr = s.call(ctx, m, req.params, checkUTF8)
 	}

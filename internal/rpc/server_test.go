@@ -225,7 +225,9 @@ func TestClientAddr(t *testing.T) {
 }
 
 // TestObserve checks that every call of a registered method is observed
-// with its code, and nothing else.
+// with its code, calls of unknown methods under the one name
+// UnknownMethod whatever they name (a client must not grow the series
+// without bound), and nothing else.
 func TestObserve(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
@@ -233,8 +235,9 @@ func TestObserve(t *testing.T) {
 		{"jsonrpc":"2.0","method":"echo","params":{},"id":2},
 		{"jsonrpc":"2.0","method":"fail","params":{"kind":"conflict"}},
 		{"jsonrpc":"2.0","method":"nope","id":3},
+		{"jsonrpc":"2.0","method":"nope.again"},
 		{"jsonrpc":"1.0","method":"none","id":4}]`)
-	want := []string{"echo -32602", "fail -32003", "none 0"}
+	want := []string{"echo -32602", "fail -32003", "none 0", "unknown -32601", "unknown -32601"}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var got []string

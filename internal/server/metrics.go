@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -19,7 +20,7 @@ type metrics struct {
 	requests *prometheus.HistogramVec
 }
 
-func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Service) *metrics {
+func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Service, log *slog.Logger) *metrics {
 	m := &metrics{
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "taskwire_rpc_request_duration_seconds",
@@ -30,7 +31,7 @@ func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Serv
 	reg.MustRegister(m.requests,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&storeCollector{ctx: context.WithoutCancel(ctx), svc: svc},
+		&storeCollector{ctx: context.WithoutCancel(ctx), svc: svc, log: log},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "taskwire_tasks_claimed_total", Help: "Tasks claimed by workers through this process.",
 		}, func() float64 { c, _ := svc.Rates(); return float64(c) }),
@@ -41,8 +42,9 @@ func newMetrics(ctx context.Context, reg *prometheus.Registry, svc *service.Serv
 	return m
 }
 
-// observe records one call. The rpc server calls it for registered methods
-// only, so a client cannot grow the series without bound.
+// observe records one call. The rpc server calls it with the name of a
+// registered method or rpc.UnknownMethod, so a client cannot grow the
+// series without bound.
 func (m *metrics) observe(method string, d time.Duration, code taskwire.Code) {
 	outcome := "ok"
 	if code != 0 {
@@ -55,6 +57,7 @@ func (m *metrics) observe(method string, d time.Duration, code taskwire.Code) {
 type storeCollector struct {
 	ctx context.Context // the server's, for store reads at scrape time
 	svc *service.Service
+	log *slog.Logger
 }
 
 var (
@@ -66,6 +69,10 @@ var (
 		"Registered workers by status.", []string{"status"}, nil)
 )
 
+// taskStatuses are the statuses a task can have.
+var taskStatuses = []taskwire.Status{taskwire.StatusPending, taskwire.StatusInProgress,
+	taskwire.StatusCompleted, taskwire.StatusFailed}
+
 // Describe sends the descriptors of the store's series.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tasksDesc
@@ -73,18 +80,22 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
 }
 
-// Collect reads the counts; a store error leaves the series out.
+// Collect reads the counts; a store error leaves the series out, and is
+// logged.
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
 	st, err := c.svc.Store().Stats(ctx)
 	if err != nil {
+		c.log.Warn("metrics: read task counts", "err", err)
 		return
 	}
 	now := time.Now()
 	for _, q := range st.Queues {
-		for status, n := range q.ByStatus {
-			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(n), q.Queue, string(status))
+		// Every status of a queue, 0 included, so that a series does not
+		// vanish when its last task moves on.
+		for _, status := range taskStatuses {
+			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(q.ByStatus[status]), q.Queue, string(status))
 		}
 		if !q.OldestPending.IsZero() {
 			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, now.Sub(q.OldestPending).Seconds(), q.Queue)

@@ -35,10 +35,19 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	return mux
 }
 
-// readyz answers 200 when the store answers, else 503.
+// readyz answers 200 when every backend answers, else 503 with the
+// backends that do not; the log says why (the endpoint is open to anyone,
+// so its body does not).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.svc.Store().Ping(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+	down := map[string]string{}
+	for name, err := range s.svc.PingBackends(r.Context()) {
+		if err != nil {
+			down[name] = "unavailable"
+			s.log.Warn("readyz", "backend", name, "err", err)
+		}
+	}
+	if len(down) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "backends": down})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go s.hub.Run(bg)
 	s.events = events.NewSSEHandler(s.hub, events.SSEOptions{Heartbeat: cfg.EventsHeartbeat, Logger: cfg.Logger})
 	reg := prometheus.NewRegistry()
-	m := newMetrics(ctx, reg, svc)
+	m := newMetrics(ctx, reg, svc, cfg.Logger)
 	rpcServer := rpc.NewServer(methods(svc), rpc.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxBatch: cfg.MaxBatch, BodyGrace: cfg.BodyGrace,
 		Logger: cfg.Logger, Version: cfg.Version,

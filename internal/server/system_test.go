@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -256,6 +258,7 @@ func TestPrometheusMetrics(t *testing.T) {
 		`taskwire_rpc_request_duration_seconds_count{code="ok",method="task.complete"}`:   1,
 		`taskwire_rpc_request_duration_seconds_count{code="-32602",method="task.get"}`:    1,
 		`taskwire_rpc_request_duration_seconds_count{code="ok",method="system.register"}`: 1,
+		`taskwire_rpc_request_duration_seconds_count{code="-32601",method="unknown"}`:     1,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {
@@ -296,4 +299,61 @@ func parseMetrics(tb testing.TB, body []byte) map[string]float64 {
 		out[line[:i]] = v
 	}
 	return out
+}
+
+// TestPrometheusTasksZero checks that every status of a queue has its
+// series, at 0 when no task has it: a series that vanishes when its last
+// task moves on leaves sum() and alerts on it with no value at all.
+func TestPrometheusTasksZero(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "w1")
+	createTask(t, b, nil)
+	task := claimOne(t, b, "w1")
+	call[taskwire.CompleteResult](t, b, taskwire.MethodTaskComplete, params{"id": task.ID, "result": 1})
+
+	_, body := httpGet(t, b, "/metrics")
+	got := parseMetrics(t, body)
+	want := map[string]float64{
+		`taskwire_tasks{queue="default",status="pending"}`:     0,
+		`taskwire_tasks{queue="default",status="in_progress"}`: 0,
+		`taskwire_tasks{queue="default",status="completed"}`:   1,
+		`taskwire_tasks{queue="default",status="failed"}`:      0,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+}
+
+// TestReadyzUnavailable checks that /readyz answers 503 when the store
+// does not answer, with a body naming the backend (and not the cause,
+// since the endpoint is open to anyone), and that the log says why, as
+// it does for a scrape of /metrics.
+func TestReadyzUnavailable(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	b := setup(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	if err := b.srv.Service().Store().Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := httpGet(t, b, "/readyz")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz: HTTP %d, want 503", resp.StatusCode)
+	}
+	want := map[string]any{"status": "unavailable", "backends": map[string]any{"sqlite": "unavailable"}}
+	if diff := cmp.Diff(want, rawObject(t, body)); diff != "" {
+		t.Errorf("GET /readyz (-want +got):\n%s", diff)
+	}
+	if got := logs.String(); !strings.Contains(got, `"readyz"`) || !strings.Contains(got, "closed") {
+		t.Errorf("log %q, want the failed check and its cause", got)
+	}
+	// A scrape that cannot read the counts leaves them out, and says why.
+	if resp, _ := httpGet(t, b, "/metrics"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /metrics: HTTP %d, want 200 with the series it could read", resp.StatusCode)
+	}
+	if got := logs.String(); !strings.Contains(got, `"metrics: read task counts"`) {
+		t.Errorf("log %q, want the scrape's failure", got)
+	}
 }

@@ -14,13 +14,7 @@ import (
 func (s *Service) Health(ctx context.Context, _ *taskwire.NoParams) (*taskwire.HealthResult, error) {
 	r := &taskwire.HealthResult{Status: "ok", Backends: map[string]string{},
 		Version: s.cfg.Version, UptimeMs: s.now().Sub(s.started).Milliseconds()}
-	pings := map[string]error{s.cfg.Backend: nil}
-	if p, ok := s.store.(store.BackendPinger); ok {
-		pings = p.PingBackends(ctx)
-	} else {
-		pings[s.cfg.Backend] = s.store.Ping(ctx)
-	}
-	for name, err := range pings {
+	for name, err := range s.PingBackends(ctx) {
 		r.Backends[name] = "ok"
 		if err != nil {
 			r.Status = "degraded"
@@ -28,6 +22,16 @@ func (s *Service) Health(ctx context.Context, _ *taskwire.NoParams) (*taskwire.H
 		}
 	}
 	return r, nil
+}
+
+// PingBackends asks every backend of the store whether it answers: the
+// error of each by name (sqlite; redis and postgres), nil for those that
+// do.
+func (s *Service) PingBackends(ctx context.Context) map[string]error {
+	if p, ok := s.store.(store.BackendPinger); ok {
+		return p.PingBackends(ctx)
+	}
+	return map[string]error{s.cfg.Backend: s.store.Ping(ctx)}
 }
 
 // Metrics implements system.metrics: task counts by status and queue, the
