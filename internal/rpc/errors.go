@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
+
+// unavailableLogInterval is the least time between two warnings of a
+// backend that cannot serve.
+const unavailableLogInterval = 10 * time.Second
 
 // defaultRetryAfter is the retryAfterMs of a -32001 whose backend did not
 // say when to retry.
@@ -20,8 +23,10 @@ const defaultRetryAfter = time.Second
 // -32603 "Internal error" with no details; it is logged with the method
 // (as an error unless the caller left: its context canceled). A backend
 // that cannot serve is -32001 and logged as a warning with its cause,
-// which the client's error leaves out.
-func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
+// which the client's error leaves out, at most once every
+// unavailableLogInterval: an outage fails every call.
+func (s *Server) errorFor(method string, err error) *taskwire.Error {
+	log := s.log
 	var (
 		rpcErr      *taskwire.Error
 		taskErr     *store.TaskNotFoundError
@@ -50,7 +55,7 @@ func errorFor(log *slog.Logger, method string, err error) *taskwire.Error {
 				"status": conflictErr.Status, "assignedTo": assignedTo}}
 	case errors.Is(err, store.ErrUnavailable):
 		if !errors.Is(err, context.Canceled) {
-			log.Warn("rpc: backend unavailable", "method", method, "error", err)
+			s.unavailableLog.Do(func() { log.Warn("rpc: backend unavailable", "method", method, "error", err) })
 		}
 		return Unavailable(err)
 	case errors.Is(err, store.ErrTooLarge):

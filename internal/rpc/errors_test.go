@@ -129,4 +129,12 @@ func TestUnavailableLogged(t *testing.T) {
 			t.Errorf("log %q, want %q in it", logs, want)
 		}
 	}
+	// An outage fails every call: the log says so once in a while, not
+	// once per call.
+	for range 20 {
+		b.post(t, `{"jsonrpc":"2.0","method":"fail","params":{"kind":"unavailable"},"id":1}`)
+	}
+	if n := strings.Count(b.logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for 21 failed calls in a row, want 1", n)
+	}
 }

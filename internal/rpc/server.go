@@ -21,6 +21,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/taskwire/taskwire"
 )
 
@@ -75,6 +77,9 @@ type Server struct {
 	methods map[string]*Method
 	opts    Options
 	log     *slog.Logger
+	// unavailableLog spaces out the warnings of a backend that cannot
+	// serve (see errorFor).
+	unavailableLog *rate.Sometimes
 }
 
 // NewServer returns a Server for methods and the built-in rpc.discover. It
@@ -98,7 +103,8 @@ func NewServer(methods []Method, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{methods: map[string]*Method{}, opts: opts, log: opts.Logger}
+	s := &Server{methods: map[string]*Method{}, opts: opts, log: opts.Logger,
+		unavailableLog: &rate.Sometimes{First: 1, Interval: unavailableLogInterval}}
 	for _, m := range methods {
 		if _, dup := s.methods[m.name]; dup || m.name == taskwire.MethodDiscover {
 			panic(fmt.Sprintf("rpc: method %s registered twice (rpc.discover is built in)", m.name))
@@ -277,7 +283,7 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 	}
 	v, err := m.call(ctx, params, checkUTF8)
 	if err != nil {
-		return nil, errorFor(s.log, m.name, err)
+		return nil, s.errorFor(m.name, err)
 	}
 	if result, err = encodeJSON(v); err != nil {
 		s.log.Error("rpc: cannot encode result", "method", m.name, "error", err)
