@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,6 +145,13 @@ func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 	return pos, nil
 }
 
+// given returns the names of the flags set on the command line.
+func (f *cmdFlags) given() map[string]bool {
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	return set
+}
+
 // client returns a client of the server named by --server, TASKWIRE_SERVER
 // or the default, with --token or TASKWIRE_TOKEN.
 func (f *cmdFlags) client() *client.Client {
@@ -201,16 +209,25 @@ func unreachable(err error) bool {
 	return false
 }
 
-// printJSON writes v as one line of JSON.
+// printJSON writes v as one line of JSON, terminal controls escaped.
 func printJSON(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
+	return writeJSON(w, v, "")
 }
 
-// printIndented writes v as indented JSON.
+// printIndented writes v as indented JSON, terminal controls escaped.
 func printIndented(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return writeJSON(w, v, "  ")
+}
+
+func writeJSON(w io.Writer, v any, indent string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(safeJSON(buf.Bytes()))
+	return err
 }
 
 // jsonObject checks that s is a JSON object (for --metadata).

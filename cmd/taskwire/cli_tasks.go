@@ -164,13 +164,14 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-// clip shortens s to n characters on one line.
+// clip shortens s to n characters on one line, its terminal controls
+// shown as escapes.
 func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n-1]) + "…"
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	return visible(s)
 }
 
 const completeUsage = `Usage: taskwire complete [flags] ID
@@ -194,12 +195,16 @@ func runComplete(ctx context.Context, cio cliIO, args []string) error {
 		return err
 	}
 	p := taskwire.CompleteParams{ID: pos[0], WorkerID: *worker}
+	set := f.given()
 	switch {
-	case *result != "" && *errMsg != "":
+	case set["result"] && set["error"]:
 		return usageError("give --result or --error, not both")
-	case *errMsg != "":
+	case set["error"] && *errMsg == "":
+		// An empty message would complete the task instead of failing it.
+		return usageError("--error must not be empty")
+	case set["error"]:
 		p.Error = errMsg
-	case *result != "":
+	case set["result"]:
 		if !json.Valid([]byte(*result)) {
 			return usageError("--result must be JSON (quote a string: '\"done\"')")
 		}
