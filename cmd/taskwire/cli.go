@@ -72,14 +72,16 @@ func cliUsage() string {
 	return b.String()
 }
 
-// cliIO is where a subcommand writes, and how it reads the environment.
+// cliIO is where a subcommand reads and writes, and how it reads the
+// environment.
 type cliIO struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
 
 func newCLIIO(stdout, stderr io.Writer) cliIO {
-	return cliIO{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 }
 
 // cmdFlags is a subcommand's flag set with the flags every subcommand has.

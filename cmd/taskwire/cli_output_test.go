@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/client"
 )
 
 // hostileText holds what a terminal acts on: ESC and BEL (an OSC that
@@ -91,4 +94,50 @@ func TestCLICompleteEmptyOutcome(t *testing.T) {
 		t.Fatalf("task after refused completions: %+v, %v", task, err)
 	}
 	b.cli(t, "complete", id).want(t, exitOK)
+}
+
+// TestCLICompleteResultFromStdin: `--result -` reads the result from
+// stdin, so that results past the operating system's limit on one
+// argument (128 KiB on Linux) can be given; stdin that is not JSON is a
+// bad command line and changes nothing.
+func TestCLICompleteResultFromStdin(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	var ids []string
+	for range 2 {
+		ids = append(ids, strings.TrimSpace(b.cli(t, "create", "--queue", "stdin", "x").want(t, exitOK).stdout))
+	}
+	if _, err := b.c.Register(t.Context(), taskwire.RegisterParams{ID: "w1", Queues: []string{"stdin"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.ClaimTasks(t.Context(), taskwire.ClaimParams{WorkerID: "w1", MaxTasks: client.Ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	complete := func(stdin string, args ...string) cliResult {
+		var stdout, stderr bytes.Buffer
+		cio := cliIO{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+		r := cliResult{code: exitOK}
+		if err := runComplete(t.Context(), cio, append([]string{"--server", b.url}, args...)); err != nil {
+			r.code = exitServer
+			var ee exitError
+			if errors.As(err, &ee) {
+				r.code = ee.code
+			}
+			stderr.WriteString(err.Error())
+		}
+		r.stdout, r.stderr = stdout.String(), stderr.String()
+		return r
+	}
+	complete("not json", ids[0], "--result", "-").want(t, exitUsage)
+	complete("", ids[0], "--result", "-").want(t, exitUsage)
+	if task, err := b.c.GetTask(t.Context(), ids[0]); err != nil || task.Status != taskwire.StatusInProgress {
+		t.Fatalf("task after refused completions: %+v, %v", task, err)
+	}
+	big := `{"blob":"` + strings.Repeat("x", 1<<20) + `"}`
+	complete(big+"\n", ids[0], "--result", "-").want(t, exitOK)
+	if task, err := b.c.GetTask(t.Context(), ids[0]); err != nil || compact(task.Result) != big {
+		t.Fatalf("result of %d bytes, want %d (%v)", len(task.Result), len(big), err)
+	}
+	// A JSON string "-" still goes as itself.
+	complete("", ids[1], "--result", `"-"`).want(t, exitOK)
 }
