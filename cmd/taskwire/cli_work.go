@@ -25,10 +25,10 @@ Runs as a worker: for each task it claims, it runs CMD with the task as
 JSON on stdin (and TASKWIRE_TASK_ID, TASKWIRE_TASK_ATTEMPT in its
 environment). Exit status 0 completes the task with CMD's stdout as the
 result (JSON when it parses as JSON, else a string); any other status fails
-it with CMD's stderr, trimmed, and the exit status; so does running past
---timeout. On SIGINT or SIGTERM it
-stops claiming, lets running commands finish within --grace, hands the
-others back to the queue and exits 0.
+it with CMD's stderr, trimmed, and the exit status, and so does running
+past --timeout. On SIGINT or SIGTERM it stops claiming, lets running
+commands finish within --grace, hands the others back to the queue and
+exits 0.
 
 Example:
   taskwire work --queue images --concurrency 4 -- ./resize.sh
