@@ -118,7 +118,8 @@ func (f *cmdFlags) printUsage(w io.Writer) {
 
 // parse parses args, with flags allowed before and after the positional
 // arguments (all that follows "--" is positional), and checks that there
-// are between minPos and maxPos positional arguments (maxPos < 0: any).
+// are between minPos and maxPos positional arguments (maxPos < 0: any)
+// and that the server is an HTTP URL.
 func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 	var pos []string
 	for {
@@ -144,7 +145,7 @@ func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 		f.printUsage(f.cio.stderr)
 		return nil, usageError("%s: wrong number of arguments", f.Name())
 	}
-	return pos, nil
+	return pos, f.checkServer()
 }
 
 // given returns the names of the flags set on the command line.
@@ -154,14 +155,30 @@ func (f *cmdFlags) given() map[string]bool {
 	return set
 }
 
-// client returns a client of the server named by --server, TASKWIRE_SERVER
-// or the default, with --token or TASKWIRE_TOKEN.
-func (f *cmdFlags) client() *client.Client {
+// serverURL returns the server named by --server, TASKWIRE_SERVER or the
+// default; a host:port alone is http://host:port.
+func (f *cmdFlags) serverURL() string {
 	server := firstOf(f.server, f.cio.getenv("TASKWIRE_SERVER"), defaultServer)
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
 	}
-	return client.New(server, client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
+	return server
+}
+
+// checkServer refuses a server URL that no call could reach, so that a
+// typo is a bad command line rather than a server away.
+func (f *cmdFlags) checkServer() error {
+	u, err := url.Parse(f.serverURL())
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return usageError("--server (or TASKWIRE_SERVER) must be an http:// or https:// URL, not %q", f.serverURL())
+	}
+	return nil
+}
+
+// client returns a client of the server named by --server, TASKWIRE_SERVER
+// or the default, with --token or TASKWIRE_TOKEN.
+func (f *cmdFlags) client() *client.Client {
+	return client.New(f.serverURL(), client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
 }
 
 func firstOf(vals ...string) string {

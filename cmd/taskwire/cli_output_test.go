@@ -141,3 +141,27 @@ func TestCLICompleteResultFromStdin(t *testing.T) {
 	// A JSON string "-" still goes as itself.
 	complete("", ids[1], "--result", `"-"`).want(t, exitOK)
 }
+
+// TestCLIBadServerURL: a --server or TASKWIRE_SERVER that is no HTTP URL
+// is a bad command line (exit 2), not an unreachable server (exit 6)
+// that a script would wait and retry for.
+func TestCLIBadServerURL(t *testing.T) {
+	t.Parallel()
+	for _, server := range []string{"ftp://127.0.0.1:7700", "htp://127.0.0.1:7700", "http://", "http://a b"} {
+		runTaskwire(t, "list", "--server", server).want(t, exitUsage)
+		runTaskwire(t, "--server", server, "work", "--", "cat").want(t, exitUsage)
+	}
+	var stdout, stderr bytes.Buffer
+	cio := cliIO{stdout: &stdout, stderr: &stderr, getenv: func(k string) string {
+		if k == "TASKWIRE_SERVER" {
+			return "ftp://127.0.0.1:7700"
+		}
+		return ""
+	}}
+	var ee exitError
+	if err := runGet(t.Context(), cio, []string{"t-x"}); !errors.As(err, &ee) || ee.code != exitUsage {
+		t.Fatalf("TASKWIRE_SERVER=ftp://...: %v", err)
+	}
+	// A host and port alone is still http://.
+	runTaskwire(t, "list", "--server", "127.0.0.1:1").want(t, exitUnavailable)
+}
