@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,14 +72,16 @@ func cliUsage() string {
 	return b.String()
 }
 
-// cliIO is where a subcommand writes, and how it reads the environment.
+// cliIO is where a subcommand reads and writes, and how it reads the
+// environment.
 type cliIO struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
 
 func newCLIIO(stdout, stderr io.Writer) cliIO {
-	return cliIO{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 }
 
 // cmdFlags is a subcommand's flag set with the flags every subcommand has.
@@ -115,7 +118,8 @@ func (f *cmdFlags) printUsage(w io.Writer) {
 
 // parse parses args, with flags allowed before and after the positional
 // arguments (all that follows "--" is positional), and checks that there
-// are between minPos and maxPos positional arguments (maxPos < 0: any).
+// are between minPos and maxPos positional arguments (maxPos < 0: any)
+// and that the server is an HTTP URL.
 func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 	var pos []string
 	for {
@@ -141,17 +145,40 @@ func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 		f.printUsage(f.cio.stderr)
 		return nil, usageError("%s: wrong number of arguments", f.Name())
 	}
-	return pos, nil
+	return pos, f.checkServer()
+}
+
+// given returns the names of the flags set on the command line.
+func (f *cmdFlags) given() map[string]bool {
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	return set
+}
+
+// serverURL returns the server named by --server, TASKWIRE_SERVER or the
+// default; a host:port alone is http://host:port.
+func (f *cmdFlags) serverURL() string {
+	server := firstOf(f.server, f.cio.getenv("TASKWIRE_SERVER"), defaultServer)
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	return server
+}
+
+// checkServer refuses a server URL that no call could reach, so that a
+// typo is a bad command line rather than a server away.
+func (f *cmdFlags) checkServer() error {
+	u, err := url.Parse(f.serverURL())
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return usageError("--server (or TASKWIRE_SERVER) must be an http:// or https:// URL, not %q", f.serverURL())
+	}
+	return nil
 }
 
 // client returns a client of the server named by --server, TASKWIRE_SERVER
 // or the default, with --token or TASKWIRE_TOKEN.
 func (f *cmdFlags) client() *client.Client {
-	server := firstOf(f.server, f.cio.getenv("TASKWIRE_SERVER"), defaultServer)
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
-	}
-	return client.New(server, client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
+	return client.New(f.serverURL(), client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
 }
 
 func firstOf(vals ...string) string {
@@ -201,16 +228,25 @@ func unreachable(err error) bool {
 	return false
 }
 
-// printJSON writes v as one line of JSON.
+// printJSON writes v as one line of JSON, terminal controls escaped.
 func printJSON(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
+	return writeJSON(w, v, "")
 }
 
-// printIndented writes v as indented JSON.
+// printIndented writes v as indented JSON, terminal controls escaped.
 func printIndented(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return writeJSON(w, v, "  ")
+}
+
+func writeJSON(w io.Writer, v any, indent string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(safeJSON(buf.Bytes()))
+	return err
 }
 
 // jsonObject checks that s is a JSON object (for --metadata).

@@ -86,6 +86,6 @@ func printEvent(cio cliIO, e taskwire.Event, asJSON bool) error {
 		return printJSON(cio.stdout, e)
 	}
 	at := time.UnixMilli(e.Timestamp).UTC().Format(taskwire.TimeLayout)
-	_, err := fmt.Fprintf(cio.stdout, "%s  %s  %-19s %s\n", at, e.ID, e.Type, e.Payload)
+	_, err := fmt.Fprintf(cio.stdout, "%s  %s  %-19s %s\n", at, visible(e.ID), visible(string(e.Type)), safeJSON(e.Payload))
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -164,25 +165,45 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-// clip shortens s to n characters on one line.
+// clip shortens s to n characters on one line, its terminal controls
+// shown as escapes.
 func clip(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
+	if utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n-1]) + "…"
 	}
-	return string([]rune(s)[:n-1]) + "…"
+	return visible(s)
 }
 
 const completeUsage = `Usage: taskwire complete [flags] ID
 
-Completes a task with --result (any JSON value), or fails it with --error.
+Completes a task with --result (any JSON value; --result - reads it from
+stdin, for results too long for the command line), or fails it with
+--error.
 Exits 4 when the task's state does not allow it (not assigned, already
 final, assigned to another worker), 3 when there is no such task.
 
 Example:
   taskwire complete t-01M8JTWBXCV615QVQNHWQKGJVD --result '{"width":640}'
   taskwire complete t-01M8JTWBXCV615QVQNHWQKGJVD --error "source image missing" --worker-id w1
+  taskwire complete t-01M8JTWBXCV615QVQNHWQKGJVD --result - < result.json
 `
+
+// resultArg is the value of --result: JSON, or "-" for the JSON on stdin.
+func resultArg(cio cliIO, arg string) (json.RawMessage, error) {
+	from := "--result"
+	if arg == "-" {
+		in, err := io.ReadAll(cio.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read the result from stdin: %w", err)
+		}
+		arg, from = string(in), "the result on stdin"
+	}
+	if !json.Valid([]byte(arg)) {
+		return nil, usageError("%s must be JSON (quote a string: '\"done\"')", from)
+	}
+	return json.RawMessage(arg), nil
+}
 
 func runComplete(ctx context.Context, cio cliIO, args []string) error {
 	f := newFlags(cio, "complete", completeUsage, true)
@@ -194,16 +215,19 @@ func runComplete(ctx context.Context, cio cliIO, args []string) error {
 		return err
 	}
 	p := taskwire.CompleteParams{ID: pos[0], WorkerID: *worker}
+	set := f.given()
 	switch {
-	case *result != "" && *errMsg != "":
+	case set["result"] && set["error"]:
 		return usageError("give --result or --error, not both")
-	case *errMsg != "":
+	case set["error"] && *errMsg == "":
+		// An empty message would complete the task instead of failing it.
+		return usageError("--error must not be empty")
+	case set["error"]:
 		p.Error = errMsg
-	case *result != "":
-		if !json.Valid([]byte(*result)) {
-			return usageError("--result must be JSON (quote a string: '\"done\"')")
+	case set["result"]:
+		if p.Result, err = resultArg(cio, *result); err != nil {
+			return err
 		}
-		p.Result = json.RawMessage(*result)
 	}
 	res, err := f.client().CompleteTask(ctx, p)
 	if err != nil {

@@ -647,3 +647,24 @@ func TestCLIWorkTokenRevoked(t *testing.T) {
 		t.Errorf("stderr does not name the refusal:\n%s", r.stderr)
 	}
 }
+
+// TestCLIWorkTimeout: a command still running after --timeout is
+// stopped (SIGTERM to its process group, which a trap cannot outlast
+// beyond the kill that follows) and its task fails saying so; the worker
+// goes on with the next task.
+func TestCLIWorkTimeout(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	slow := strings.TrimSpace(b.cli(t, "create", "--queue", "slow", "--priority", "90", "slow").want(t, exitOK).stdout)
+	fast := strings.TrimSpace(b.cli(t, "create", "--queue", "slow", "fast").want(t, exitOK).stdout)
+	script := `case "$(cat)" in *'"text":"slow"'*) sleep 60 ;; *) echo ok ;; esac`
+	b.cli(t, "work", "--queue", "slow", "--timeout", "300ms", "--exit-when-idle", "--", "sh", "-c", script).want(t, exitOK)
+	task, err := b.c.GetTask(t.Context(), slow)
+	if err != nil || task.Status != taskwire.StatusFailed || !strings.HasPrefix(task.Error, "timed out after 300ms") {
+		t.Fatalf("slow task: %s %q, %v", task.Status, task.Error, err)
+	}
+	if task, err := b.c.GetTask(t.Context(), fast); err != nil || string(task.Result) != `"ok"` {
+		t.Fatalf("fast task: %+v, %v", task, err)
+	}
+	b.cli(t, "work", "--timeout", "-1s", "--", "cat").want(t, exitUsage)
+}

@@ -25,9 +25,10 @@ Runs as a worker: for each task it claims, it runs CMD with the task as
 JSON on stdin (and TASKWIRE_TASK_ID, TASKWIRE_TASK_ATTEMPT in its
 environment). Exit status 0 completes the task with CMD's stdout as the
 result (JSON when it parses as JSON, else a string); any other status fails
-it with CMD's stderr, trimmed, and the exit status. On SIGINT or SIGTERM it
-stops claiming, lets running commands finish within --grace, hands the
-others back to the queue and exits 0.
+it with CMD's stderr, trimmed, and the exit status, and so does running
+past --timeout. On SIGINT or SIGTERM it stops claiming, lets running
+commands finish within --grace, hands the others back to the queue and
+exits 0.
 
 Example:
   taskwire work --queue images --concurrency 4 -- ./resize.sh
@@ -42,12 +43,16 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	idle := f.Bool("exit-when-idle", false, "exit once no task is ready and none is running")
 	grace := f.Duration("grace", 30*time.Second, "time running commands get to finish after SIGINT/SIGTERM")
 	quiet := f.Bool("quiet", false, "print nothing per task")
+	timeout := f.Duration("timeout", 0, "fail a task whose command runs longer (SIGTERM, then SIGKILL 5s later); 0: no limit")
 	cmdArgs, err := f.parse(args, 1, -1)
 	if err != nil {
 		return err
 	}
 	if *concurrency < 1 {
 		return usageError("--concurrency must be at least 1")
+	}
+	if *timeout < 0 {
+		return usageError("--timeout must not be negative")
 	}
 	// A command that cannot be run would fail every task it is given.
 	if _, err := exec.LookPath(cmdArgs[0]); err != nil {
@@ -61,7 +66,7 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	}
 	// The worker's log and the per-task lines share stderr.
 	stderr := &lockedWriter{w: cio.stderr}
-	r := &commandRunner{args: cmdArgs, stderr: stderr, quiet: *quiet}
+	r := &commandRunner{args: cmdArgs, timeout: *timeout, stderr: stderr, quiet: *quiet}
 	w := client.NewWorker(f.client(), client.WorkerOptions{
 		ID: *workerID, Queues: qs, Concurrency: *concurrency, Grace: *grace, ExitWhenIdle: *idle,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -71,9 +76,10 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 
 // commandRunner runs a command per task.
 type commandRunner struct {
-	args   []string
-	stderr io.Writer
-	quiet  bool
+	args    []string
+	timeout time.Duration
+	stderr  io.Writer
+	quiet   bool
 }
 
 // maxStderr bounds the stderr kept for a failed task's error.
@@ -85,6 +91,11 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.timeout, errTimedOut)
+		defer cancel()
+	}
 	cmd := exec.CommandContext(ctx, r.args[0], r.args[1:]...)
 	isolate(cmd)
 	cmd.WaitDelay = 5 * time.Second
@@ -94,19 +105,33 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, stderr
 	start := time.Now()
 	err = cmd.Run()
-	r.report(t, err, time.Since(start))
+	outcome := r.outcome(ctx, err)
+	r.report(t, outcome, time.Since(start))
+	if err == nil {
+		return commandResult(stdout.Bytes()), nil
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		outcome += ": " + s
+	}
+	return nil, errors.New(outcome)
+}
+
+// errTimedOut ends a command that ran past --timeout.
+var errTimedOut = errors.New("command timed out")
+
+// outcome says how the command ended: "ok", "exit status N", "signal:
+// killed", "timed out after D" or why it could not run.
+func (r *commandRunner) outcome(ctx context.Context, err error) string {
 	var exit *exec.ExitError
 	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(context.Cause(ctx), errTimedOut):
+		return fmt.Sprintf("timed out after %s", r.timeout)
 	case errors.As(err, &exit):
-		msg := exit.ProcessState.String() // "exit status N" or "signal: killed"
-		if s := strings.TrimSpace(stderr.String()); s != "" {
-			msg += ": " + s
-		}
-		return nil, errors.New(msg)
-	case err != nil:
-		return nil, fmt.Errorf("run %s: %w", r.args[0], err)
+		return exit.ProcessState.String()
 	}
-	return commandResult(stdout.Bytes()), nil
+	return fmt.Sprintf("run %s: %v", r.args[0], err)
 }
 
 // commandResult is a command's stdout as a result: the JSON value when it
@@ -122,13 +147,9 @@ func commandResult(out []byte) json.RawMessage {
 }
 
 // report prints one line per task on stderr.
-func (r *commandRunner) report(t *taskwire.Task, err error, took time.Duration) {
+func (r *commandRunner) report(t *taskwire.Task, outcome string, took time.Duration) {
 	if r.quiet {
 		return
-	}
-	outcome := "ok"
-	if err != nil {
-		outcome = err.Error()
 	}
 	fmt.Fprintf(r.stderr, "%s attempt %d: %s in %s\n", t.ID, t.Attempt, outcome, took.Round(time.Millisecond))
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,4 +27,37 @@ func TestCLIWorkCommandOwnProcessGroup(t *testing.T) {
 	if ours := strconv.Itoa(syscall.Getpgrp()); string(task.Result) == ours {
 		t.Fatalf("the command ran in taskwire's process group %s", ours)
 	}
+}
+
+// TestCLIWorkKillsWholeGroup: a command stopped by --timeout whose
+// processes ignore SIGTERM is killed with all of its process group, so
+// no child of it is left running.
+func TestCLIWorkKillsWholeGroup(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	b.cli(t, "create", "--queue", "stubborn", "ignore TERM").want(t, exitOK)
+	script := `trap '' TERM; sleep 120 & echo $! > "$1"; wait`
+	b.cli(t, "work", "--queue", "stubborn", "--timeout", "100ms", "--exit-when-idle", "--",
+		"sh", "-c", script, "sh", pidFile).want(t, exitOK)
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	// Gone, or a zombie waiting for its new parent to reap it.
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err == nil && !strings.Contains(string(stat), ") Z ") {
+		_ = syscall.Kill(atoi(t, pid), syscall.SIGKILL)
+		t.Fatalf("the command's child %s still runs: %s", pid, stat)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
