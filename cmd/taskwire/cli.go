@@ -260,9 +260,8 @@ func jsonObject(flagName, s string) (json.RawMessage, error) {
 
 // statusOf is a task status given on the command line.
 func statusOf(s string) (taskwire.Status, error) {
-	st := taskwire.Status(s)
-	if s != "" && !st.Valid() {
-		return "", usageError("--status must be pending, in_progress, completed or failed")
+	if s == "" {
+		return "", nil
 	}
-	return st, nil
+	return taskwire.Status(s), checkEnum[taskwire.ListParams]("status", "status", s)
 }

@@ -35,6 +35,9 @@ func runEvents(ctx context.Context, cio cliIO, args []string) error {
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
+	if *count < 0 {
+		return usageError("--count must not be negative")
+	}
 	p := client.EventsParams{TaskID: *taskID, After: *after}
 	for t := range strings.SplitSeq(*types, ",") {
 		if t = strings.TrimSpace(t); t != "" {

@@ -26,13 +26,16 @@ Example:
 func runCreate(ctx context.Context, cio cliIO, args []string) error {
 	f := newFlags(cio, "create", createUsage, true)
 	queue := f.String("queue", "", "queue (default \"default\")")
-	priority := f.Int("priority", taskwire.DefaultPriority, "priority 0..100, higher first")
+	priority := f.Int("priority", taskwire.DefaultPriority, "priority "+intRange[taskwire.CreateParams]("priority")+", higher first")
 	metadata := f.String("metadata", "", "JSON object kept with the task")
 	delay := f.Duration("delay", 0, "not claimable before this delay, e.g. 30s or 10m")
-	maxAttempts := f.Int("max-attempts", taskwire.DefaultMaxAttempts, "claims allowed before an expired lease fails it")
+	maxAttempts := f.Int("max-attempts", taskwire.DefaultMaxAttempts, "claims allowed before an expired lease fails it, "+intRange[taskwire.CreateParams]("maxAttempts"))
 	key := f.String("idempotency-key", "", "a second create with this key returns the first task (and is retried safely)")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
+		return err
+	}
+	if err := checkCreateFlags(*priority, *maxAttempts, *delay); err != nil {
 		return err
 	}
 	p := taskwire.CreateParams{Text: pos[0], Queue: *queue, Priority: priority,
@@ -41,9 +44,6 @@ func runCreate(ctx context.Context, cio cliIO, args []string) error {
 		if p.Metadata, err = jsonObject("metadata", *metadata); err != nil {
 			return err
 		}
-	}
-	if *delay < 0 {
-		return usageError("--delay must not be negative")
 	}
 	if *delay > 0 {
 		p.DelayMs = client.Ptr(delay.Milliseconds())
@@ -57,6 +57,17 @@ func runCreate(ctx context.Context, cio cliIO, args []string) error {
 	}
 	_, err = fmt.Fprintln(cio.stdout, task.ID)
 	return err
+}
+
+// checkCreateFlags refuses the numbers of create that task.create would.
+func checkCreateFlags(priority, maxAttempts int, delay time.Duration) error {
+	if err := checkInt[taskwire.CreateParams]("priority", "priority", priority); err != nil {
+		return err
+	}
+	if err := checkInt[taskwire.CreateParams]("max-attempts", "maxAttempts", maxAttempts); err != nil {
+		return err
+	}
+	return checkMillis[taskwire.CreateParams]("delay", "delayMs", delay)
 }
 
 const getUsage = `Usage: taskwire get [flags] ID
@@ -99,7 +110,7 @@ func runList(ctx context.Context, cio cliIO, args []string) error {
 	status := f.String("status", "", "pending, in_progress, completed or failed")
 	queue := f.String("queue", "", "only this queue")
 	assigned := f.String("assigned-to", "", "only the tasks of this worker")
-	limit := f.Int("limit", taskwire.DefaultListSize, "at most this many tasks (1..1000)")
+	limit := f.Int("limit", taskwire.DefaultListSize, "at most this many tasks ("+intRange[taskwire.ListParams]("limit")+")")
 	offset := f.Int("offset", 0, "skip this many tasks")
 	orderBy := f.String("order-by", "createdAt", "createdAt, updatedAt, priority, status, assignedTo or completedAt")
 	asc := f.Bool("asc", false, "ascending order (default descending)")
@@ -108,6 +119,9 @@ func runList(ctx context.Context, cio cliIO, args []string) error {
 	}
 	st, err := statusOf(*status)
 	if err != nil {
+		return err
+	}
+	if err := checkListFlags(*limit, *offset, *orderBy); err != nil {
 		return err
 	}
 	p := taskwire.ListParams{Status: st, Queue: *queue, AssignedTo: *assigned,
@@ -123,6 +137,18 @@ func runList(ctx context.Context, cio cliIO, args []string) error {
 		return printJSON(cio.stdout, res)
 	}
 	return printTasks(cio, res, *offset)
+}
+
+// checkListFlags refuses the paging and order of list that task.list
+// would.
+func checkListFlags(limit, offset int, orderBy string) error {
+	if err := checkInt[taskwire.ListParams]("limit", "limit", limit); err != nil {
+		return err
+	}
+	if err := checkInt[taskwire.ListParams]("offset", "offset", offset); err != nil {
+		return err
+	}
+	return checkEnum[taskwire.ListParams]("order-by", "orderBy", orderBy)
 }
 
 // printTasks writes a page of tasks as an aligned table.

@@ -177,7 +177,7 @@ func TestCLIUsage(t *testing.T) {
 	} {
 		b.cli(t, args...).want(t, exitUsage)
 	}
-	b.cli(t, "create", "--priority", "101", "x").want(t, exitServer) // refused by the server: -32602
+	b.cli(t, "create", "--priority", "101", "x").want(t, exitUsage)
 	runTaskwire(t, "list", "--server", "http://127.0.0.1:1").want(t, exitUnavailable)
 
 	// A server that wants a token it did not get.
@@ -192,6 +192,44 @@ func TestCLIUsage(t *testing.T) {
 	runTaskwire(t, "workers", "--server", locked.URL, "--token", "s3cret").want(t, exitNotAllowed)
 	if got := auth.Load(); got != "Bearer s3cret" {
 		t.Fatalf("Authorization header %q", got)
+	}
+}
+
+// TestCLIFlagBounds: a numeric or enum flag outside the bounds of its
+// param is a bad command line, named with its allowed values, found
+// before any call (the server here refuses every call).
+func TestCLIFlagBounds(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "no calls expected", http.StatusTeapot)
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"create", "--priority", "101", "x"}, "--priority must be between 0 and 100"},
+		{[]string{"create", "--priority", "-1", "x"}, "--priority must be between 0 and 100"},
+		{[]string{"create", "--max-attempts", "0", "x"}, "--max-attempts must be between 1 and 100"},
+		{[]string{"create", "--max-attempts", "101", "x"}, "--max-attempts must be between 1 and 100"},
+		{[]string{"create", "--delay", "8761h", "x"}, "--delay must be between 0s and 8760h0m0s"},
+		{[]string{"create", "--delay", "-1s", "x"}, "--delay must be between 0s and 8760h0m0s"},
+		{[]string{"list", "--limit", "0"}, "--limit must be between 1 and 1000"},
+		{[]string{"list", "--limit", "1001"}, "--limit must be between 1 and 1000"},
+		{[]string{"list", "--offset", "-1"}, "--offset must be between 0 and 1000000000"},
+		{[]string{"list", "--order-by", "text"}, "--order-by must be createdAt, updatedAt, priority, status, assignedTo or completedAt"},
+		{[]string{"list", "--status", "done"}, "--status must be pending, in_progress, completed or failed"},
+		{[]string{"events", "--count", "-1"}, "--count must not be negative"},
+	} {
+		r := runTaskwire(t, append(tc.args, "--server", srv.URL)...).want(t, exitUsage)
+		if !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d calls reached the server", n)
 	}
 }
 
