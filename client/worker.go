@@ -33,8 +33,8 @@ type WorkerOptions struct {
 	// and maximum 30s).
 	PollWait time.Duration
 	// Grace is how long running tasks may take to finish once the
-	// worker's context ends (default 30s); the tasks still running then
-	// are handed back to the queue.
+	// worker's context ends (default 30s; EndGrace ends it sooner); the
+	// tasks still running then are handed back to the queue.
 	Grace time.Duration
 	// ExitWhenIdle makes Run return once a claim finds no task and no
 	// task is running.
@@ -63,6 +63,9 @@ type Worker struct {
 	regMu sync.Mutex
 	// beat wakes the heartbeat loop when a task with a short lease starts.
 	beat chan struct{}
+	// endGrace is closed by EndGrace.
+	endGrace     chan struct{}
+	endGraceOnce sync.Once
 }
 
 // NewWorker returns a worker that runs h for each task it claims.
@@ -87,7 +90,7 @@ func NewWorker(c *Client, opts WorkerOptions, h Handler) *Worker {
 		opts.Logger = slog.Default()
 	}
 	return &Worker{c: c, opts: opts, h: h, log: opts.Logger.With("worker", opts.ID),
-		running: map[string]*taskwire.Task{}, beat: make(chan struct{}, 1)}
+		running: map[string]*taskwire.Task{}, beat: make(chan struct{}, 1), endGrace: make(chan struct{})}
 }
 
 // ID returns the worker id.
@@ -107,8 +110,8 @@ func sanitizeID(s string) string {
 
 // Run registers the worker and runs tasks until ctx ends (or, with
 // ExitWhenIdle, until there is nothing left to do). It then stops
-// claiming, lets the running tasks finish within Grace, hands the others
-// back to the queue, unregisters and returns nil (after waiting up to 5s
+// claiming, lets the running tasks finish within Grace (or until
+// EndGrace), hands the others back to the queue, unregisters and returns nil (after waiting up to 5s
 // more for the handlers whose context it cancelled to return). It returns
 // an error only when the worker cannot register, or when the server
 // refuses its token or role (HTTP 401, -32002) on a claim, heartbeat or
@@ -143,9 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	finished := make(chan struct{})
 	go func() { tasks.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(w.opts.Grace):
+	if !w.waitGrace(finished) {
 		stopHard()
 		w.log.Warn("grace period over: handing back the tasks still running", "tasks", w.runningIDs())
 	}
@@ -170,6 +171,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// waitGrace waits for finished to close until the grace period is over
+// or EndGrace is called, and reports whether it closed.
+func (w *Worker) waitGrace(finished <-chan struct{}) bool {
+	select {
+	case <-finished:
+		return true
+	case <-time.After(w.opts.Grace):
+	case <-w.endGrace:
+	}
+	return false
+}
+
+// EndGrace ends the grace period at once, as if Grace were over: the
+// handlers' context is cancelled and their tasks are handed back to the
+// queue. Called before Run's context ends, it makes Run skip the grace
+// period then. It may be called more than once, from any goroutine.
+func (w *Worker) EndGrace() {
+	w.endGraceOnce.Do(func() { close(w.endGrace) })
 }
 
 // refused reports whether err refuses the worker's token (HTTP 401) or

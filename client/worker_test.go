@@ -212,6 +212,36 @@ func TestWorkerShutdownHandsBackSlowTasks(t *testing.T) {
 	}
 }
 
+// TestWorkerEndGrace: EndGrace during the grace period hands the running
+// tasks back at once, as when the grace period is over, and Run returns.
+func TestWorkerEndGrace(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ids := createN(t, b, "stuck", 2, taskwire.CreateParams{})
+	started := make(chan struct{}, 2)
+	w := client.NewWorker(b.c, client.WorkerOptions{ID: "w1", Concurrency: 2, Grace: time.Hour, Logger: quietLogger()},
+		func(ctx context.Context, task *taskwire.Task) (any, error) {
+			started <- struct{}{}
+			<-ctx.Done() // runs until told to stop
+			return "too late", nil
+		})
+	cx, cancel := context.WithCancel(ctx(t))
+	errc := runWorker(cx, w)
+	<-started
+	<-started
+	cancel()
+	w.EndGrace()
+	wait(t, errc)
+	if n := len(completions(t, b)); n != 0 {
+		t.Fatalf("%d tasks completed, want none", n)
+	}
+	for _, id := range ids {
+		if got := get(t, b, id); got.Status != taskwire.StatusPending || got.AssignedTo != "" {
+			t.Fatalf("%s: %s assigned to %q, want back in the queue", got.Text, got.Status, got.AssignedTo)
+		}
+	}
+}
+
 // TestWorkerRenewsLeases: a task whose lease (1s) is much shorter than the
 // heartbeat interval keeps its lease while its handler runs for 2.5s.
 func TestWorkerRenewsLeases(t *testing.T) {

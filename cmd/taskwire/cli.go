@@ -10,8 +10,10 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/client"
@@ -72,16 +74,24 @@ func cliUsage() string {
 	return b.String()
 }
 
-// cliIO is where a subcommand reads and writes, and how it reads the
-// environment.
+// cliIO is where a subcommand reads and writes, how it reads the
+// environment, and how it learns of SIGINT and SIGTERM.
 type cliIO struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// notify relays SIGINT and SIGTERM to c until stop is called.
+	notify func(c chan<- os.Signal) (stop func())
 }
 
 func newCLIIO(stdout, stderr io.Writer) cliIO {
-	return cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return cliIO{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, notify: notifySignals}
+}
+
+// notifySignals relays SIGINT and SIGTERM to c until stop is called.
+func notifySignals(c chan<- os.Signal) (stop func()) {
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	return func() { signal.Stop(c) }
 }
 
 // cmdFlags is a subcommand's flag set with the flags every subcommand has.

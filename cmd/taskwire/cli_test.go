@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -63,7 +64,24 @@ func runTaskwireCtx(ctx context.Context, args ...string) cliResult {
 	cx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(cx, args, &stdout, &stderr)
+	return resultOf(run(cx, args, &stdout, &stderr), &stdout, &stderr)
+}
+
+// runWorkSignalled runs `taskwire work ARGS...` with the test as the
+// source of its SIGINT and SIGTERM: it sends the channel the command
+// listens on to signals.
+func runWorkSignalled(ctx context.Context, signals chan<- chan<- os.Signal, args ...string) cliResult {
+	var stdout, stderr bytes.Buffer
+	cio := newCLIIO(&stdout, &stderr)
+	cio.notify = func(c chan<- os.Signal) func() {
+		signals <- c
+		return func() {}
+	}
+	return resultOf(runWork(ctx, cio, args), &stdout, &stderr)
+}
+
+// resultOf returns what a command printed and the exit status of err.
+func resultOf(err error, stdout, stderr *bytes.Buffer) cliResult {
 	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
 	var ee exitError
 	switch {
@@ -383,15 +401,18 @@ func TestCLIBench(t *testing.T) {
 // TestCLIWorkShutdown: on SIGTERM (the context ending) `work` lets running
 // commands finish within --grace and leaves the other tasks in the queue;
 // commands still running after the grace period have their tasks handed
-// back. Either way it exits 0 and nothing is completed twice.
+// back, and so do they at once on a second SIGINT, the first having said
+// so. Either way it exits 0 and nothing is completed twice.
 func TestCLIWorkShutdown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, script, grace string
+		interrupts          int // SIGINTs sent; 0: the context ends
 		wantCompleted       int
 	}{
-		{"running commands finish", "sleep 0.5; echo done", "20s", 2},
-		{"slow commands are handed back", "exec sleep 30", "300ms", 0},
+		{"running commands finish", "sleep 0.5; echo done", "20s", 0, 2},
+		{"slow commands are handed back", "exec sleep 30", "300ms", 0, 0},
+		{"a second SIGINT hands them back at once", "exec sleep 30", "1h", 2, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -400,10 +421,17 @@ func TestCLIWorkShutdown(t *testing.T) {
 				b.cli(t, "create", "--queue", "slowq", text).want(t, exitOK)
 			}
 			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan cliResult)
+			defer cancel()
+			done := make(chan cliResult, 1)
+			signals := make(chan chan<- os.Signal, 1)
+			args := []string{"--server", b.url, "--queue", "slowq", "--concurrency", "2",
+				"--grace", tc.grace, "--", "sh", "-c", tc.script}
 			go func() {
-				done <- runTaskwireCtx(ctx, "work", "--server", b.url, "--queue", "slowq", "--concurrency", "2",
-					"--grace", tc.grace, "--", "sh", "-c", tc.script)
+				if tc.interrupts > 0 {
+					done <- runWorkSignalled(ctx, signals, args...)
+				} else {
+					done <- runTaskwireCtx(ctx, append([]string{"work"}, args...)...)
+				}
 			}()
 			for {
 				l, err := b.c.ListTasks(t.Context(), taskwire.ListParams{Status: taskwire.StatusInProgress})
@@ -415,8 +443,24 @@ func TestCLIWorkShutdown(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			cancel()
-			(<-done).want(t, exitOK)
+			if tc.interrupts == 0 {
+				cancel()
+			} else {
+				sigs := <-signals
+				for range tc.interrupts {
+					sigs <- os.Interrupt
+				}
+			}
+			var r cliResult
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("work did not exit within 30s")
+			}
+			r.want(t, exitOK)
+			if said := strings.Count(r.stderr, "Ctrl-C again"); tc.interrupts > 0 && said != 1 {
+				t.Errorf("the first SIGINT printed %d lines about Ctrl-C, want 1:\n%s", said, r.stderr)
+			}
 
 			all, err := b.c.ListTasks(t.Context(), taskwire.ListParams{})
 			if err != nil {

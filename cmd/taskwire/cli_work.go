@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ result (JSON when it parses as JSON, else a string); any other status fails
 it with CMD's stderr, trimmed, and the exit status, and so does running
 past --timeout. On SIGINT or SIGTERM it stops claiming, lets running
 commands finish within --grace, hands the others back to the queue and
-exits 0.
+exits 0; a second Ctrl-C hands the running tasks back at once.
 
 Example:
   taskwire work --queue images --concurrency 4 -- ./resize.sh
@@ -71,7 +72,35 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 		ID: *workerID, Queues: qs, Concurrency: *concurrency, Grace: *grace, ExitWhenIdle: *idle,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}, r.run)
-	return withExitCode(w.Run(ctx))
+	return withExitCode(runInterruptible(ctx, cio, stderr, w, *grace))
+}
+
+// runInterruptible runs w until ctx ends or a first SIGINT or SIGTERM,
+// which starts its grace period and says so on stderr; a second one ends
+// the grace period at once.
+func runInterruptible(ctx context.Context, cio cliIO, stderr io.Writer, w *client.Worker, grace time.Duration) error {
+	sigs := make(chan os.Signal, 2)
+	defer cio.notify(sigs)()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case <-sigs:
+			case <-done:
+				return
+			}
+			if n > 1 {
+				w.EndGrace()
+				return
+			}
+			cancel()
+			fmt.Fprintf(stderr, "taskwire: stopping: the running tasks get up to %s (--grace) to finish; Ctrl-C again hands them back and exits now\n", grace)
+		}
+	}()
+	return w.Run(ctx)
 }
 
 // commandRunner runs a command per task.
