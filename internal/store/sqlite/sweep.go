@@ -176,8 +176,8 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 }
 
 // trimEvents drops events from the oldest end of the log: those older
-// than Now - EventRetention and those beyond the newest MaxEvents, at
-// most sweepMaxEvents. The log's seqs are contiguous but for the gaps
+// than Now - EventRetention and those beyond the newest MaxEvents (the
+// events still to be written counted in), at most sweepMaxEvents. The log's seqs are contiguous but for the gaps
 // event_gaps records (see newestFrom).
 func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.SweepResult) error {
 	if p.EventRetention <= 0 && p.MaxEvents <= 0 {
@@ -193,11 +193,18 @@ func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.Swee
 	bound := first.Int64 + sweepMaxEvents - 1
 	upTo := int64(0) // drop the events with seq <= upTo
 	if p.MaxEvents > 0 {
-		from, err := newestFrom(tx, last.Int64, int64(p.MaxEvents))
-		if err != nil {
-			return err
+		// The events the batch appended so far, this sweep's among them,
+		// are written at commit, after every event the log holds: they
+		// are the newest and count among the MaxEvents kept.
+		keep := int64(p.MaxEvents - len(tx.events))
+		upTo = last.Int64
+		if keep > 0 {
+			from, err := newestFrom(tx, last.Int64, keep)
+			if err != nil {
+				return err
+			}
+			upTo = from - 1
 		}
-		upTo = from - 1
 	}
 	if p.EventRetention > 0 {
 		old, err := oldUpTo(tx, now.Add(-p.EventRetention), first.Int64, bound)

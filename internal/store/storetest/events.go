@@ -202,6 +202,27 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("after the last dropped event: %v, want the new one %v", got, taskIDs(11))
 		}
 	})
+
+	// The events a sweep writes count among the newest MaxEvents: after
+	// the sweep the log holds no more than MaxEvents.
+	t.Run("MaxEventsCountsSweepEvents", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		tk := newTask(1)
+		tk.LeaseMs = 1000
+		s.claimed(tk, "w1", tk.CreatedAt)
+		claimedAt := s.eventsAfter("")
+		r := s.sweep(store.SweepParams{Now: tk.CreatedAt.Add(time.Second), MaxEvents: 2})
+		left := s.eventsAfter("")
+		if r.Requeued != 1 || len(left) != 2 || left[0].ID != claimedAt[len(claimedAt)-1].ID ||
+			left[1].Type != taskwire.EventTaskRequeued {
+			t.Errorf("Sweep requeuing with MaxEvents 2 left %v (requeued %d), want [%s task.requeued]",
+				eventTypes(left), r.Requeued, claimedAt[len(claimedAt)-1].Type)
+		}
+		if want := len(claimedAt) - 1; r.EventsDropped != want {
+			t.Errorf("Sweep dropped %d events, want %d", r.EventsDropped, want)
+		}
+	})
 }
 
 // eventView is an event as the suite compares it: payload and metadata
