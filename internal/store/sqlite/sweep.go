@@ -177,8 +177,9 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 
 // trimEvents drops events from the oldest end of the log: those older
 // than Now - EventRetention and those beyond the newest MaxEvents (the
-// events still to be written counted in), at most sweepMaxEvents. The log's seqs are contiguous but for the gaps
-// event_gaps records (see newestFrom).
+// events still to be written counted in), at most sweepMaxEvents. The
+// log's seqs are contiguous but for the gaps event_gaps records (see
+// newestFrom).
 func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.SweepResult) error {
 	if p.EventRetention <= 0 && p.MaxEvents <= 0 {
 		return nil
