@@ -58,7 +58,7 @@ func (s *Server) Authenticate(ctx context.Context, token, addr string) (context.
 // (ws.Options.Authenticate): the token of the upgrade request's header or
 // of the connection's first message, checked as Authenticate checks it.
 // The context keeps the token's fingerprint, not the token, for
-// revalidateWebSocket.
+// revalidate.
 func (s *Server) authenticateWebSocket(ctx context.Context, token string) (context.Context, error) {
 	ctx, ok := s.Authenticate(ctx, token, rpc.ClientAddr(ctx))
 	if !ok {
@@ -69,11 +69,11 @@ func (s *Server) authenticateWebSocket(ctx context.Context, token string) (conte
 
 type fingerprintKey struct{}
 
-// revalidateWebSocket is the WebSocket transport's check after the
-// tokens were reloaded (ws.Options.Revalidate): an error, the reason the
-// connection is closed with, when the token of ctx is gone or now stands
-// for another caller (name, role or worker).
-func (s *Server) revalidateWebSocket(ctx context.Context) error {
+// revalidate is the check, after the tokens were reloaded, of a WebSocket
+// (ws.Options.Revalidate) or an event stream (untilRevoked): an error, the
+// reason the connection is closed with, when the token of ctx is gone or
+// now stands for another caller (name, role or worker).
+func (s *Server) revalidate(ctx context.Context) error {
 	f, _ := ctx.Value(fingerprintKey{}).(auth.Fingerprint)
 	p, ok := s.tokens.Lookup(f)
 	if !ok {

@@ -109,6 +109,8 @@ type Server struct {
 	ws *ws.Handler
 	// tokens is Config.Tokens: nil when auth is off.
 	tokens *auth.Tokens
+	// streams are the event streams a tokens reload may end.
+	streams streams
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -157,11 +159,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Tokens != nil && cfg.WebSocket.Authenticate == nil {
 		cfg.WebSocket.Authenticate = s.authenticateWebSocket
-		cfg.WebSocket.Revalidate = s.revalidateWebSocket
+		cfg.WebSocket.Revalidate = s.revalidate
 	}
 	s.ws = ws.NewHandler(rpcServer, s.hub, cfg.WebSocket)
 	if cfg.Tokens != nil {
 		cfg.Tokens.OnReload(s.ws.Revalidate)
+		cfg.Tokens.OnReload(s.endRevoked)
 	}
 	s.handler = s.routes(rpcServer, reg)
 	return s, nil

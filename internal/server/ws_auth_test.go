@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,5 +229,60 @@ func readUntilClosed(ctx context.Context, c *websocket.Conn) error {
 		if _, _, err := c.Read(ctx); err != nil {
 			return err
 		}
+	}
+}
+
+// An event stream (GET /events) opened with a token ends when a reload
+// removes that token; a stream whose token stays goes on.
+func TestEventStreamEndsWhenTokenRevoked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	write := func(entries ...string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("["+strings.Join(entries, ",")+"]"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := `{"name": "ops", "role": "admin", "token": "` + adminToken + `"}`
+	shop := `{"name": "shop", "role": "producer", "token": "` + producerToken + `"}`
+	write(ops, shop)
+	tokens, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(c *Config) { c.Tokens = tokens })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	follow := func(token string) <-chan error {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.url+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /events: %v %v", resp, err)
+		}
+		ended := make(chan error, 1)
+		go func() {
+			defer resp.Body.Close()
+			_, err := io.Copy(io.Discard, resp.Body)
+			ended <- err
+		}()
+		return ended
+	}
+	kept, removed := follow(adminToken), follow(producerToken)
+
+	write(ops)
+	if err := tokens.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-removed:
+	case <-ctx.Done():
+		t.Fatal("the stream of a revoked token is still open")
+	}
+	select {
+	case err := <-kept:
+		t.Errorf("the stream of a kept token ended: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

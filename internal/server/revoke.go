@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/taskwire/taskwire/internal/auth"
+)
+
+// streams are the long-lived HTTP responses (GET /events) open with a
+// token, ended when a tokens reload revokes it.
+type streams struct {
+	mu   sync.Mutex
+	open map[*stream]struct{}
+}
+
+type stream struct {
+	ctx    context.Context // the caller and its token's fingerprint
+	cancel context.CancelFunc
+}
+
+// untilRevoked serves h with a request context that ends when a tokens
+// reload removes the request's token or gives it another caller; without
+// tokens it is h.
+func (s *Server) untilRevoked(h http.Handler) http.Handler {
+	if s.tokens == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bearer := auth.BearerToken(r.Header.Get("Authorization"))
+		ctx, cancel := context.WithCancel(context.WithValue(r.Context(), fingerprintKey{}, auth.FingerprintOf(bearer)))
+		defer cancel()
+		st := &stream{ctx: ctx, cancel: cancel}
+		s.streams.add(st)
+		defer s.streams.remove(st)
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (ss *streams) add(st *stream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.open == nil {
+		ss.open = map[*stream]struct{}{}
+	}
+	ss.open[st] = struct{}{}
+}
+
+func (ss *streams) remove(st *stream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.open, st)
+}
+
+// endRevoked ends every open stream whose token revalidate now refuses
+// (called after each tokens reload).
+func (s *Server) endRevoked() {
+	s.streams.mu.Lock()
+	defer s.streams.mu.Unlock()
+	for st := range s.streams.open {
+		if s.revalidate(st.ctx) != nil {
+			st.cancel()
+		}
+	}
+}
