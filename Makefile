@@ -14,7 +14,11 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/rpc/
 	go test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/rpc/
 	go test -run '^$$' -fuzz '^FuzzMethodParams$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/rpc/
+	go test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/rpc/
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/auth/
+	go test -run '^$$' -fuzz '^FuzzParseRateLimit$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/service/
+	go test -run '^$$' -fuzz '^FuzzSSEQuery$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/events/
+	go test -run '^$$' -fuzz '^FuzzResultID$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(MINIMIZE) ./internal/server/
 
 test:
 	go test ./...
