@@ -96,6 +96,8 @@ func TestPingAndDeadPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dead.CloseNow()
+	// Counted first, so that the wait below is for its disconnection.
+	eventually(t, "dead peer connected", func() bool { return b.srv.WebSocket().Connections() == 2 })
 	eventually(t, "dead peer disconnected", func() bool { return b.srv.WebSocket().Connections() == 1 })
 	time.Sleep(2500 * time.Millisecond) // several ping intervals
 	call[taskwire.HealthResult](alive, taskwire.MethodSystemHealth, nil)
