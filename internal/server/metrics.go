@@ -85,12 +85,12 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
-	st, err := c.svc.Store().Stats(ctx)
+	now := time.Now()
+	st, err := c.svc.Store().Stats(ctx, now)
 	if err != nil {
 		c.log.Warn("metrics: read task counts", "err", err)
 		return
 	}
-	now := time.Now()
 	for _, q := range st.Queues {
 		// Every status of a queue, 0 included, so that a series does not
 		// vanish when its last task moves on.

@@ -42,11 +42,11 @@ func (s *Service) Metrics(ctx context.Context, _ *taskwire.NoParams) (*taskwire.
 	if err := s.limit(ctx, taskwire.MethodSystemMetrics, ""); err != nil {
 		return nil, err
 	}
-	st, err := s.store.Stats(ctx)
+	now := s.now()
+	st, err := s.store.Stats(ctx, now)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	r := &taskwire.MetricsResult{ByStatus: map[taskwire.Status]int{},
 		Queues: []taskwire.QueueCounts{}, Workers: st.Workers}
 	for _, status := range []taskwire.Status{taskwire.StatusPending, taskwire.StatusInProgress,

@@ -113,9 +113,9 @@ type Store interface {
 	// ids of its in_progress tasks oldest first (CreatedAt, then ID).
 	ListWorkers(ctx context.Context) ([]taskwire.Worker, error)
 
-	// Stats counts tasks by queue and status and finds each queue's oldest
-	// pending task.
-	Stats(ctx context.Context) (*Stats, error)
+	// Stats counts tasks by queue and status and finds, as of now, when
+	// each queue's oldest ready pending task became ready.
+	Stats(ctx context.Context, now time.Time) (*Stats, error)
 
 	// OpenResult streams the stored result of a task. A task without a
 	// stored result (not final yet) is ErrNoResult.
@@ -295,7 +295,9 @@ type Stats struct {
 type QueueStats struct {
 	Queue    string
 	ByStatus map[taskwire.Status]int
-	// OldestPending is the creation time of the queue's oldest pending
-	// task, zero when it has none.
+	// OldestPending is when the queue's longest-waiting ready pending task
+	// became ready: the least max(CreatedAt, RunAt) of its pending tasks
+	// whose RunAt is absent or not after now (reserved ones included);
+	// zero when it has none. Delayed tasks not yet due do not count.
 	OldestPending time.Time
 }

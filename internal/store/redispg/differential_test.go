@@ -456,10 +456,11 @@ func (g *opGen) workers() diffOp {
 }
 
 func (g *opGen) stats() diffOp {
+	now := g.now
 	return diffOp{
-		desc: "stats",
+		desc: fmt.Sprintf("stats now=%v", now),
 		run: func(ctx context.Context, st store.Store) (any, error) {
-			s, err := st.Stats(ctx)
+			s, err := st.Stats(ctx, now)
 			if s != nil {
 				slices.SortFunc(s.Queues, func(a, b store.QueueStats) int { return strings.Compare(a.Queue, b.Queue) })
 			}

@@ -114,18 +114,21 @@ type extraScanner struct {
 func (e extraScanner) Scan(dest ...any) error { return e.sc.Scan(append(dest, e.extra)...) }
 
 // Stats counts tasks by queue and status in PostgreSQL, after applying
-// the outbox; workers are counted in Redis.
-func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
-	return boundedValue(ctx, s, s.stats)
+// the outbox, and finds when each queue's oldest ready pending task became
+// ready (the later of its creation and its run_at, not after now: delayed
+// tasks not due yet are left out); workers are counted in Redis.
+func (s *Store) Stats(ctx context.Context, now time.Time) (*store.Stats, error) {
+	return boundedValue(ctx, s, func(ctx context.Context) (*store.Stats, error) { return s.stats(ctx, now) })
 }
 
-func (s *Store) stats(ctx context.Context) (*store.Stats, error) {
+func (s *Store) stats(ctx context.Context, now time.Time) (*store.Stats, error) {
 	if err := s.flushOutbox(ctx); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
-	rows, err := s.pg.Query(ctx, `SELECT queue, status, count(*), min(created_at) FROM tasks
-		WHERE NOT deleted GROUP BY queue, status ORDER BY queue COLLATE "C"`)
+	rows, err := s.pg.Query(ctx, `SELECT queue, status, count(*),
+		min(greatest(created_at, run_at)) FILTER (WHERE greatest(created_at, run_at) <= $1) FROM tasks
+		WHERE NOT deleted GROUP BY queue, status ORDER BY queue COLLATE "C"`, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", s.pgErr(err))
 	}

@@ -64,7 +64,7 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"ready", readyQuery, []any{"q", 1, 10}, "COVERING INDEX tasks_ready"},
 		{"reserved", reservedQuery, []any{"w", 1, 10}, "COVERING INDEX tasks_reserved"},
-		{"oldest pending", oldestPendingQuery, []any{"q"}, "COVERING INDEX tasks_pending_age"},
+		{"oldest pending", oldestPendingQuery, []any{"q", 1}, "COVERING INDEX tasks_pending_ready"},
 		{"running", "SELECT id FROM tasks WHERE assigned_to = ? AND status = 'in_progress'", []any{"w"}, "INDEX tasks_running"},
 		{"list", "SELECT id FROM tasks ORDER BY created_at DESC, id DESC LIMIT 100", nil, "INDEX tasks_created"},
 		{"expired leases", expiredQuery, []any{1, 10}, "INDEX tasks_lease"},

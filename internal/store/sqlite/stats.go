@@ -4,19 +4,24 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
-// oldestPendingQuery finds the creation time of a queue's oldest pending
-// task: arg queue.
-const oldestPendingQuery = "SELECT min(created_at) FROM tasks WHERE queue = ? AND status = 'pending'"
+// oldestPendingQuery finds when a queue's oldest ready pending task became
+// ready, the later of its creation and its run_at: args queue, now. A
+// task's ready time is not after now exactly when its run_at is not (its
+// creation is never after now), so the query is a min over a range of
+// tasks_pending_ready, which skips the delayed tasks not due yet.
+const oldestPendingQuery = `SELECT min(max(created_at, coalesce(run_at, created_at))) FROM tasks
+	WHERE queue = ? AND status = 'pending' AND max(created_at, coalesce(run_at, created_at)) <= ?`
 
 // Stats counts tasks by queue and status from the counts the writer keeps
-// (see count), and finds each queue's oldest pending task with one index
-// seek: it never scans the tasks.
-func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
+// (see count), and finds when each queue's oldest ready pending task
+// became ready with one index seek: it never scans the tasks.
+func (s *Store) Stats(ctx context.Context, now time.Time) (*store.Stats, error) {
 	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
 	err := s.view(ctx, func(tx *readTx) error {
 		rows, err := tx.query("SELECT queue, status, n FROM task_counts WHERE n > 0 ORDER BY queue")
@@ -43,7 +48,7 @@ func (s *Store) Stats(ctx context.Context) (*store.Stats, error) {
 				continue
 			}
 			var oldest sql.NullInt64
-			if err := tx.queryRow(oldestPendingQuery, q.Queue).Scan(&oldest); err != nil {
+			if err := tx.queryRow(oldestPendingQuery, q.Queue, now.UnixMilli()).Scan(&oldest); err != nil {
 				return err
 			}
 			st.Queues[i].OldestPending = fromMs(oldest)

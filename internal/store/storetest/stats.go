@@ -54,15 +54,52 @@ func testStats(t *testing.T, newStore newStoreFunc) {
 			},
 			Workers: map[taskwire.WorkerStatus]int{taskwire.WorkerOnline: 2},
 		}
-		if diff := cmp.Diff(want, s.stats()); diff != "" {
+		if diff := cmp.Diff(want, s.stats(at)); diff != "" {
 			t.Errorf("Stats (-want +got):\n%s", diff)
+		}
+	})
+
+	// The oldest pending task of a queue is the one ready the longest,
+	// counted from when it became ready (the later of its creation and its
+	// RunAt); a delayed task not due yet does not count.
+	t.Run("OldestReady", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		// q: 1 delayed an hour, 2 ready and created after 1
+		// r: 3 delayed an hour, alone
+		delayed, ready, alone := newTask(1), newTask(2), newTask(3)
+		delayed.Queue, ready.Queue, alone.Queue = "q", "q", "r"
+		delayed.RunAt = delayed.CreatedAt.Add(time.Hour)
+		alone.RunAt = alone.CreatedAt.Add(time.Hour)
+		s.create(delayed, ready, alone)
+		pending := map[taskwire.Status]int{taskwire.StatusPending: 1}
+		two := map[taskwire.Status]int{taskwire.StatusPending: 2}
+		for _, c := range []struct {
+			name string
+			now  time.Time
+			q, r time.Time // OldestPending of q and r
+		}{
+			{"before the delays", t0.Add(time.Minute), ready.CreatedAt, time.Time{}},
+			{"at the first RunAt", delayed.RunAt, ready.CreatedAt, time.Time{}},
+			{"after the delays", t0.Add(2 * time.Hour), ready.CreatedAt, alone.RunAt},
+		} {
+			want := &store.Stats{
+				Queues: []store.QueueStats{
+					{Queue: "q", ByStatus: two, OldestPending: c.q},
+					{Queue: "r", ByStatus: pending, OldestPending: c.r},
+				},
+				Workers: map[taskwire.WorkerStatus]int{},
+			}
+			if diff := cmp.Diff(want, s.stats(c.now)); diff != "" {
+				t.Errorf("Stats %s (-want +got):\n%s", c.name, diff)
+			}
 		}
 	})
 
 	t.Run("Empty", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t, newStore)
-		if diff := cmp.Diff(&store.Stats{Workers: map[taskwire.WorkerStatus]int{}}, s.stats()); diff != "" {
+		if diff := cmp.Diff(&store.Stats{Workers: map[taskwire.WorkerStatus]int{}}, s.stats(t0)); diff != "" {
 			t.Errorf("Stats of an empty store (-want +got):\n%s", diff)
 		}
 	})
@@ -76,11 +113,11 @@ func testStats(t *testing.T, newStore newStoreFunc) {
 	})
 }
 
-// stats returns Stats in a form to compare: queues by name, zero counts
-// left out, empty maps for none.
-func (s *bundle) stats() *store.Stats {
+// stats returns Stats as of now in a form to compare: queues by name,
+// zero counts left out, empty maps for none.
+func (s *bundle) stats(now time.Time) *store.Stats {
 	s.t.Helper()
-	st, err := s.st.Stats(s.ctx)
+	st, err := s.st.Stats(s.ctx, now)
 	if err != nil {
 		s.t.Fatalf("Stats: %v", err)
 	}
