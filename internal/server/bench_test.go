@@ -54,28 +54,41 @@ func BenchmarkEndToEnd(b *testing.B) {
 }
 
 // BenchmarkClaimLatency measures task.claim latency over HTTP with 50
-// concurrent workers, each claiming once every claimInterval (as a worker
-// that spends that long on a task would: 2,500 claims/s offered in all),
-// while 10,000 or 1,000,000 tasks are queued, and reports p50 and p99 in
-// ms. Without the pause the benchmark would measure queueing (50 callers
-// in a closed loop wait 50/throughput each), which BenchmarkEndToEnd
-// covers. Workers claim at random moments of their interval
-// (arrival=spread), as independent workers do, or all at the same instant
-// (arrival=burst), the worst case: 50 claims queued behind each other
-// every interval. The 1M cases take a while to fill and run only with
-// -bench.
+// concurrent workers, each claiming once every interval (as a worker that
+// spends that long on a task would: at 20 ms, 2,500 claims/s offered in
+// all), while 10,000 or 1,000,000 tasks are queued, and reports p50 and
+// p99 in ms. Without the pause the benchmark would measure queueing (50
+// callers in a closed loop wait 50/throughput each), which
+// BenchmarkEndToEnd covers. Workers claim at random moments of their
+// interval (arrival=spread), as independent workers do, or all at the
+// same instant (arrival=burst), the worst case: 50 claims queued behind
+// each other every interval. The longer intervals (1,000 and 500 claims/s
+// offered) show how latency grows with load. The 1M cases take a while to
+// fill and run only with -bench.
 func BenchmarkClaimLatency(b *testing.B) {
+	type load struct {
+		queued   int
+		arrival  string
+		interval time.Duration
+	}
+	var loads []load
 	for _, queued := range []int{10_000, 1_000_000} {
 		for _, arrival := range []string{"spread", "burst"} {
-			b.Run(fmt.Sprintf("queued=%d/arrival=%s", queued, arrival), func(b *testing.B) {
-				claimLatency(b, queued, arrival == "burst")
-			})
+			loads = append(loads, load{queued, arrival, 20 * time.Millisecond})
 		}
+	}
+	for _, interval := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+		loads = append(loads, load{10_000, "spread", interval})
+	}
+	for _, l := range loads {
+		b.Run(fmt.Sprintf("queued=%d/arrival=%s/interval=%s", l.queued, l.arrival, l.interval), func(b *testing.B) {
+			claimLatency(b, l.queued, l.arrival == "burst", l.interval)
+		})
 	}
 }
 
 // claimLatency is one case of BenchmarkClaimLatency.
-func claimLatency(b *testing.B, queued int, burst bool) {
+func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) {
 	bd := setup(b)
 	fill(b, bd.srv.svc.Store(), queued+b.N)
 	const workers = 50
@@ -91,13 +104,13 @@ func claimLatency(b *testing.B, queued int, burst bool) {
 		go func(worker string) {
 			defer wg.Done()
 			if !burst {
-				time.Sleep(rand.N(claimInterval))
+				time.Sleep(rand.N(interval))
 			}
 			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
 				t0 := time.Now()
 				mustCall(b, bd.cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
 				lat[i] = time.Since(t0)
-				time.Sleep(claimInterval - lat[i])
+				time.Sleep(interval - lat[i])
 			}
 		}(fmt.Sprintf("lw%d", w))
 	}
@@ -131,9 +144,6 @@ func fill(b *testing.B, st store.Store, n int) {
 	}
 	wg.Wait()
 }
-
-// claimInterval is how often each worker of BenchmarkClaimLatency claims.
-const claimInterval = 20 * time.Millisecond
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 

@@ -27,6 +27,10 @@ type Options struct {
 	// ReadConns is the size of the pool of read connections. Default
 	// GOMAXPROCS, at least 4.
 	ReadConns int
+
+	// walRestartFrames is how many frames the WAL may hold before it is
+	// started over (see checkpointer); tests set it lower.
+	walRestartFrames int
 }
 
 func (o Options) withDefaults() Options {
@@ -35,6 +39,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReadConns <= 0 {
 		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	if o.walRestartFrames <= 0 {
+		o.walRestartFrames = walRestartFrames
 	}
 	return o
 }
@@ -101,14 +108,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 
-	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path)
+	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
+	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, w, opts.walRestartFrames)
 	if err != nil {
 		conn.Close()
 		wdb.Close()
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
 	w.lastEvent.Store(lastEvent)
 	go w.run()
 	return &Store{w: w, read: read, ckpt: ckpt}, nil

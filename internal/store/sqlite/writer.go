@@ -47,6 +47,9 @@ type writer struct {
 	// lastEvent is the seq of the newest event committed.
 	lastEvent atomic.Int64
 	sync      *walSyncer
+	// restartWAL asks the writer to finish a checkpoint before its next
+	// batch; see checkpointer.
+	restartWAL atomic.Bool
 
 	mu      sync.RWMutex // held for reading while sending on ops
 	closed  bool
@@ -116,6 +119,10 @@ func (w *writer) run() {
 	defer close(w.sync.queue)
 	batch := make([]*op, 0, w.max)
 	for o := range w.ops {
+		if w.restartWAL.Swap(false) {
+			// A failed checkpoint leaves the WAL longer until the next one.
+			_, _ = w.conn.ExecContext(w.tx.ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		}
 		batch = append(batch[:0], o)
 		// Let the callers the last commit woke submit their next op
 		// before the batch is cut: it keeps batches full under load.
