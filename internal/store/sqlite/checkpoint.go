@@ -13,11 +13,12 @@ const checkpointInterval = 250 * time.Millisecond
 // walRestartFrames is how many frames the WAL may hold before it is
 // started over (see checkpointer): 32 MiB of 4 KiB pages, half the
 // journal_size_limit, so that the WAL file is reused as it is, never cut
-// back. walRestartLag is how many frames, at most, the writer is left to
-// copy then.
+// back. The checkpointer makes up to restartPasses passes before the WAL
+// starts over, fewer when one finds at most walRestartLag new frames.
 const (
 	walRestartFrames = 8192
 	walRestartLag    = 64
+	restartPasses    = 4
 )
 
 // checkpointer moves WAL checkpoints off the writer: SQLite's automatic
@@ -32,11 +33,11 @@ const (
 // and the writer appends frames while the checkpoint copies. Under steady
 // load the WAL would grow without bound (70 MB/s at 2,500 claims/s here),
 // every frame extending the file. So when the WAL holds more than
-// walRestartFrames, the checkpointer copies again until a pass finds at
-// most walRestartLag frames appended during the one before, then asks the
-// writer (restartWAL) to run one more PASSIVE checkpoint between two
-// batches: it copies the few frames left, and the next batch starts the
-// WAL over. The writer pauses for that copy and its two fsyncs only.
+// walRestartFrames, the checkpointer copies again until a pass finds few
+// frames appended during the one before, then asks the writer (restartWAL)
+// to run one more PASSIVE checkpoint between two batches: it copies the
+// few frames left, and the next batch starts the WAL over. The writer
+// pauses for that copy and its two fsyncs only.
 type checkpointer struct {
 	db *sql.DB
 	w  *writer
@@ -73,24 +74,26 @@ func (c *checkpointer) run(ctx context.Context) {
 }
 
 // checkpoint copies the WAL into the database file, and when the WAL has
-// grown past restartFrames, prepares its start over (see checkpointer). It
-// gives up after a few passes that could not keep up with the writer; the
-// next tick tries again.
+// grown past restartFrames, prepares its start over (see checkpointer):
+// each pass copies the frames the writer appended during the one before
+// (a pass cannot copy those of the writer's open transaction), fewer each
+// time, and after at most restartPasses passes the writer is asked to copy
+// the rest.
 func (c *checkpointer) checkpoint(ctx context.Context) {
 	before := -1 // the frames the previous pass found
-	for range 4 {
+	for range restartPasses {
 		var busy, frames, copied int
 		err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
 		if err != nil || frames < c.restartFrames {
 			// A failed checkpoint leaves the WAL longer until the next one.
 			return
 		}
-		if copied == frames && before >= 0 && frames-before <= walRestartLag {
-			c.w.restartWAL.Store(true)
-			return
+		if frames-copied <= walRestartLag && before >= 0 && frames-before <= walRestartLag {
+			break
 		}
 		before = frames
 	}
+	c.w.restartWAL.Store(true)
 }
 
 // close stops the checkpointer; the last connection to close checkpoints
