@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The Validate methods check the rules that span several fields; the bounds
@@ -86,6 +87,30 @@ func (p *DeleteParams) Validate() error { return checkNoNUL("id", p.ID) }
 
 // Validate checks that the task id holds no U+0000.
 func (p *UnassignParams) Validate() error { return checkNoNUL("taskId", p.TaskID) }
+
+// Validate checks that the task id of the filter holds no U+0000.
+func (p *SubscribeParams) Validate() error { return checkNoNUL("taskId", p.TaskID) }
+
+// MaxTaskIDLength is the most characters of a task id that a call accepts.
+const MaxTaskIDLength = 128
+
+// CheckTaskID returns the -32602 error, naming field, that a call answers
+// for a task id taken from a URL rather than from params (which the schema
+// checks): not valid UTF-8, over MaxTaskIDLength characters, or holding
+// U+0000, checked in that order. No task has such an id, and PostgreSQL
+// text cannot even be asked about the first and the last. It is nil for
+// any other id.
+func CheckTaskID(field, id string) *Error {
+	switch n := utf8.RuneCountInString(id); {
+	case !utf8.ValidString(id):
+		return InvalidParams("%s: is not valid UTF-8", field)
+	case n > MaxTaskIDLength:
+		return InvalidParams("%s: must be at most %d characters long, got %d", field, MaxTaskIDLength, n)
+	case strings.ContainsRune(id, 0):
+		return InvalidParams("%s: must not contain the NUL character (U+0000)", field)
+	}
+	return nil
+}
 
 // TaskRef returns the task id, from id or taskId.
 func (p *CompleteParams) TaskRef() string {

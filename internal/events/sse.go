@@ -30,7 +30,8 @@ type SSEOptions struct {
 //
 //   - ?types=a,b (also repeated) keeps only those event types; an unknown
 //     type is HTTP 400 with a JSON-RPC error object naming it.
-//   - ?taskId=ID keeps only the events of one task.
+//   - ?taskId=ID keeps only the events of one task; an id no task can
+//     have (taskwire.CheckTaskID) is HTTP 400 with a JSON-RPC error.
 //   - the Last-Event-ID header (or ?lastEventId= when the header is
 //     absent) resumes: the events the log still holds after that ID come
 //     first, then live ones, with no gap and no duplicate. Without it the
@@ -65,6 +66,10 @@ type sseHandler struct {
 func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{TaskID: q.Get("taskId")}
+	if e := taskwire.CheckTaskID("taskId", f.TaskID); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return
+	}
 	for _, v := range q["types"] {
 		for t := range strings.SplitSeq(v, ",") {
 			if t = strings.TrimSpace(t); t != "" {

@@ -514,6 +514,54 @@ func TestEventsUnknownType(t *testing.T) {
 	checkValidation(t, got.Error, "types")
 }
 
+// A taskId no task can have (not UTF-8, over 128 characters, holding
+// U+0000) is HTTP 400 with the -32602 that events.subscribe answers for
+// it, not a stream that silently matches nothing.
+func TestEventsBadTaskID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []string{"%ff", strings.Repeat("t", 129), "a%00b"} {
+		status, body := refusedStream(t, b, "/events?taskId="+id)
+		if status != http.StatusBadRequest {
+			t.Errorf("taskId=%s: HTTP %d, want 400", clipText(id), status)
+			continue
+		}
+		var got struct {
+			Error *taskwire.Error `json:"error"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil || got.Error == nil || got.Error.Code != taskwire.CodeInvalidParams {
+			t.Errorf("taskId=%s: body %s, want a JSON-RPC -32602 error", clipText(id), clipText(string(body)))
+			continue
+		}
+		checkValidation(t, got.Error, "taskId")
+	}
+}
+
+// refusedStream gets path and returns its status, and its body unless it
+// is 200: an open stream is closed without being read.
+func refusedStream(tb testing.TB, b *bundle, path string) (int, []byte) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
 // checkValidation checks that the -32602 e has the data of every bad
 // param (SPEC section 2): a validation text naming field.
 func checkValidation(tb testing.TB, e *taskwire.Error, field string) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,7 +57,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // with the -32602 of task.get for an id no task can have.
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if e := taskIDError(id); e != nil {
+	if e := taskwire.CheckTaskID("id", id); e != nil {
 		writeError(w, http.StatusBadRequest, e)
 		return
 	}
@@ -85,28 +84,6 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(w, rc); err != nil {
 		s.log.Warn("stream result", "task", id, "err", err)
 	}
-}
-
-// maxTaskIDLength is the most characters of the id task.get accepts.
-const maxTaskIDLength = 128
-
-// taskIDError returns the -32602 that task.get answers for an id it
-// refuses for its form, in the order it checks them: not valid UTF-8,
-// too long, holding U+0000. No task has such an id, and PostgreSQL text
-// cannot even be asked about the first and the last. It is nil for any
-// other id.
-func taskIDError(id string) *taskwire.Error {
-	switch {
-	case !utf8.ValidString(id):
-		return taskwire.InvalidParams("id: is not valid UTF-8")
-	case utf8.RuneCountInString(id) > maxTaskIDLength:
-		return taskwire.InvalidParams("id: must be at most %d characters long, got %d", maxTaskIDLength, utf8.RuneCountInString(id))
-	}
-	var e *taskwire.Error
-	if errors.As((&taskwire.GetParams{ID: id}).Validate(), &e) {
-		return e
-	}
-	return nil
 }
 
 // noResult answers for task id, which has no result yet, the -32003 of a

@@ -17,10 +17,14 @@ const (
 // taskEvents answers {"events": [...]}: the events of a task that the log
 // still holds, oldest first, at most ?limit= (default taskEventsDefault,
 // at most taskEventsMax) of the oldest. An unknown task, or one whose
-// events were all trimmed, has an empty list; a bad limit is HTTP 400
-// with a -32602 error.
+// events were all trimmed, has an empty list; an id no task can have, or
+// a bad limit, is HTTP 400 with a -32602 error.
 func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if e := taskwire.CheckTaskID("id", id); e != nil {
+		writeError(w, http.StatusBadRequest, e)
+		return
+	}
 	limit := taskEventsDefault
 	if q := r.URL.Query(); q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))

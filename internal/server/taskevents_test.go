@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -87,5 +88,27 @@ func TestTaskEventsBadLimit(t *testing.T) {
 	}
 	if got := taskEventsOf(t, b, "/v1/tasks/"+task.ID+"/events?limit=10000"); len(got) != 1 {
 		t.Errorf("limit=10000: %d events, want 1", len(got))
+	}
+}
+
+// An id no task can have is HTTP 400 with the -32602 of task.get, as for
+// GET /v1/tasks/{id}/result.
+func TestTaskEventsBadID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, id := range []string{"%ff", strings.Repeat("t", 129), "a%00b"} {
+		resp, body := httpGet(t, b, "/v1/tasks/"+id+"/events")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: HTTP %d, want 400", clipText(id), resp.StatusCode)
+			continue
+		}
+		var out struct {
+			Error *taskwire.Error `json:"error"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil || out.Error == nil || out.Error.Code != taskwire.CodeInvalidParams {
+			t.Errorf("%s: body %s, want a JSON-RPC -32602 error", clipText(id), clipText(string(body)))
+			continue
+		}
+		checkValidation(t, out.Error, "id")
 	}
 }

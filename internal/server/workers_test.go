@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpctest"
 )
 
 // Tests of system.register, system.heartbeat, system.unregister and
@@ -273,4 +275,48 @@ func TestWorkers(t *testing.T) {
 		t.Errorf("system.workers (-want +got):\n%s", diff)
 	}
 	wantInvalid(t, b, taskwire.MethodSystemWorkers, params{"status": "online"}, "status")
+}
+
+// A dead worker's tasks are back in the queue within the worker timeout
+// plus one sweep interval, however many it held (SPEC section 7.3): a
+// sweep that stops at the store's bound (2,000 tasks at a time) goes on
+// at once instead of leaving the rest for the next interval.
+func TestSweepReturnsEveryTaskOfADeadWorker(t *testing.T) {
+	t.Parallel()
+	const n = 2500
+	b, clk := withFakeClock(t, func(c *Config) {
+		c.SweepInterval = -1 // no sweeper: the test sweeps
+		c.WorkerTimeout = 10 * time.Second
+	})
+	register(t, b, "w1")
+	ctx := context.Background()
+	var creates, claims []rpctest.Call
+	for range n {
+		creates = append(creates, rpctest.Call{Method: taskwire.MethodTaskCreate, Params: params{"text": "t"}})
+	}
+	for range n / 10 {
+		claims = append(claims, rpctest.Call{Method: taskwire.MethodTaskClaim, Params: params{"workerId": "w1", "maxTasks": 10}})
+	}
+	// Creates first, then claims: the calls of one batch run in any order.
+	for _, calls := range [][]rpctest.Call{creates[:1000], creates[1000:2000], creates[2000:], claims} {
+		rs, err := b.cl.Batch(ctx, calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Error != nil {
+				t.Fatalf("%s: %v", calls[0].Method, r.Error)
+			}
+		}
+	}
+	if got := listTasks(t, b, params{"status": "in_progress", "limit": 1}).TotalCount; got != n {
+		t.Fatalf("%d tasks in progress, want %d", got, n)
+	}
+	clk.Advance(11 * time.Second)
+	if _, err := b.srv.Service().Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := listTasks(t, b, params{"status": "pending", "limit": 1}).TotalCount; got != n {
+		t.Errorf("after one sweep, %d of the dead worker's %d tasks are back in the queue", got, n)
+	}
 }

@@ -35,12 +35,34 @@ func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Sweep runs one sweep at the service's clock: workers silent for the
-// worker timeout go offline, expired leases return their tasks to the
-// queue (or fail them on their last attempt), old events are dropped.
-// Waiting claims are woken when tasks came back, and again when the next
-// delayed task is due.
+// Sweep sweeps at the service's clock: workers silent for the worker
+// timeout go offline, expired leases return their tasks to the queue (or
+// fail them on their last attempt), old events are dropped. A store sweep
+// that stops at its bound (SweepResult.More) having changed something is
+// followed at once by another, so that everything due is swept now, not
+// an interval later; the result adds up their counts. Waiting claims are
+// woken when tasks came back, and again when the next delayed task is due.
 func (s *Service) Sweep(ctx context.Context) (*store.SweepResult, error) {
+	total := &store.SweepResult{}
+	for {
+		r, err := s.sweepOnce(ctx)
+		if err != nil {
+			return nil, err
+		}
+		total.WorkersOffline += r.WorkersOffline
+		total.Requeued += r.Requeued
+		total.Failed += r.Failed
+		total.EventsDropped += r.EventsDropped
+		total.NextRunAt, total.More = r.NextRunAt, r.More
+		if !r.More || r.WorkersOffline+r.Requeued+r.Failed+r.EventsDropped == 0 {
+			return total, nil // done, or no progress: the next interval tries again
+		}
+	}
+}
+
+// sweepOnce runs one store sweep, bounded by the store, and wakes the
+// waiting claims it concerns.
+func (s *Service) sweepOnce(ctx context.Context) (*store.SweepResult, error) {
 	now := s.now()
 	r, err := s.store.Sweep(ctx, store.SweepParams{
 		Now: now, WorkerTimeout: s.cfg.WorkerTimeout,

@@ -101,6 +101,7 @@ func TestSubscribeValidation(t *testing.T) {
 		{"never issued", map[string]any{"afterEventId": "999999"}, "Unknown event id: 999999"},
 		{"empty id", map[string]any{"afterEventId": ""}, "Invalid params"},
 		{"unknown field", map[string]any{"type": "task.created"}, "Invalid params"},
+		{"NUL in taskId", map[string]any{"taskId": "a\x00b"}, "Invalid params"},
 	} {
 		e := cl.callErr(taskwire.MethodEventsSubscribe, tc.params)
 		if e.Code != taskwire.CodeInvalidParams || e.Message[:min(len(tc.msg), len(e.Message))] != tc.msg {
@@ -108,6 +109,8 @@ func TestSubscribeValidation(t *testing.T) {
 		}
 		if _, ok := tc.params["afterEventId"]; ok {
 			wantValidation(t, tc.name, e, "afterEventId")
+		} else if _, ok := tc.params["taskId"]; ok {
+			wantValidation(t, tc.name, e, "taskId")
 		} else {
 			wantValidation(t, tc.name, e)
 		}
