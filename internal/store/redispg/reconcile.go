@@ -102,16 +102,23 @@ func (s *Store) keepEventSeq(ctx context.Context) error {
 // Reconcile puts back into Redis every unfinished task that PostgreSQL
 // holds and Redis does not (after a FLUSHALL, or a restart of Redis
 // without persistence), and returns how many it restored: see restore.
-// It first sets the event counter again when Redis lost it (keepEventSeq).
+// It first sets the event counter again when Redis lost it (keepEventSeq),
+// and settles the creates of unknown outcome (settleAllUnsettled), whose
+// tasks it never restores.
 func (s *Store) Reconcile(ctx context.Context) (int, error) {
 	if err := s.keepEventSeq(ctx); err != nil {
 		return 0, fmt.Errorf("event counter: %w", err)
+	}
+	if err := s.settleAllUnsettled(ctx); err != nil {
+		return 0, fmt.Errorf("settle creates: %w", err)
 	}
 	restored, after := 0, ""
 	for {
 		rows, err := s.pg.Query(ctx, "SELECT "+taskColumns+` FROM tasks
 			WHERE NOT deleted AND status IN ('pending', 'in_progress') AND id > $1
-			AND written_at < now() - $2::interval ORDER BY id LIMIT $3`,
+			AND written_at < now() - $2::interval
+			AND NOT EXISTS (SELECT 1 FROM unsettled_creates u WHERE u.task_id = tasks.id)
+			ORDER BY id LIMIT $3`,
 			after, fmt.Sprintf("%d milliseconds", reconcileGrace.Milliseconds()), reconcilePage)
 		if err != nil {
 			return restored, s.pgErr(err)

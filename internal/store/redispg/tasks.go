@@ -28,10 +28,20 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	}
 	if existing != "" {
 		prev, err := s.readTask(ctx, existing)
+		if errors.Is(err, store.ErrNotFound) {
+			// The key's create settled as not made (settledRow): its key
+			// went with it, and this create takes it.
+			existing, err = s.insertTask(ctx, st, p)
+			if err == nil && existing != "" {
+				prev, err = s.readTask(ctx, existing)
+			}
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("create task %s: idempotency key of %s: %w", t.ID, existing, err)
 		}
-		return prev.Task, false, nil
+		if prev != nil {
+			return prev.Task, false, nil
+		}
 	}
 	x := s.txn()
 	x.saveTask(nil, st, truncMs(p.Now))
@@ -49,10 +59,13 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 		})
 		switch {
 		case serr != nil:
-			// Unknown: the row and the key stay, so that a retry with the
-			// key finds this task, which the reconciler enqueues unless
-			// Redis holds it.
-			s.log.Warn("create of unknown outcome kept; the reconciler will enqueue it", "task", t.ID, "err", serr)
+			// Unknown: the row and the key stay, marked unsettled, until
+			// Redis answers whether the task was made (settledRow).
+			if merr := s.bounded(context.WithoutCancel(ctx), func(ctx context.Context) error {
+				return s.markUnsettled(ctx, t.ID)
+			}); merr != nil {
+				s.log.Warn("create of unknown outcome kept unmarked; the reconciler will enqueue it", "task", t.ID, "err", merr)
+			}
 		case committed:
 			return &t, true, nil
 		default:
@@ -167,7 +180,7 @@ func (s *Store) readTask(ctx context.Context, id string) (*taskState, error) {
 	if err != nil || t != nil {
 		return t, err
 	}
-	if t, err = s.pgTask(ctx, id); err != nil || t != nil {
+	if t, err = s.settledRow(ctx, id); err != nil || t != nil {
 		return t, err
 	}
 	return nil, &store.TaskNotFoundError{ID: id}
@@ -180,7 +193,7 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 	if err != nil || t != nil {
 		return t, err
 	}
-	kept, err := s.pgTask(ctx, id)
+	kept, err := s.settledRow(ctx, id)
 	if err != nil {
 		return nil, err
 	}
