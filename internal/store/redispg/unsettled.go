@@ -9,18 +9,25 @@ import (
 	"github.com/taskwire/taskwire"
 )
 
-// A create whose outcome stayed unknown (Redis answered neither its
-// transition nor the settling of its outcome) answered its caller an
-// error, so it must not make a task behind the caller's back; yet its row
-// and key stay, since the transition may have committed. Its id goes to
-// unsettled_creates, and whatever would restore the task from its row
-// (the reconciler, a call that reads or changes it) settles the create
-// first: a task Redis holds was made and keeps its row; any other is
-// fenced off for good, and its row and key go.
+// A create whose transition answered an error is marked in
+// unsettled_creates until its outcome is settled (settleFailedCreate).
+// One whose outcome stays unknown (Redis answered neither its transition
+// nor the settling) answered its caller an error, so it must not make a
+// task behind the caller's back; yet its row and key stay, since the
+// transition may have committed. Whatever would restore the task from its
+// row (the reconciler, a call that reads or changes it) settles the
+// create first: a task Redis holds was made and keeps its row; any other
+// is fenced off for good, and its row and key go.
 
 // markUnsettled records that the create of task id has an unknown outcome.
 func (s *Store) markUnsettled(ctx context.Context, id string) error {
 	_, err := s.pg.Exec(ctx, "INSERT INTO unsettled_creates (task_id) VALUES ($1) ON CONFLICT DO NOTHING", id)
+	return s.pgErr(err)
+}
+
+// unmarkUnsettled records that the create of task id was made.
+func (s *Store) unmarkUnsettled(ctx context.Context, id string) error {
+	_, err := s.pg.Exec(ctx, "DELETE FROM unsettled_creates WHERE task_id = $1", id)
 	return s.pgErr(err)
 }
 

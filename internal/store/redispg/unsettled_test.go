@@ -57,3 +57,33 @@ func TestCreateOfUnknownOutcomeNotMade(t *testing.T) {
 		t.Fatalf("ListTasks = %v, %v; want t-retry alone", rows, err)
 	}
 }
+
+// TestMadeCreateOutlivesRedisLoss: a create whose reply was lost but whose
+// transition committed is acknowledged, and so survives a loss of Redis:
+// settling its outcome leaves no mark that would make the reconciler take
+// it back.
+func TestMadeCreateOutlivesRedisLoss(t *testing.T) {
+	t.Parallel()
+	env, trap, st := trappedStore(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+
+	trap.arm("t-made", func(ctx context.Context, cmd redis.Cmder, next redis.ProcessHook) error {
+		if err := next(ctx, cmd); err != nil { // the script runs...
+			return err
+		}
+		cmd.SetErr(errReplyLost) // ...and its reply never comes
+		return errReplyLost
+	})
+	if _, created, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-made", now), Now: now}); err != nil || !created {
+		t.Fatalf("create with its reply lost = %v, %v; want created", created, err)
+	}
+	time.Sleep(reconcileGrace + 500*time.Millisecond) // the reconciler leaves fresh rows alone
+	deleteKeys(ctx, env.rdb, "{"+env.prefix+"}:*")    // Redis lost everything
+	if _, err := st.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.GetTask(ctx, "t-made"); err != nil || got.Status != "pending" {
+		t.Fatalf("GetTask(t-made) after Redis lost it: %+v, %v; want pending", got, err)
+	}
+}
