@@ -62,18 +62,27 @@ const eventSeqGap = 10_000_000
 // and raises a counter that fell below it, or sets a missing one (Redis
 // lost its data), past the mark plus eventSeqGap, so that no event id is
 // issued twice and readers resuming from an old id go on from the oldest
-// event kept. A brand-new deployment (no mark yet) starts at 0. The
-// scripts append no event while the counter is missing.
+// event kept. A brand-new deployment (no mark yet) starts at 0: its
+// counter is set before its mark is saved, and the mark is read before
+// the counter, so that a process finding the mark another one just saved
+// finds that one's counter too, not a counter Redis lost. The scripts
+// append no event while the counter is missing.
 func (s *Store) keepEventSeq(ctx context.Context) error {
+	var marked bool
+	err := s.pg.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM counters WHERE name = 'events')").Scan(&marked)
+	if err != nil {
+		return s.pgErr(err)
+	}
 	cur, err := s.rdb.Get(ctx, s.k.eventSeq()).Int64()
 	missing := errors.Is(err, redis.Nil)
 	if err != nil && !missing {
 		return s.redisErr(err)
 	}
-	var marked bool
-	err = s.pg.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM counters WHERE name = 'events')").Scan(&marked)
-	if err != nil {
-		return s.pgErr(err)
+	if missing && !marked { // a brand-new deployment
+		if cur, err = s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, 0).Int64(); err != nil {
+			return s.redisErr(err)
+		}
+		missing = false
 	}
 	var saved int64
 	err = s.pg.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ('events', $1)
@@ -82,36 +91,37 @@ func (s *Store) keepEventSeq(ctx context.Context) error {
 	if err != nil {
 		return s.pgErr(err)
 	}
-	floor := saved + eventSeqGap
-	switch {
-	case missing && !marked:
-		floor = 0 // a brand-new deployment
-	case !missing && cur >= saved:
+	if !missing && cur >= saved {
 		return nil
 	}
-	raised, err := s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, floor).Int64()
+	raised, err := s.scripts.raise.Run(ctx, s.rdb, []string{s.k.eventSeq()}, saved+eventSeqGap).Int64()
 	if err != nil {
 		return s.redisErr(err)
 	}
-	if floor > 0 {
-		s.log.Warn("redis lost its event counter: raised past the saved mark", "from", cur, "to", raised)
-	}
+	s.log.Warn("redis lost its event counter: raised past the saved mark", "from", cur, "to", raised)
 	return nil
 }
 
 // Reconcile puts back into Redis every unfinished task that PostgreSQL
 // holds and Redis does not (after a FLUSHALL, or a restart of Redis
 // without persistence), and returns how many it restored: see restore.
-// It first sets the event counter again when Redis lost it (keepEventSeq).
+// It first sets the event counter again when Redis lost it (keepEventSeq),
+// and settles the creates of unknown outcome (settleAllUnsettled), whose
+// tasks it never restores.
 func (s *Store) Reconcile(ctx context.Context) (int, error) {
 	if err := s.keepEventSeq(ctx); err != nil {
 		return 0, fmt.Errorf("event counter: %w", err)
+	}
+	if err := s.settleAllUnsettled(ctx); err != nil {
+		return 0, fmt.Errorf("settle creates: %w", err)
 	}
 	restored, after := 0, ""
 	for {
 		rows, err := s.pg.Query(ctx, "SELECT "+taskColumns+` FROM tasks
 			WHERE NOT deleted AND status IN ('pending', 'in_progress') AND id > $1
-			AND written_at < now() - $2::interval ORDER BY id LIMIT $3`,
+			AND written_at < now() - $2::interval
+			AND NOT EXISTS (SELECT 1 FROM unsettled_creates u WHERE u.task_id = tasks.id)
+			ORDER BY id LIMIT $3`,
 			after, fmt.Sprintf("%d milliseconds", reconcileGrace.Milliseconds()), reconcilePage)
 		if err != nil {
 			return restored, s.pgErr(err)

@@ -28,10 +28,20 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	}
 	if existing != "" {
 		prev, err := s.readTask(ctx, existing)
+		if errors.Is(err, store.ErrNotFound) {
+			// The key's create settled as not made (settledRow): its key
+			// went with it, and this create takes it.
+			existing, err = s.insertTask(ctx, st, p)
+			if err == nil && existing != "" {
+				prev, err = s.readTask(ctx, existing)
+			}
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("create task %s: idempotency key of %s: %w", t.ID, existing, err)
 		}
-		return prev.Task, false, nil
+		if prev != nil {
+			return prev.Task, false, nil
+		}
 	}
 	x := s.txn()
 	x.saveTask(nil, st, truncMs(p.Now))
@@ -41,26 +51,46 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	x.Outbox = nil // PostgreSQL holds this very version already
 	x.emit(store.TaskCreatedEvent(&t, p.By))
 	if err := s.bounded(ctx, func(ctx context.Context) error { return s.apply(ctx, x) }); err != nil {
-		// The transition may have committed all the same (its reply lost,
-		// or a resend of it found the task): settle which, before taking
-		// the row back.
-		committed, serr := boundedValue(context.WithoutCancel(ctx), s, func(ctx context.Context) (bool, error) {
-			return s.settleCreate(ctx, t.ID)
-		})
-		switch {
-		case serr != nil:
-			// Unknown: the row and the key stay, so that a retry with the
-			// key finds this task, which the reconciler enqueues unless
-			// Redis holds it.
-			s.log.Warn("create of unknown outcome kept; the reconciler will enqueue it", "task", t.ID, "err", serr)
-		case committed:
+		if s.settleFailedCreate(ctx, t.ID) {
 			return &t, true, nil
-		default:
-			s.forget(context.WithoutCancel(ctx), t.ID)
 		}
 		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	return &t, true, nil
+}
+
+// settleFailedCreate decides the outcome of the create of task id whose
+// transition answered an error: it may have committed all the same (its
+// reply lost, or a resend of it found the task). It reports whether the
+// task was made, and takes the row and key back when it was not. The
+// create is marked unsettled first, so that no reconciler restores the
+// task meanwhile; when Redis does not answer, the mark stays until Redis
+// answers whether the task was made (settledRow).
+func (s *Store) settleFailedCreate(ctx context.Context, id string) bool {
+	ctx = context.WithoutCancel(ctx)
+	marked := s.bounded(ctx, func(ctx context.Context) error { return s.markUnsettled(ctx, id) }) == nil
+	committed, err := boundedValue(ctx, s, func(ctx context.Context) (bool, error) { return s.settleCreate(ctx, id) })
+	switch {
+	case err != nil:
+		if !marked {
+			s.log.Warn("create of unknown outcome kept unmarked; the reconciler will enqueue it", "task", id, "err", err)
+		}
+		return false
+	case committed:
+		if !marked {
+			return true
+		}
+		err := s.bounded(ctx, func(ctx context.Context) error { return s.unmarkUnsettled(ctx, id) })
+		if err != nil {
+			// Answered as failed, though made: the mark must not let the
+			// reconciler take back a task acknowledged as made.
+			s.log.Warn("create made but answered as failed", "task", id, "err", err)
+		}
+		return err == nil
+	default:
+		s.forget(ctx, id)
+		return false
+	}
 }
 
 // createFenceTTL is how long a settled create's fence lasts: far longer
@@ -118,6 +148,7 @@ func (s *Store) forget(ctx context.Context, id string) {
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM idempotency_keys WHERE task_id = $1", id)
 	b.Queue("DELETE FROM tasks WHERE id = $1 AND version = 1", id)
+	b.Queue("DELETE FROM unsettled_creates WHERE task_id = $1", id)
 	if err := s.bounded(ctx, func(ctx context.Context) error { return s.pg.SendBatch(ctx, b).Close() }); err != nil {
 		s.log.Warn("take back unacknowledged create; the reconciler will enqueue it", "task", id, "err", err)
 	}
@@ -167,7 +198,7 @@ func (s *Store) readTask(ctx context.Context, id string) (*taskState, error) {
 	if err != nil || t != nil {
 		return t, err
 	}
-	if t, err = s.pgTask(ctx, id); err != nil || t != nil {
+	if t, err = s.settledRow(ctx, id); err != nil || t != nil {
 		return t, err
 	}
 	return nil, &store.TaskNotFoundError{ID: id}
@@ -180,7 +211,7 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 	if err != nil || t != nil {
 		return t, err
 	}
-	kept, err := s.pgTask(ctx, id)
+	kept, err := s.settledRow(ctx, id)
 	if err != nil {
 		return nil, err
 	}
