@@ -240,10 +240,14 @@ func TestCLIFlagBounds(t *testing.T) {
 		{[]string{"list", "--order-by", "text"}, "--order-by must be createdAt, updatedAt, priority, status, assignedTo or completedAt"},
 		{[]string{"list", "--status", "done"}, "--status must be pending, in_progress, completed or failed"},
 		{[]string{"events", "--count", "-1"}, "--count must not be negative"},
+		{[]string{"list", "--token", "tw_secret\n"}, "--token (or TASKWIRE_TOKEN) must not hold"},
 	} {
 		r := runTaskwire(t, append(tc.args, "--server", srv.URL)...).want(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+		if strings.Contains(r.stderr, "tw_secret") {
+			t.Errorf("%v: stderr %q quotes the token", tc.args, r.stderr)
 		}
 	}
 	if n := calls.Load(); n != 0 {
