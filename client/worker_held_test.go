@@ -115,3 +115,71 @@ func loseClaimAnswer(t *testing.T, b *bundle, w http.ResponseWriter, r *http.Req
 	}
 	return true
 }
+
+// TestWorkerRunsEachAttemptOnce: a task handed back behind the worker's
+// back (here unregistered by an admin) and claimed again by the same
+// worker while its first handler still runs is one task the worker runs:
+// when the first handler returns, the second attempt still counts as run,
+// so a later claim whose answer is lost does not start it a second time.
+func TestWorkerRunsEachAttemptOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var completed atomic.Bool
+	var refused atomic.Int64
+	url := front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		switch {
+		case bytes.Contains(body, []byte(`"task.complete"`)):
+			resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			out, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_, _ = w.Write(out)
+			completed.Store(true)
+			return true
+		case completed.Load() && bytes.Contains(body, []byte(`"task.claim"`)):
+			refused.Add(1)
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	started := make(chan int, 10)
+	release := make(chan struct{})
+	w := client.NewWorker(newClient(url), client.WorkerOptions{ID: "w1", Concurrency: 2,
+		PollWait: 200 * time.Millisecond, Grace: 100 * time.Millisecond, Logger: quietLogger()},
+		func(hctx context.Context, task *taskwire.Task) (any, error) {
+			started <- task.Attempt
+			if task.Attempt == 1 {
+				<-release
+			} else {
+				<-hctx.Done()
+			}
+			return task.Attempt, nil
+		})
+	cx, cancel := context.WithCancel(ctx(t))
+	errc := runWorker(cx, w)
+	defer func() { cancel(); wait(t, errc) }()
+
+	create(t, b, taskwire.CreateParams{Text: "twice"})
+	if a := <-started; a != 1 {
+		t.Fatalf("first run: attempt %d", a)
+	}
+	if _, err := b.c.Unregister(ctx(t), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-started; a != 2 {
+		t.Fatalf("second run: attempt %d", a)
+	}
+	close(release)
+	waitFor(t, func() bool { return refused.Load() >= 3 || len(started) > 0 })
+	select {
+	case a := <-started:
+		t.Fatalf("attempt %d started again while it runs", a)
+	default:
+	}
+}

@@ -142,7 +142,7 @@ func (w *Worker) claimFailed(ctx context.Context, err error, failures int) error
 // runTask runs the handler of t and reports its outcome, unless the grace
 // period ended first (the task is then handed back by unregistering).
 func (w *Worker) runTask(hard context.Context, t *taskwire.Task) {
-	defer w.untrack(t.ID)
+	defer w.untrack(t)
 	result, herr := w.handle(hard, t)
 	if hard.Err() != nil {
 		return
@@ -245,8 +245,12 @@ func (w *Worker) track(t *taskwire.Task) {
 	}
 }
 
-func (w *Worker) untrack(id string) {
+// untrack forgets t once its handler has returned, unless the task was
+// claimed again (a later attempt) while it ran: that run goes on.
+func (w *Worker) untrack(t *taskwire.Task) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.running, id)
+	if w.running[t.ID] == t {
+		delete(w.running, t.ID)
+	}
 }

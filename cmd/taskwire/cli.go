@@ -155,6 +155,9 @@ func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 		f.printUsage(f.cio.stderr)
 		return nil, usageError("%s: wrong number of arguments", f.Name())
 	}
+	if err := f.checkToken(); err != nil {
+		return nil, err
+	}
 	return pos, f.checkServer()
 }
 
@@ -185,10 +188,26 @@ func (f *cmdFlags) checkServer() error {
 	return nil
 }
 
+// checkToken refuses a token that no Authorization header can carry (a
+// control character, such as the newline of a file read whole), which
+// would otherwise look like a server that cannot be reached. The message
+// does not quote the token.
+func (f *cmdFlags) checkToken() error {
+	if strings.ContainsFunc(f.tokenValue(), func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		return usageError("--token (or TASKWIRE_TOKEN) must not hold control characters, such as a newline")
+	}
+	return nil
+}
+
+// tokenValue returns the token of --token, else TASKWIRE_TOKEN.
+func (f *cmdFlags) tokenValue() string {
+	return firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))
+}
+
 // client returns a client of the server named by --server, TASKWIRE_SERVER
 // or the default, with --token or TASKWIRE_TOKEN.
 func (f *cmdFlags) client() *client.Client {
-	return client.New(f.serverURL(), client.Options{Token: firstOf(f.token, f.cio.getenv("TASKWIRE_TOKEN"))})
+	return client.New(f.serverURL(), client.Options{Token: f.tokenValue()})
 }
 
 func firstOf(vals ...string) string {

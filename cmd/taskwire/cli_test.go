@@ -240,10 +240,14 @@ func TestCLIFlagBounds(t *testing.T) {
 		{[]string{"list", "--order-by", "text"}, "--order-by must be createdAt, updatedAt, priority, status, assignedTo or completedAt"},
 		{[]string{"list", "--status", "done"}, "--status must be pending, in_progress, completed or failed"},
 		{[]string{"events", "--count", "-1"}, "--count must not be negative"},
+		{[]string{"list", "--token", "tw_secret\n"}, "--token (or TASKWIRE_TOKEN) must not hold"},
 	} {
 		r := runTaskwire(t, append(tc.args, "--server", srv.URL)...).want(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v: stderr %q, want %q", tc.args, r.stderr, tc.want)
+		}
+		if strings.Contains(r.stderr, "tw_secret") {
+			t.Errorf("%v: stderr %q quotes the token", tc.args, r.stderr)
 		}
 	}
 	if n := calls.Load(); n != 0 {
@@ -749,4 +753,37 @@ func TestCLIWorkTimeout(t *testing.T) {
 		t.Fatalf("fast task: %+v, %v", task, err)
 	}
 	b.cli(t, "work", "--timeout", "-1s", "--", "cat").want(t, exitUsage)
+}
+
+// TestCLIWorkNoGrace: --grace 0s gives the running commands no time after
+// SIGINT or SIGTERM: their tasks are handed back at once, rather than
+// after the worker's default grace period, and a negative --grace is a
+// bad command line.
+func TestCLIWorkNoGrace(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "nograce", "slow").want(t, exitOK).stdout)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan cliResult, 1)
+	go func() {
+		done <- runTaskwireCtx(ctx, "work", "--server", b.url, "--queue", "nograce", "--grace", "0s",
+			"--", "sh", "-c", "sleep 2; echo done")
+	}()
+	for {
+		task, err := b.c.GetTask(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Status == taskwire.StatusInProgress {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	(<-done).want(t, exitOK)
+	if task, err := b.c.GetTask(t.Context(), id); err != nil || task.Status != taskwire.StatusPending {
+		t.Fatalf("task after work: %+v, %v; want pending, handed back", task, err)
+	}
+	b.cli(t, "work", "--grace", "-1s", "--", "cat").want(t, exitUsage)
 }

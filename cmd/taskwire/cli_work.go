@@ -42,7 +42,7 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	concurrency := f.Int("concurrency", 1, "commands run at once")
 	workerID := f.String("worker-id", "", "worker id (default HOSTNAME-PID-RANDOM)")
 	idle := f.Bool("exit-when-idle", false, "exit once no task is ready and none is running")
-	grace := f.Duration("grace", 30*time.Second, "time running commands get to finish after SIGINT/SIGTERM")
+	grace := f.Duration("grace", 30*time.Second, "time running commands get to finish after SIGINT/SIGTERM (0s: none)")
 	quiet := f.Bool("quiet", false, "print nothing per task")
 	timeout := f.Duration("timeout", 0, "fail a task whose command runs longer (SIGTERM, then SIGKILL 5s later); 0: no limit")
 	cmdArgs, err := f.parse(args, 1, -1)
@@ -54,6 +54,9 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 	}
 	if *timeout < 0 {
 		return usageError("--timeout must not be negative")
+	}
+	if *grace < 0 {
+		return usageError("--grace must not be negative")
 	}
 	// A command that cannot be run would fail every task it is given.
 	if _, err := exec.LookPath(cmdArgs[0]); err != nil {
@@ -77,12 +80,17 @@ func runWork(ctx context.Context, cio cliIO, args []string) error {
 
 // runInterruptible runs w until ctx ends or a first SIGINT or SIGTERM,
 // which starts its grace period and says so on stderr; a second one ends
-// the grace period at once.
+// the grace period at once. A grace of 0 hands the running tasks back as
+// soon as the worker stops (the Worker's own zero Grace means its
+// default).
 func runInterruptible(ctx context.Context, cio cliIO, stderr io.Writer, w *client.Worker, grace time.Duration) error {
 	sigs := make(chan os.Signal, 2)
 	defer cio.notify(sigs)()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if grace == 0 {
+		context.AfterFunc(ctx, w.EndGrace)
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
