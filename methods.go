@@ -79,8 +79,8 @@ type UpdateParams struct {
 	Attempt  *int        `json:"attempt,omitempty" jsonschema:"minimum=0"`
 }
 
-// CompleteParams are the params of task.complete. Exactly one of ID and
-// TaskID names the task. With Error set the task fails, otherwise it
+// CompleteParams are the params of task.complete. ID or TaskID names the
+// task (both only when equal). With Error set the task fails, otherwise it
 // completes with Result (any JSON value, at most MaxResultBytes).
 type CompleteParams struct {
 	ID       string          `json:"id,omitempty" jsonschema:"minLength=1,maxLength=128"`
@@ -122,8 +122,8 @@ type GetParams struct {
 	ID string `json:"id" jsonschema:"minLength=1,maxLength=128"`
 }
 
-// AssignParams are the params of task.assign; exactly one of WorkerID and
-// InstanceID names the worker.
+// AssignParams are the params of task.assign; WorkerID or InstanceID
+// names the worker (both only when equal).
 type AssignParams struct {
 	TaskID     string `json:"taskId" jsonschema:"minLength=1,maxLength=128"`
 	WorkerID   string `json:"workerId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`

@@ -46,8 +46,8 @@ func (w Worker) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// RegisterParams are the params of system.register; exactly one of ID and
-// WorkerID names the worker. Queues are those it claims from by default.
+// RegisterParams are the params of system.register; ID or WorkerID names
+// the worker (both only when equal). Queues are those it claims from by default.
 type RegisterParams struct {
 	ID       string          `json:"id,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
 	WorkerID string          `json:"workerId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
@@ -63,8 +63,8 @@ type RegisterResult struct {
 	TimeoutMs           int64 `json:"timeoutMs"`
 }
 
-// HeartbeatParams are the params of system.heartbeat; exactly one of
-// InstanceID and WorkerID names the worker.
+// HeartbeatParams are the params of system.heartbeat; InstanceID or
+// WorkerID names the worker (both only when equal).
 type HeartbeatParams struct {
 	InstanceID string `json:"instanceId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
 	WorkerID   string `json:"workerId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
@@ -75,8 +75,8 @@ type HeartbeatResult struct {
 	Alive bool `json:"alive"`
 }
 
-// UnregisterParams are the params of system.unregister; exactly one of ID
-// and WorkerID names the worker.
+// UnregisterParams are the params of system.unregister; ID or WorkerID
+// names the worker (both only when equal).
 type UnregisterParams struct {
 	ID       string `json:"id,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
 	WorkerID string `json:"workerId,omitempty" jsonschema:"minLength=1,maxLength=128,pattern=^[A-Za-z0-9_.:@-]+$"`
