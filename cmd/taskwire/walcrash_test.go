@@ -91,7 +91,7 @@ func TestKillNineWhileTheWALStartsOver(t *testing.T) {
 
 // createAndComplete creates, claims and completes tasks as worker until
 // ctx ends or a call fails, recording in acks what was answered. Results
-// run from a few bytes to 64 KiB, so that the WAL fills with overflow
+// run from a few bytes to 8 KiB, so that the WAL fills with overflow
 // pages too.
 func createAndComplete(ctx context.Context, cl *rpctest.Client, worker string, acks *acknowledged) {
 	if err := cl.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": worker}, nil); err != nil {
@@ -113,7 +113,7 @@ func createAndComplete(ctx context.Context, cl *rpctest.Client, worker string, a
 		if !claim.Claimed {
 			continue
 		}
-		pad := strings.Repeat("x", rand.IntN(64<<10))
+		pad := strings.Repeat("x", rand.IntN(8<<10))
 		result := json.RawMessage(fmt.Sprintf(`{"by":%q,"n":%d,"pad":%q}`, worker, i, pad))
 		err := cl.Call(ctx, taskwire.MethodTaskComplete, map[string]any{
 			"id": claim.TaskID, "workerId": worker, "result": result}, nil)
