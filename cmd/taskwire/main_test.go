@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// childEnv makes the test binary run the taskwire command line ("1") or a
-// worker ("worker") instead of the tests, so that tests can start real
+// childEnv makes the test binary run the taskwire command line ("1"), a
+// worker ("worker") or a server whose WAL starts over often
+// (walRestartChild) instead of the tests, so that tests can start real
 // server and worker processes and kill them.
 const childEnv = "TASKWIRE_TEST_CHILD"
 
@@ -23,6 +24,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "worker" {
 		if err := workerMain(); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(childEnv) == walRestartChild {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		err := serveWALRestart(ctx, os.Args[1])
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "taskwire:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -53,8 +64,16 @@ var readyLine = regexp.MustCompile(`listening on (http://\S+)`)
 // its ready line. The process is killed when the test ends.
 func startChild(t testing.TB, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	return startProcess(t, "1", append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+}
+
+// startProcess runs the test binary with args in a new process as the
+// child named mode (see childEnv) and waits for its ready line. The
+// process is killed when the test ends.
+func startProcess(t testing.TB, mode string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -89,6 +89,8 @@ type Config struct {
 	// WebSocket tunes GET /ws; its Authenticate hook turns token checks
 	// on for WebSocket connections.
 	WebSocket ws.Options
+	// SQLite tunes the embedded store; its zero value takes the defaults.
+	SQLite sqlite.Options
 }
 
 // Server is a running taskwire: its store, service and HTTP handler.
@@ -190,7 +192,7 @@ func openStore(ctx context.Context, cfg Config) (store.Store, string, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, "", fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), sqlite.Options{})
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DatabaseFile), cfg.SQLite)
 	return st, "sqlite", err
 }
 

@@ -37,7 +37,9 @@ const (
 // frames appended during the one before, then asks the writer (restartWAL)
 // to run one more PASSIVE checkpoint between two batches: it copies the
 // few frames left, and the next batch starts the WAL over. The writer
-// pauses for that copy and its two fsyncs only.
+// pauses for that copy and its two fsyncs (the WAL before, the database
+// file after), and its next commit for one more: SQLite syncs the new WAL
+// header when the WAL starts over.
 type checkpointer struct {
 	db *sql.DB
 	w  *writer

@@ -18,7 +18,7 @@ import (
 // beside a writer that never pauses cannot start it over by itself.
 func TestWALStartsOverUnderSteadyLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "taskwire.db")
-	s, err := Open(t.Context(), path, Options{walRestartFrames: 256})
+	s, err := Open(t.Context(), path, Options{WALRestartFrames: 256})
 	if err != nil {
 		t.Fatal(err)
 	}

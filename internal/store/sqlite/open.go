@@ -27,10 +27,10 @@ type Options struct {
 	// ReadConns is the size of the pool of read connections. Default
 	// GOMAXPROCS, at least 4.
 	ReadConns int
-
-	// walRestartFrames is how many frames the WAL may hold before it is
-	// started over (see checkpointer); tests set it lower.
-	walRestartFrames int
+	// WALRestartFrames is how many frames (database pages) the WAL may
+	// hold before the store has it start over even under steady load
+	// (README, Checkpoints). Default 8192, 32 MiB of 4 KiB pages.
+	WALRestartFrames int
 }
 
 func (o Options) withDefaults() Options {
@@ -40,8 +40,8 @@ func (o Options) withDefaults() Options {
 	if o.ReadConns <= 0 {
 		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
 	}
-	if o.walRestartFrames <= 0 {
-		o.walRestartFrames = walRestartFrames
+	if o.WALRestartFrames <= 0 {
+		o.WALRestartFrames = walRestartFrames
 	}
 	return o
 }
@@ -109,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxIdleConns(opts.ReadConns)
 
 	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
-	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, w, opts.walRestartFrames)
+	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, w, opts.WALRestartFrames)
 	if err != nil {
 		conn.Close()
 		wdb.Close()
