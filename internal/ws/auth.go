@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -93,13 +92,18 @@ func closeReason(reason string) string {
 	return strings.ToValidUTF8(reason[:maxCloseReason], "")
 }
 
+// authParams decodes the params of rpc.authenticate as those of every
+// method are decoded.
+var authParams = rpc.ParamsDecoder[taskwire.AuthenticateParams](taskwire.MethodAuthenticate)
+
 // authToken decodes the params of rpc.authenticate: {token}, nothing else.
 func authToken(params json.RawMessage) (string, *taskwire.Error) {
-	var p taskwire.AuthenticateParams
-	dec := json.NewDecoder(bytes.NewReader(params))
-	dec.DisallowUnknownFields()
-	if params == nil || dec.Decode(&p) != nil || p.Token == "" {
-		return "", taskwire.InvalidParams("token: required string, the only param")
+	p, e := authParams(params)
+	if e != nil {
+		return "", e
+	}
+	if p.Token == "" {
+		return "", taskwire.InvalidParams("token: must not be empty")
 	}
 	return p.Token, nil
 }

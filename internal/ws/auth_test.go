@@ -85,6 +85,10 @@ func TestAuthFirstMessage(t *testing.T) {
 		{"an object id", `{"jsonrpc":"2.0","id":{"n":1},"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
 		{"an unknown member", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"},"auth":1}`, taskwire.CodeNotAllowed, "authentication required"},
 		{"an unknown param", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret","role":"admin"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		// Its params are checked as every method's: exact names, each once.
+		{"the token twice", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"nope","token":"s3cret"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		{"a param name in capitals", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"TOKEN":"s3cret"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		{"positional params", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":["s3cret"]}`, taskwire.CodeInvalidParams, "authentication required"},
 	} {
 		cl := dial(t, b, nil)
 		cl.send(tc.first)
