@@ -29,11 +29,17 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		return false
 	}
 	token, e := authToken(params)
-	if e != nil {
-		c.reply(id, nil, e)
-		if !c.authenticated {
-			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+	switch {
+	case e != nil && c.authenticated:
+		// Nothing is at stake: answered as any call, a notification not
+		// at all.
+		if id != nil {
+			c.reply(id, nil, e)
 		}
+		return false
+	case e != nil:
+		c.reply(id, nil, e)
+		c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		return false
 	}
 	if c.h.opts.Authenticate != nil {
@@ -108,8 +114,9 @@ func authToken(params json.RawMessage) (string, *taskwire.Error) {
 	return p.Token, nil
 }
 
-// reply queues the response to the request id (null when absent): result,
-// or e when not nil. A notification (no id) gets no response.
+// reply queues the response to the request id: result, or e when not
+// nil. A notification (no id) gets no result; an error, with id null, is
+// only given to one refused before the connection closes.
 func (c *conn) reply(id json.RawMessage, result any, e *taskwire.Error) {
 	if id == nil {
 		if e == nil {

@@ -134,6 +134,15 @@ func TestAuthOff(t *testing.T) {
 	if m := bad.next(bad.resps); m.Error == nil || m.Error.Code != taskwire.CodeInvalidRequest {
 		t.Errorf("jsonrpc 1.0: got %s, want error %d", m.raw, taskwire.CodeInvalidRequest)
 	}
+
+	// A notification gets no response, bad params or not: the first
+	// response on the connection is that of the call after it.
+	quiet := dial(t, b, nil)
+	quiet.send(`{"jsonrpc":"2.0","method":"rpc.authenticate","params":{}}`)
+	health := quiet.request(taskwire.MethodSystemHealth, nil)
+	if m := quiet.next(quiet.resps); string(m.ID) != health {
+		t.Errorf("first response %s, want that of system.health (id %s)", m.raw, health)
+	}
 }
 
 // A page of another origin cannot open a WebSocket, so another site cannot
