@@ -59,8 +59,8 @@ func Request(msg []byte) (id json.RawMessage, method string, params json.RawMess
 // ParamsDecoder returns the decoder of the params of method, a request a
 // transport answers itself (rpc.authenticate over WebSocket), into a *P:
 // checked as Register checks the params of every method (named, each
-// once, exact names, types and bounds of the schema of P, valid UTF-8),
-// every failure a -32602 naming the field. P must be a struct, as for
+// once, exact names, types and bounds of the schema of P, valid UTF-8,
+// then the Validate method of *P if any), every failure a -32602 naming the field. P must be a struct, as for
 // Register; params is the raw params member Request returns.
 func ParamsDecoder[P any](method string) func(params json.RawMessage) (*P, *taskwire.Error) {
 	pt := newParamsType(method, reflect.TypeFor[P]())
@@ -76,6 +76,9 @@ func ParamsDecoder[P any](method string) func(params json.RawMessage) (*P, *task
 				return nil, rpcErr
 			}
 			return nil, taskwire.InvalidParams("%v", err)
+		}
+		if e := validate(p); e != nil {
+			return nil, e
 		}
 		return p, nil
 	}
