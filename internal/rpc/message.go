@@ -3,7 +3,11 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"reflect"
 	"unicode/utf8"
+
+	"github.com/taskwire/taskwire"
 )
 
 // WithClientAddr returns ctx carrying the client's network address, which
@@ -50,4 +54,32 @@ func Request(msg []byte) (id json.RawMessage, method string, params json.RawMess
 		return nil, "", nil, false
 	}
 	return req.id, req.method, req.params, true
+}
+
+// ParamsDecoder returns the decoder of the params of method, a request a
+// transport answers itself (rpc.authenticate over WebSocket), into a *P:
+// checked as Register checks the params of every method (named, each
+// once, exact names, types and bounds of the schema of P, valid UTF-8,
+// then the Validate method of *P if any), every failure a -32602 naming the field. P must be a struct, as for
+// Register; params is the raw params member Request returns.
+func ParamsDecoder[P any](method string) func(params json.RawMessage) (*P, *taskwire.Error) {
+	pt := newParamsType(method, reflect.TypeFor[P]())
+	return func(params json.RawMessage) (*P, *taskwire.Error) {
+		obj, e := paramsObject(params)
+		if e != nil {
+			return nil, e
+		}
+		p := new(P)
+		if err := pt.decode(obj, !utf8.Valid(obj), reflect.ValueOf(p).Elem()); err != nil {
+			var rpcErr *taskwire.Error
+			if errors.As(err, &rpcErr) {
+				return nil, rpcErr
+			}
+			return nil, taskwire.InvalidParams("%v", err)
+		}
+		if e := validate(p); e != nil {
+			return nil, e
+		}
+		return p, nil
+	}
 }

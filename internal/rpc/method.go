@@ -49,16 +49,28 @@ func Register[P, R any](name, summary string, fn func(ctx context.Context, p *P)
 			if err := pt.decode(params, checkUTF8, reflect.ValueOf(p).Elem()); err != nil {
 				return nil, err
 			}
-			if v, ok := any(p).(validator); ok {
-				if err := v.Validate(); err != nil {
-					var rpcErr *taskwire.Error
-					if errors.As(err, &rpcErr) {
-						return nil, rpcErr
-					}
-					return nil, taskwire.InvalidParams("%v", err)
-				}
+			if err := validate(p); err != nil {
+				return nil, err
 			}
 			return fn(ctx, p)
 		},
 	}
+}
+
+// validate runs the Validate method of params p, when it has one; its
+// error is a -32602.
+func validate(p any) *taskwire.Error {
+	v, ok := p.(validator)
+	if !ok {
+		return nil
+	}
+	err := v.Validate()
+	if err == nil {
+		return nil
+	}
+	var rpcErr *taskwire.Error
+	if errors.As(err, &rpcErr) {
+		return rpcErr
+	}
+	return taskwire.InvalidParams("%v", err)
 }

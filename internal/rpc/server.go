@@ -272,14 +272,9 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 			s.opts.Observe(m.name, time.Since(start), code)
 		}
 	}()
-	switch {
-	case params == nil:
-		params = emptyObject
-	case params[0] == '[':
-		return nil, taskwire.InvalidParams("params must be an object of named params")
-	}
-	if e := checkDepth(params); e != nil {
-		return nil, e
+	params, rpcErr = paramsObject(params)
+	if rpcErr != nil {
+		return nil, rpcErr
 	}
 	v, err := m.call(ctx, params, checkUTF8)
 	if err != nil {
@@ -290,6 +285,22 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 		return nil, internalError()
 	}
 	return result, nil
+}
+
+// paramsObject is the params object a method decodes: {} when the
+// request has none; positional params and params nested too deep are a
+// -32602.
+func paramsObject(params []byte) ([]byte, *taskwire.Error) {
+	switch {
+	case params == nil:
+		return emptyObject, nil
+	case params[0] == '[':
+		return nil, taskwire.InvalidParams("params must be an object of named params")
+	}
+	if e := checkDepth(params); e != nil {
+		return nil, e
+	}
+	return params, nil
 }
 
 // resultResponse encodes a success response; result is the encoded result.

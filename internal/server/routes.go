@@ -27,7 +27,7 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	mux.Handle("GET /v1/tasks/{id}/result", s.guard(taskwire.MethodTaskGet, http.HandlerFunc(s.result)))
 	mux.Handle("GET /v1/tasks/{id}/events", s.guard(taskwire.MethodTaskGet, http.HandlerFunc(s.taskEvents)))
 	mux.Handle("GET /events", s.guard(taskwire.MethodEventsSubscribe, s.untilRevoked(s.events)))
-	mux.Handle("GET /ws", s.ws)
+	mux.Handle("/ws", s.ws)
 	dashboard := web.Handler()
 	mux.Handle("GET /{$}", dashboard)
 	mux.Handle("GET /static/", dashboard)

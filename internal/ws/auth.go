@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -30,11 +29,17 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		return false
 	}
 	token, e := authToken(params)
-	if e != nil {
-		c.reply(id, nil, e)
-		if !c.authenticated {
-			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+	switch {
+	case e != nil && c.authenticated:
+		// Nothing is at stake: answered as any call, a notification not
+		// at all.
+		if id != nil {
+			c.reply(id, nil, e)
 		}
+		return false
+	case e != nil:
+		c.reply(id, nil, e)
+		c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
 		return false
 	}
 	if c.h.opts.Authenticate != nil {
@@ -93,19 +98,25 @@ func closeReason(reason string) string {
 	return strings.ToValidUTF8(reason[:maxCloseReason], "")
 }
 
+// authParams decodes the params of rpc.authenticate as those of every
+// method are decoded.
+var authParams = rpc.ParamsDecoder[taskwire.AuthenticateParams](taskwire.MethodAuthenticate)
+
 // authToken decodes the params of rpc.authenticate: {token}, nothing else.
 func authToken(params json.RawMessage) (string, *taskwire.Error) {
-	var p taskwire.AuthenticateParams
-	dec := json.NewDecoder(bytes.NewReader(params))
-	dec.DisallowUnknownFields()
-	if params == nil || dec.Decode(&p) != nil || p.Token == "" {
-		return "", taskwire.InvalidParams("token: required string, the only param")
+	p, e := authParams(params)
+	if e != nil {
+		return "", e
+	}
+	if p.Token == "" {
+		return "", taskwire.InvalidParams("token: must not be empty")
 	}
 	return p.Token, nil
 }
 
-// reply queues the response to the request id (null when absent): result,
-// or e when not nil. A notification (no id) gets no response.
+// reply queues the response to the request id: result, or e when not
+// nil. A notification (no id) gets no result; an error, with id null, is
+// only given to one refused before the connection closes.
 func (c *conn) reply(id json.RawMessage, result any, e *taskwire.Error) {
 	if id == nil {
 		if e == nil {

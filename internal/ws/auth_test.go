@@ -85,6 +85,10 @@ func TestAuthFirstMessage(t *testing.T) {
 		{"an object id", `{"jsonrpc":"2.0","id":{"n":1},"method":"rpc.authenticate","params":{"token":"s3cret"}}`, taskwire.CodeNotAllowed, "authentication required"},
 		{"an unknown member", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret"},"auth":1}`, taskwire.CodeNotAllowed, "authentication required"},
 		{"an unknown param", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"s3cret","role":"admin"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		// Its params are checked as every method's: exact names, each once.
+		{"the token twice", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"nope","token":"s3cret"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		{"a param name in capitals", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"TOKEN":"s3cret"}}`, taskwire.CodeInvalidParams, "authentication required"},
+		{"positional params", `{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":["s3cret"]}`, taskwire.CodeInvalidParams, "authentication required"},
 	} {
 		cl := dial(t, b, nil)
 		cl.send(tc.first)
@@ -129,6 +133,15 @@ func TestAuthOff(t *testing.T) {
 	bad.send(`{"jsonrpc":"1.0","id":7,"method":"rpc.authenticate","params":{"token":"anything"}}`)
 	if m := bad.next(bad.resps); m.Error == nil || m.Error.Code != taskwire.CodeInvalidRequest {
 		t.Errorf("jsonrpc 1.0: got %s, want error %d", m.raw, taskwire.CodeInvalidRequest)
+	}
+
+	// A notification gets no response, bad params or not: the first
+	// response on the connection is that of the call after it.
+	quiet := dial(t, b, nil)
+	quiet.send(`{"jsonrpc":"2.0","method":"rpc.authenticate","params":{}}`)
+	health := quiet.request(taskwire.MethodSystemHealth, nil)
+	if m := quiet.next(quiet.resps); string(m.ID) != health {
+		t.Errorf("first response %s, want that of system.health (id %s)", m.raw, health)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,6 +33,10 @@ type conn struct {
 	closeReason string
 	flush       bool
 	inflight    sync.WaitGroup
+	// readWaits counts the read loop's waits for a free slot, twice each
+	// (on entering and on leaving): odd while it waits. Pongs are only
+	// taken in while it reads.
+	readWaits atomic.Uint64
 
 	mu      sync.Mutex
 	subs    map[string]*forwarder
@@ -86,9 +91,7 @@ func (c *conn) readLoop() {
 				continue
 			}
 		}
-		select {
-		case c.sem <- struct{}{}:
-		case <-c.closing:
+		if !c.acquire() {
 			return
 		}
 		if !c.admit() {
@@ -100,6 +103,24 @@ func (c *conn) readLoop() {
 			defer func() { <-c.sem }()
 			c.answer(msg)
 		}()
+	}
+}
+
+// acquire takes a slot for one more request, waiting (and not reading)
+// while MaxConcurrent run; it returns false once the connection closes.
+func (c *conn) acquire() bool {
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	default:
+	}
+	c.readWaits.Add(1)
+	defer c.readWaits.Add(1)
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	case <-c.closing:
+		return false
 	}
 }
 
@@ -237,15 +258,25 @@ func (c *conn) pingLoop() {
 		case <-c.closing:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
+			if !c.ping(every) {
 				c.shut(websocket.StatusPolicyViolation, "ping timed out")
 				return
 			}
 		}
 	}
+}
+
+// ping pings the peer and reports whether it may be alive: its pong came
+// within d, or the read loop, which alone takes pongs in, stopped reading
+// meanwhile to wait for a free slot, so that a late pong proves nothing.
+func (c *conn) ping(d time.Duration) bool {
+	waits := c.readWaits.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if c.ws.Ping(ctx) == nil {
+		return true
+	}
+	return waits%2 == 1 || c.readWaits.Load() != waits
 }
 
 // shut closes the connection once, with code and reason: calls and

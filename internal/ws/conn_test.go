@@ -145,3 +145,23 @@ func TestDrainAnswersCallsInFlight(t *testing.T) {
 	}
 	cl.wantClose(websocket.StatusGoingAway, "shutting down")
 }
+
+// A connection whose read loop waits for a free slot (MaxConcurrent
+// requests running) does not read the pongs of its live peer meanwhile;
+// that is not held against the peer: the calls are answered and the
+// connection stays open.
+func TestPingWhileRequestsFillTheSlots(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(ws.Options{PingInterval: 200 * time.Millisecond, MaxConcurrent: 1}))
+	cl := dial(t, b, nil)
+	call[taskwire.RegisterResult](cl, taskwire.MethodSystemRegister, map[string]any{"id": "w1", "queues": []string{"empty"}})
+	// The claim holds the one slot for many ping intervals; the health
+	// call behind it stops the reading until the claim is answered.
+	claim := cl.request(taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 2000})
+	health := cl.request(taskwire.MethodSystemHealth, nil)
+	if got := decode[taskwire.ClaimResult](t, cl.response(claim)); got.Claimed {
+		t.Errorf("claim = %+v, want claimed false", got)
+	}
+	decode[taskwire.HealthResult](t, cl.response(health))
+	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+}

@@ -137,8 +137,16 @@ func NewHandler(rpcServer *rpc.Server, hub *events.Hub, opts Options) *Handler {
 
 // ServeHTTP upgrades the request to a WebSocket and serves it until either
 // side closes it. With authentication on, a bad Authorization header is
-// HTTP 401 with a JSON-RPC error object, and nothing is upgraded.
+// HTTP 401 with a JSON-RPC error object, and nothing is upgraded; so is
+// every refused upgrade (another HTTP method than GET is 405), with the
+// status that says why.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeHTTPError(w, http.StatusMethodNotAllowed, taskwire.Errorf(taskwire.CodeInvalidRequest,
+			"Invalid Request: HTTP method %s is not allowed, use GET", r.Method))
+		return
+	}
 	ctx := rpc.WithClientAddr(r.Context(), r.RemoteAddr)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -162,7 +170,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			taskwire.Errorf(taskwire.CodeUnavailable, "Server shutting down"))
 		return
 	}
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(&refusals{ResponseWriter: w}, r, nil)
 	if err != nil {
 		// Accept has answered the request already.
 		return
