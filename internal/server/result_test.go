@@ -147,9 +147,11 @@ func TestResultStreamNotFound(t *testing.T) {
 		{"re-run task", rerun.ID, taskwire.CodeConflict, "",
 			map[string]any{"status": "pending", "assignedTo": nil}},
 	}
+	// The cases run in sequence, right after the setup: parallel ones
+	// would wait for a free slot behind the package's other tests, for
+	// longer than w1 stays online without a heartbeat.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			resp, body := httpGet(t, b, "/v1/tasks/"+tt.id+"/result")
 			if resp.StatusCode != 404 {
 				t.Errorf("HTTP %d, want 404", resp.StatusCode)
