@@ -24,6 +24,9 @@ func TestLargeResultMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves a large result through a server process")
 	}
+	if raceDetector {
+		t.Skip("the race detector's shadow memory would be measured with the server's")
+	}
 	mb := 64
 	if v := os.Getenv("TASKWIRE_BIG_RESULT_MB"); v != "" {
 		var err error
