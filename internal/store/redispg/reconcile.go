@@ -174,8 +174,9 @@ func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, er
 // registers again: no other worker takes it, and an admin may unassign
 // it. A pending task goes to the delayed set, from which the next claim
 // moves it once due into its worker's reserved set or its queue (the
-// store reads no clock). The new state reaches PostgreSQL through the
-// outbox.
+// store reads no clock). Its version is above every version Redis issued
+// it before (see restoredVersion). The new state reaches PostgreSQL
+// through the outbox.
 func (s *Store) restore(ctx context.Context, t *taskState) error {
 	r := t.clone()
 	if !r.Status.Final() {
@@ -187,16 +188,43 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 			r.requeue()
 		}
 	}
+	ver, err := s.restoredVersion(ctx, t.ver)
+	if err != nil {
+		return err
+	}
 	x := s.txn()
 	x.check(s.k.task(r.ID), 0)
 	x.check(s.k.createFence(r.ID), 0) // a create settled as not made: its row goes
 	x.check(s.k.deletion(r.ID), 0)    // deleted; PostgreSQL lacks the tombstone yet
-	r.ver = t.ver + 1
+	r.ver = ver
 	x.Put = append(x.Put, put{K: s.k.task(r.ID), F: r.fields()})
 	x.place(r, time.Time{})
 	x.Ready = true
 	x.Outbox = append(x.Outbox, r.ID)
 	return s.apply(ctx, x)
+}
+
+// restoreShift places the versions of each restore in a range of their
+// own: a task goes through fewer than 2^32 changes between two restores.
+const restoreShift = 32
+
+// restoredVersion returns the version of a task restored from its row of
+// version ver. Redis may have issued the task newer versions before it
+// lost its data, which PostgreSQL may still receive: a persister, or a
+// caller, that read the task from Redis before the loss writes it after
+// the restore. The restored task outranks them all, so that PostgreSQL
+// ignores such a late write and takes the task's next changes: its
+// version is above the row's and at least PostgreSQL's count of restores,
+// taken anew for each one, shifted by restoreShift (every version issued
+// before counts from an earlier restore, or from the task's create).
+func (s *Store) restoredVersion(ctx context.Context, ver int64) (int64, error) {
+	var n int64
+	err := s.pg.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ('restores', 1)
+		ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&n)
+	if err != nil {
+		return 0, s.pgErr(err)
+	}
+	return max(ver+1, n<<restoreShift), nil
 }
 
 // stagedOutcome finalizes r from the completion staged under its attempt
