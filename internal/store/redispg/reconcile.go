@@ -152,12 +152,18 @@ func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, er
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, s.redisErr(err)
 	}
-	n := 0
+	n, restoreNo := 0, int64(0)
 	for i, t := range tasks {
 		if cmds[i].Val() == 1 {
 			continue
 		}
-		if err := s.restore(ctx, t); err != nil && !errors.Is(err, errRaced) {
+		if restoreNo == 0 { // one number serves every task of this pass
+			var err error
+			if restoreNo, err = s.nextRestore(ctx); err != nil {
+				return n, err
+			}
+		}
+		if err := s.restore(ctx, t, restoreNo); err != nil && !errors.Is(err, errRaced) {
 			return n, fmt.Errorf("restore %s: %w", t.ID, err)
 		}
 		n++
@@ -175,9 +181,9 @@ func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, er
 // it. A pending task goes to the delayed set, from which the next claim
 // moves it once due into its worker's reserved set or its queue (the
 // store reads no clock). Its version is above every version Redis issued
-// it before (see restoredVersion). The new state reaches PostgreSQL
-// through the outbox.
-func (s *Store) restore(ctx context.Context, t *taskState) error {
+// it before (see nextRestore; restoreNo is the number it gave this
+// restore). The new state reaches PostgreSQL through the outbox.
+func (s *Store) restore(ctx context.Context, t *taskState, restoreNo int64) error {
 	r := t.clone()
 	if !r.Status.Final() {
 		staged, err := s.stagedOutcome(ctx, r)
@@ -188,15 +194,11 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 			r.requeue()
 		}
 	}
-	ver, err := s.restoredVersion(ctx, t.ver)
-	if err != nil {
-		return err
-	}
 	x := s.txn()
 	x.check(s.k.task(r.ID), 0)
 	x.check(s.k.createFence(r.ID), 0) // a create settled as not made: its row goes
 	x.check(s.k.deletion(r.ID), 0)    // deleted; PostgreSQL lacks the tombstone yet
-	r.ver = ver
+	r.ver = max(t.ver+1, restoreNo<<restoreShift)
 	x.Put = append(x.Put, put{K: s.k.task(r.ID), F: r.fields()})
 	x.place(r, time.Time{})
 	x.Ready = true
@@ -208,23 +210,23 @@ func (s *Store) restore(ctx context.Context, t *taskState) error {
 // own: a task goes through fewer than 2^32 changes between two restores.
 const restoreShift = 32
 
-// restoredVersion returns the version of a task restored from its row of
-// version ver. Redis may have issued the task newer versions before it
-// lost its data, which PostgreSQL may still receive: a persister, or a
-// caller, that read the task from Redis before the loss writes it after
-// the restore. The restored task outranks them all, so that PostgreSQL
-// ignores such a late write and takes the task's next changes: its
-// version is above the row's and at least PostgreSQL's count of restores,
-// taken anew for each one, shifted by restoreShift (every version issued
-// before counts from an earlier restore, or from the task's create).
-func (s *Store) restoredVersion(ctx context.Context, ver int64) (int64, error) {
+// nextRestore numbers a restore of tasks from their rows. Redis may have
+// issued a task newer versions before it lost its data, which PostgreSQL
+// may still receive: a persister, or a caller, that read the task from
+// Redis before the loss writes it after the restore. The restored task
+// must outrank them all, so that PostgreSQL ignores such a late write and
+// takes the task's next changes: its version is above its row's and at
+// least the restore's number, taken anew from PostgreSQL for each pass
+// of restores, shifted by restoreShift (every version issued before
+// counts from an earlier restore, or from the task's create).
+func (s *Store) nextRestore(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.pg.QueryRow(ctx, `INSERT INTO counters (name, value) VALUES ('restores', 1)
 		ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value`).Scan(&n)
 	if err != nil {
 		return 0, s.pgErr(err)
 	}
-	return max(ver+1, n<<restoreShift), nil
+	return n, nil
 }
 
 // stagedOutcome finalizes r from the completion staged under its attempt

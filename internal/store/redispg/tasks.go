@@ -239,7 +239,11 @@ func (s *Store) liveTask(ctx context.Context, id string) (*taskState, error) {
 		}
 		return nil, cmp.Or(err, errRaced)
 	}
-	if err := s.restore(ctx, kept); err != nil && !errors.Is(err, errRaced) {
+	restoreNo, err := s.nextRestore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.restore(ctx, kept, restoreNo); err != nil && !errors.Is(err, errRaced) {
 		return nil, err
 	}
 	return nil, errRaced // read again
