@@ -1,9 +1,7 @@
 package client_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -66,8 +64,7 @@ func TestBatchRetriesSafeCalls(t *testing.T) {
 		var reqs []struct {
 			ID json.RawMessage `json:"id"`
 		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		body := peekBody(r)
 		_ = json.Unmarshal(body, &reqs)
 		resps := make([]any, len(reqs))
 		for i, q := range reqs {

@@ -1,9 +1,7 @@
 package client_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -22,8 +20,7 @@ func unavailableFront(t *testing.T, b *bundle, n int64, calls *atomic.Int64) str
 		if r.URL.Path != "/rpc" {
 			return false
 		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		body := peekBody(r)
 		if calls.Add(1) > n {
 			return false
 		}

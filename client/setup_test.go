@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -67,6 +68,30 @@ func front(t *testing.T, next string, h func(w http.ResponseWriter, r *http.Requ
 	}))
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// peekBody reads the body of r and puts it back, for the front's proxy to
+// pass on when its handler does not answer.
+func peekBody(r *http.Request) []byte {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body
+}
+
+// forward posts body to the /rpc of the server at base and returns its
+// answer; on failure it marks the test failed and returns nil.
+func forward(t *testing.T, base string, body []byte) []byte {
+	resp, err := http.Post(base+"/rpc", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Error(err)
+	}
+	return out
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -3,7 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -92,18 +91,14 @@ func runUntilCompleted(t *testing.T, b *bundle, c *client.Client, id string) {
 // a task, closes the connection instead of answering; it reports whether
 // it answered the request.
 func loseClaimAnswer(t *testing.T, b *bundle, w http.ResponseWriter, r *http.Request, lost *atomic.Bool) bool {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	body := peekBody(r)
 	if !bytes.Contains(body, []byte(`"task.claim"`)) {
 		return false
 	}
-	resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Error(err)
+	out := forward(t, b.url, body)
+	if out == nil {
 		return false
 	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if !bytes.Contains(out, []byte(`"claimed":true`)) {
 		_, _ = w.Write(out)
 		return true
@@ -127,17 +122,13 @@ func TestWorkerRunsEachAttemptOnce(t *testing.T) {
 	var completed atomic.Bool
 	var refused atomic.Int64
 	url := front(t, b.url, func(w http.ResponseWriter, r *http.Request) bool {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		body := peekBody(r)
 		switch {
 		case bytes.Contains(body, []byte(`"task.complete"`)):
-			resp, err := http.Post(b.url+"/rpc", "application/json", bytes.NewReader(body))
-			if err != nil {
-				t.Error(err)
+			out := forward(t, b.url, body)
+			if out == nil {
 				return false
 			}
-			out, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			_, _ = w.Write(out)
 			completed.Store(true)
 			return true
