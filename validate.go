@@ -45,10 +45,15 @@ func oneOf(an, a, bn, b string) (string, error) {
 func checkNoNUL(fields ...string) error {
 	for i := 0; i+1 < len(fields); i += 2 {
 		if strings.ContainsRune(fields[i+1], 0) {
-			return InvalidParams("%s: must not contain the NUL character (U+0000)", fields[i])
+			return nulError(fields[i])
 		}
 	}
 	return nil
+}
+
+// nulError is the -32602 of a field holding U+0000.
+func nulError(field string) *Error {
+	return InvalidParams("%s: must not contain the NUL character (U+0000)", field)
 }
 
 func checkMetadata(field string, m json.RawMessage) error {
@@ -107,7 +112,7 @@ func CheckTaskID(field, id string) *Error {
 	case n > MaxTaskIDLength:
 		return InvalidParams("%s: must be at most %d characters long, got %d", field, MaxTaskIDLength, n)
 	case strings.ContainsRune(id, 0):
-		return InvalidParams("%s: must not contain the NUL character (U+0000)", field)
+		return nulError(field)
 	}
 	return nil
 }
