@@ -109,7 +109,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxIdleConns(opts.ReadConns)
 
 	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
-	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, w, opts.WALRestartFrames)
+	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, file, w, opts.WALRestartFrames)
 	if err != nil {
 		conn.Close()
 		wdb.Close()
