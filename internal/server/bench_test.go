@@ -59,12 +59,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 // all), while 10,000 or 1,000,000 tasks are queued, and reports p50 and
 // p99 in ms. Without the pause the benchmark would measure queueing (50
 // callers in a closed loop wait 50/throughput each), which
-// BenchmarkEndToEnd covers. Workers claim at random moments of their
-// interval (arrival=spread), as independent workers do, or all at the
-// same instant (arrival=burst), the worst case: 50 claims queued behind
-// each other every interval. The longer intervals (1,000 and 500 claims/s
-// offered) show how latency grows with load. The 1M cases take a while to
-// fill and run only with -bench.
+// BenchmarkEndToEnd covers. Workers claim at random moments
+// (arrival=random), as independent workers do: each worker's claims are a
+// Poisson process, one claim per interval on average. A fixed period per
+// worker would not stay random: the workers one batch answers together,
+// or one late timer wakes together, would claim together from then on,
+// until the load became bursts. Or they claim all at the same instant
+// (arrival=burst), the worst case: 50 claims queued behind each other
+// every interval. The longer intervals (1,000 and 500 claims/s offered)
+// show how latency grows with load. The 1M cases take a while to fill and
+// run only with -bench.
 func BenchmarkClaimLatency(b *testing.B) {
 	type load struct {
 		queued   int
@@ -73,12 +77,12 @@ func BenchmarkClaimLatency(b *testing.B) {
 	}
 	var loads []load
 	for _, queued := range []int{10_000, 1_000_000} {
-		for _, arrival := range []string{"spread", "burst"} {
+		for _, arrival := range []string{"random", "burst"} {
 			loads = append(loads, load{queued, arrival, 20 * time.Millisecond})
 		}
 	}
 	for _, interval := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
-		loads = append(loads, load{10_000, "spread", interval})
+		loads = append(loads, load{10_000, "random", interval})
 	}
 	for _, l := range loads {
 		b.Run(fmt.Sprintf("queued=%d/arrival=%s/interval=%s", l.queued, l.arrival, l.interval), func(b *testing.B) {
@@ -103,14 +107,17 @@ func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) 
 		wg.Add(1)
 		go func(worker string) {
 			defer wg.Done()
-			if !burst {
-				time.Sleep(rand.N(interval))
-			}
+			due := time.Now()
 			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				if burst {
+					due = due.Add(interval)
+				} else {
+					due = due.Add(time.Duration(rand.ExpFloat64() * float64(interval)))
+				}
+				time.Sleep(time.Until(due))
 				t0 := time.Now()
 				mustCall(b, bd.cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
 				lat[i] = time.Since(t0)
-				time.Sleep(interval - lat[i])
 			}
 		}(fmt.Sprintf("lw%d", w))
 	}
