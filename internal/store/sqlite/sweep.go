@@ -57,8 +57,10 @@ func (s *Store) Sweep(ctx context.Context, p store.SweepParams) (*store.SweepRes
 	return res, nil
 }
 
-// nextRunQuery finds the earliest RunAt of a pending task after now (ms).
-const nextRunQuery = "SELECT min(run_at) FROM tasks WHERE status = 'pending' AND run_at > ?"
+// nextRunQuery finds the earliest RunAt of a pending task after now (ms),
+// among the tasks created to run later (the tasks_pending_run_at index):
+// a task whose RunAt is not after its creation was ready when created.
+const nextRunQuery = "SELECT min(run_at) FROM tasks WHERE status = 'pending' AND run_at > created_at AND run_at > ?"
 
 // silentQuery selects the online workers last seen at or before a time
 // (ms), silent the longest first: args time, limit.
