@@ -30,7 +30,7 @@ func (s *Store) Sweep(ctx context.Context, p store.SweepParams) (*store.SweepRes
 	var res *store.SweepResult
 	err := s.w.doRelaxed(ctx, func(tx *writeTx) error {
 		res = &store.SweepResult{}
-		if err := tx.flushTouches(); err != nil {
+		if err := tx.flushTouches(true); err != nil {
 			return err
 		}
 		if p.WorkerTimeout > 0 {

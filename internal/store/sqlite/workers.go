@@ -194,6 +194,7 @@ func (s *Store) ListWorkers(ctx context.Context) ([]taskwire.Worker, error) {
 			if err != nil {
 				return err
 			}
+			w.LastSeen = s.w.tx.seen.lastSeen(w.ID, w.LastSeen)
 			index[w.ID] = len(workers)
 			workers = append(workers, *w)
 		}
@@ -240,20 +241,32 @@ type touch struct {
 	at int64
 }
 
-// flushTouches writes the batch's touches, the latest of each worker, to
-// the workers still online; a LastSeen never moves back, so writing them
-// again is harmless. Sweep calls it before reading LastSeen, so that a
-// worker that called in earlier in the same batch is not taken for silent;
-// the batch writes them all again at its end, in case the sweep's
-// savepoint was rolled back.
-func (t *writeTx) flushTouches() error {
+// flushTouches writes the batch's touches, the latest of each worker,
+// that signsOfLife finds due, and with all the signs of life it holds
+// too, to the workers still online; a LastSeen never moves back, so
+// writing one again is harmless. The batch calls it at its end, and
+// records what it wrote and kept (wrote, kept) for signsOfLife once it
+// has committed. Sweep calls it with all before reading LastSeen, so that
+// no worker that called in is taken for silent; what that call writes is
+// not recorded, in case the sweep's savepoint is rolled back.
+func (t *writeTx) flushTouches(all bool) error {
 	latest := make(map[string]int64, len(t.touches))
+	if all {
+		latest = t.seen.pending()
+	}
 	for _, tc := range t.touches {
 		latest[tc.id] = max(latest[tc.id], tc.at)
 	}
 	for id, at := range latest {
+		if !all && !t.seen.due(id, at) {
+			t.kept = append(t.kept, touch{id, at})
+			continue
+		}
 		if _, err := t.exec("UPDATE workers SET last_seen = max(last_seen, ?) WHERE id = ? AND status = 'online'", at, id); err != nil {
 			return fmt.Errorf("worker %s last seen: %w", id, err)
+		}
+		if !all {
+			t.wrote = append(t.wrote, touch{id, at})
 		}
 	}
 	return nil

@@ -61,7 +61,7 @@ type writer struct {
 func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, maxBatch int) *writer {
 	return &writer{
 		db: db, conn: conn,
-		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}},
+		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}, seen: newSignsOfLife()},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
 		changed: &store.Signal{},
@@ -165,6 +165,9 @@ func (w *writer) commit(batch []*op) {
 			err = fmt.Errorf("commit: %w", err)
 		}
 	}
+	if err == nil {
+		w.tx.seen.committed(w.tx.wrote, w.tx.kept)
+	}
 	if err == nil && len(w.tx.events) > 0 {
 		w.lastEvent.Store(w.tx.lastEvent)
 		w.changed.Fire()
@@ -197,6 +200,7 @@ func (w *writer) commit(batch []*op) {
 // longer be committed.
 func (w *writer) runBatch(batch []*op, errs []error) error {
 	w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:0], w.tx.touches[:0], w.tx.counts[:0]
+	w.tx.wrote, w.tx.kept = w.tx.wrote[:0], w.tx.kept[:0]
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -220,7 +224,7 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 			return fmt.Errorf("release savepoint: %w", err)
 		}
 	}
-	if err := w.tx.flushTouches(); err != nil {
+	if err := w.tx.flushTouches(false); err != nil {
 		return err
 	}
 	if err := w.tx.flushCounts(); err != nil {
@@ -269,6 +273,10 @@ type writeTx struct {
 	// touches are the signs of life of workers the same ops recorded,
 	// waiting for flushTouches.
 	touches []touch
+	// seen holds the signs of life not written yet; wrote and kept are
+	// those the batch's flushTouches wrote and kept for later.
+	seen        *signsOfLife
+	wrote, kept []touch
 	// counts are the changes the same ops made to the number of tasks of
 	// each queue and status, waiting for flushCounts.
 	counts []countChange

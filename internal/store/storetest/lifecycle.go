@@ -35,6 +35,25 @@ func testSweep(t *testing.T, newStore newStoreFunc) {
 		s.wantSweep(t0.Add(95*time.Second+timeout), timeout, store.SweepResult{WorkersOffline: 1, Requeued: 1})
 	})
 
+	// Signs of life a few milliseconds apart count as much as those a
+	// minute apart: LastSeen is the latest of them, and the sweep goes by
+	// it.
+	t.Run("WorkerCallsCloseTogether", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		s.create(newTask(1), newTask(2))
+		s.register("w1")
+		s.claim("w1", t0.Add(10*time.Second), 2)
+		s.update(store.UpdateTaskParams{ID: taskID(1), WorkerID: "w1", Now: t0.Add(10*time.Second + 200*time.Millisecond)})
+		last := t0.Add(10*time.Second + 400*time.Millisecond)
+		s.complete(store.CompleteTaskParams{ID: taskID(2), WorkerID: "w1", Result: []byte(`2`), Now: last})
+		s.wantWorkers([]taskwire.Worker{{ID: "w1", Status: taskwire.WorkerOnline, RegisteredAt: t0, LastSeen: last,
+			Tasks: []string{taskID(1)}}})
+		s.wantSweep(last.Add(timeout-time.Millisecond), timeout, store.SweepResult{})
+		s.wantSweep(last.Add(timeout), timeout, store.SweepResult{WorkersOffline: 1, Requeued: 1})
+		s.wantWorkers([]taskwire.Worker{{ID: "w1", Status: taskwire.WorkerOffline, RegisteredAt: t0, LastSeen: last}})
+	})
+
 	// A worker silent for the timeout goes offline: it can no longer
 	// claim, its heartbeat says it is not alive and changes nothing, and
 	// registering again brings it back.
