@@ -244,11 +244,11 @@ type touch struct {
 // flushTouches writes the batch's touches, the latest of each worker,
 // that signsOfLife finds due, and with all the signs of life it holds
 // too, to the workers still online; a LastSeen never moves back, so
-// writing one again is harmless. The batch calls it at its end, and
-// records what it wrote and kept (wrote, kept) for signsOfLife once it
-// has committed. Sweep calls it with all before reading LastSeen, so that
-// no worker that called in is taken for silent; what that call writes is
-// not recorded, in case the sweep's savepoint is rolled back.
+// writing one again is harmless. What it wrote and kept (wrote, kept)
+// goes to signsOfLife once the batch has committed. The batch calls it at
+// its end; Sweep calls it with all before reading LastSeen, so that no
+// worker that called in is taken for silent (what the sweep wrote goes
+// with its op when the op fails, like its touches).
 func (t *writeTx) flushTouches(all bool) error {
 	latest := make(map[string]int64, len(t.touches))
 	if all {
@@ -265,9 +265,7 @@ func (t *writeTx) flushTouches(all bool) error {
 		if _, err := t.exec("UPDATE workers SET last_seen = max(last_seen, ?) WHERE id = ? AND status = 'online'", at, id); err != nil {
 			return fmt.Errorf("worker %s last seen: %w", id, err)
 		}
-		if !all {
-			t.wrote = append(t.wrote, touch{id, at})
-		}
+		t.wrote = append(t.wrote, touch{id, at})
 	}
 	return nil
 }

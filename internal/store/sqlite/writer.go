@@ -211,11 +211,12 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		appended, touched, counted := len(w.tx.events), len(w.tx.touches), len(w.tx.counts)
+		appended, touched, counted, wrote := len(w.tx.events), len(w.tx.touches), len(w.tx.counts), len(w.tx.wrote)
 		if errs[i] = o.fn(w.tx); errs[i] != nil {
 			clear(w.tx.events[appended:])
-			// Its events, touches and counts go with it.
+			// Its events, touches, counts and signs of life written go with it.
 			w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:appended], w.tx.touches[:touched], w.tx.counts[:counted]
+			w.tx.wrote = w.tx.wrote[:wrote]
 			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
 				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
 			}
