@@ -31,7 +31,36 @@ func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.
 	dashboard := web.Handler()
 	mux.Handle("GET /{$}", dashboard)
 	mux.Handle("GET /static/", dashboard)
+	mux.Handle("/", noEndpoint(mux))
 	return mux
+}
+
+// noEndpoint answers the requests no endpoint of mux takes as SPEC 6 has
+// all bad input answered, with a JSON-RPC error object (id null) instead
+// of net/http's plain text: 405 with Allow when the path is served for
+// GET, else 404.
+func noEndpoint(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get := r.Clone(r.Context())
+		get.Method = http.MethodGet
+		data := map[string]any{"method": r.Method, "path": truncate(r.URL.Path, 256)}
+		if _, pattern := mux.Handler(get); pattern != "/" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, &taskwire.Error{Code: taskwire.CodeInvalidRequest,
+				Message: "Invalid Request: method " + r.Method + " not allowed here", Data: data})
+			return
+		}
+		writeError(w, http.StatusNotFound, &taskwire.Error{Code: taskwire.CodeInvalidRequest,
+			Message: "Invalid Request: no endpoint at this path", Data: data})
+	})
+}
+
+// truncate returns s cut to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // readyz answers 200 when every backend answers, else 503 with the

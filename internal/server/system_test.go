@@ -357,3 +357,46 @@ func TestReadyzUnavailable(t *testing.T) {
 		t.Errorf("log %q, want the scrape's failure", got)
 	}
 }
+
+// TestUnknownEndpoint checks that a path no endpoint serves, and a method
+// an endpoint does not take, are answered as all bad input is (SPEC 6): a
+// JSON-RPC error object with id null, with 404, or with 405 and Allow.
+func TestUnknownEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cases := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/nope", http.StatusNotFound, ""},
+		{http.MethodGet, "/v1/tasks", http.StatusNotFound, ""},
+		{http.MethodPost, "/v1/tasks/t-1/events/more", http.StatusNotFound, ""},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodDelete, "/v1/tasks/t-1/result", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodPut, "/", http.StatusMethodNotAllowed, "GET, HEAD"},
+	}
+	for _, c := range cases {
+		req, err := http.NewRequest(c.method, b.url+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := do(t, req)
+		if resp.StatusCode != c.status || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: HTTP %d, Allow %q; want %d, %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.status, c.allow)
+		}
+		var got struct {
+			JSONRPC string          `json:"jsonrpc"`
+			Error   *taskwire.Error `json:"error"`
+			ID      json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil || got.JSONRPC != "2.0" || got.Error == nil ||
+			got.Error.Code != taskwire.CodeInvalidRequest || string(got.ID) != "null" {
+			t.Errorf("%s %s: body %q, want a JSON-RPC error %d with id null", c.method, c.path, body, taskwire.CodeInvalidRequest)
+		}
+	}
+	// The endpoints themselves still answer.
+	if resp, body := httpGet(t, b, "/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /: HTTP %d %.100q", resp.StatusCode, body)
+	}
+}
