@@ -1,9 +1,11 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"unicode/utf8"
 
@@ -196,10 +198,62 @@ func (p *objectPlan) decode(ms []member, dst reflect.Value, path string) error {
 			}
 			continue
 		}
+		if integerKind(f.typ) && bytes.ContainsAny(m.val, ".eE") {
+			if err := setInteger(fv, m.val); err != nil {
+				return decodeError(at, err)
+			}
+			continue
+		}
 		if err := json.Unmarshal(m.val, fv.Addr().Interface()); err != nil {
 			return decodeError(at, err)
 		}
 	}
+	return nil
+}
+
+// integerKind reports whether t is an integer type or a pointer to one.
+func integerKind(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// setInteger stores num, a JSON number with a fraction or an exponent, in
+// fv, an integer field or a pointer to one. JSON Schema's integer, which
+// the schema has checked, is any number whose fraction is zero (1.0 and
+// 1e3 as much as 1); encoding/json refuses those for a Go integer. num is
+// within float64's range (the schema's instance refused larger ones), so
+// its exact value is small to compute.
+func setInteger(fv reflect.Value, num []byte) error {
+	t := fv.Type()
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	refuse := &json.UnmarshalTypeError{Value: "number " + string(num), Type: t}
+	r, ok := new(big.Rat).SetString(string(num))
+	if !ok || !r.IsInt() {
+		return refuse
+	}
+	n, v := r.Num(), reflect.New(t).Elem()
+	switch {
+	case v.CanInt() && n.IsInt64() && !v.OverflowInt(n.Int64()):
+		v.SetInt(n.Int64())
+	case v.CanUint() && n.IsUint64() && !v.OverflowUint(n.Uint64()):
+		v.SetUint(n.Uint64())
+	default:
+		return refuse
+	}
+	if fv.Kind() == reflect.Pointer {
+		fv.Set(v.Addr())
+		return nil
+	}
+	fv.Set(v)
 	return nil
 }
 

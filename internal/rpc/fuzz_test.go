@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -199,15 +201,51 @@ func FuzzParams(f *testing.F) {
 		if !utf8.Valid(data) {
 			t.Fatalf("accepted invalid UTF-8: %q", data)
 		}
-		var want fuzzParams
-		if err := json.Unmarshal(data, &want); err != nil {
-			t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
-		}
+		want := decodeFuzzParams(t, data)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("decoded %+v, encoding/json %+v", got, want)
 		}
 		checkFuzzBounds(t, data, &got)
 	})
+}
+
+// decodeFuzzParams decodes accepted params data as encoding/json does,
+// except that the integer fields take any number with a zero fraction
+// (1.0, 1e1), as JSON Schema's integer does and the decoder must.
+func decodeFuzzParams(t *testing.T, data []byte) fuzzParams {
+	t.Helper()
+	var n struct {
+		fuzzParams
+		Count *json.Number `json:"count,omitempty"`
+		Inner *struct {
+			fuzzInner
+			Size json.Number `json:"size"`
+		} `json:"inner,omitempty"`
+	}
+	if err := json.Unmarshal(data, &n); err != nil {
+		t.Fatalf("accepted %q, which encoding/json refuses: %v", data, err)
+	}
+	p := n.fuzzParams
+	if n.Count != nil {
+		c := int(integral(t, data, *n.Count, math.MinInt, math.MaxInt))
+		p.Count = &c
+	}
+	if n.Inner != nil {
+		p.Inner = &n.Inner.fuzzInner
+		p.Inner.Size = integral(t, data, n.Inner.Size, math.MinInt64, math.MaxInt64)
+	}
+	return p
+}
+
+// integral returns the value of num, which accepted params data holds for
+// an integer field, failing when it is not an integer within [lo, hi].
+func integral(t *testing.T, data []byte, num json.Number, lo, hi int64) int64 {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(num.String())
+	if !ok || !r.IsInt() || !r.Num().IsInt64() || r.Num().Int64() < lo || r.Num().Int64() > hi {
+		t.Fatalf("accepted %q, whose %s is no integer of the field", data, num)
+	}
+	return r.Num().Int64()
 }
 
 // checkFuzzBounds checks the bounds of fuzzParams on accepted params p.

@@ -70,8 +70,11 @@ func TestInvalidParams(t *testing.T) {
 		{"nested huge number", "echo", `{"text":"a","tags":["a",[{"k":-1e-999}]]}`,
 			"tags[1][0].k: number -1e-999 is out of range"},
 		// A value the schema accepts but the Go type cannot hold.
-		{"does not fit", "task.update", `{"id":"t","updates":{},"attempt":1.0}`,
-			"attempt: number 1.0 cannot be stored as int"},
+		{"does not fit", "task.update", `{"id":"t","updates":{},"attempt":1e19}`,
+			"attempt: number 1e19 cannot be stored as int"},
+		// An integer param is a number with no fraction, however written.
+		{"fraction", "task.update", `{"id":"t","updates":{},"attempt":1.5}`,
+			"attempt: must be an integer, got number"},
 		// A param given twice.
 		{"duplicate", "task.create", `{"text":"a","text":"b"}`, "text: given twice"},
 		// Several faults are all named, sorted.
@@ -140,6 +143,15 @@ func TestParamsDecoded(t *testing.T) {
 			`{"id":"t-1","updates":{"text":"b","status":"failed","priority":100,"metadata":null},"attempt":0}`},
 		// A pointer param, and an empty array that omitempty leaves out.
 		{"echo", "echo", `{"text":"x","n":100,"tags":[]}`, `{"text":"x","n":100}`},
+		// Integers written with a zero fraction or an exponent, as JSON
+		// Schema's integer (and so rpc.discover) allows: a plain field, a
+		// pointer, a field of a nested struct.
+		{"integral numbers", "task.update",
+			`{"id":"t-1","updates":{"priority":1.00e2},"attempt":3.0}`,
+			`{"id":"t-1","updates":{"priority":100},"attempt":3}`},
+		{"integral numbers create", "task.create",
+			`{"text":"a","priority":-0.0,"maxAttempts":1e1,"leaseMs":15E2}`,
+			`{"text":"a","priority":0,"maxAttempts":10,"leaseMs":1500}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
