@@ -55,15 +55,16 @@ func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	if p.Queue != "" {
 		conds, args = append(conds, "queue = ?"), append(args, p.Queue)
 	}
-	countFrom := "task_counts"
-	countOf := "coalesce(sum(n), 0)"
+	// The writer's counts give the total, unless the filter is one they
+	// do not keep.
+	counted := true
 	if p.AssignedTo != "" {
 		conds, args = append(conds, "assigned_to = ?"), append(args, p.AssignedTo)
-		countFrom, countOf = "tasks", "count(*)"
+		counted = false
 	}
 	if p.Priority != nil {
 		conds, args = append(conds, "priority = ?"), append(args, *p.Priority)
-		countFrom, countOf = "tasks", "count(*)"
+		counted = false
 	}
 	where := ""
 	if len(conds) > 0 {
@@ -73,7 +74,9 @@ func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	var tasks []*taskwire.Task
 	total := 0
 	err := s.view(ctx, func(tx *readTx) error {
-		if err := tx.queryRow("SELECT "+countOf+" FROM "+countFrom+where, args...).Scan(&total); err != nil {
+		if counted {
+			total = s.w.counts.sum(p.Queue, p.Status)
+		} else if err := tx.queryRow("SELECT count(*) FROM tasks"+where, args...).Scan(&total); err != nil {
 			return err
 		}
 		rows, err := tx.query("SELECT "+taskColumns+", "+listResult+" FROM tasks"+where+

@@ -92,6 +92,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err == nil {
 		lastEvent, err = lastEventSeq(ctx, conn)
 	}
+	var counts *taskCounts
+	if err == nil {
+		counts, err = loadCounts(ctx, conn)
+	}
 	if err != nil {
 		if conn != nil {
 			conn.Close()
@@ -108,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 
-	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch)
+	w := newWriter(context.WithoutCancel(ctx), wdb, conn, file, opts.MaxBatch, counts)
 	ckpt, err := startCheckpointer(context.WithoutCancel(ctx), path, file, w, opts.WALRestartFrames)
 	if err != nil {
 		conn.Close()

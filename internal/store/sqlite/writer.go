@@ -50,6 +50,9 @@ type writer struct {
 	// restartWAL asks the writer to finish a checkpoint before its next
 	// batch; see checkpointer.
 	restartWAL atomic.Bool
+	// counts are the tasks of each queue and status as of the last
+	// commit.
+	counts *taskCounts
 
 	mu      sync.RWMutex // held for reading while sending on ops
 	closed  bool
@@ -58,9 +61,9 @@ type writer struct {
 
 // newWriter returns a writer on conn, a connection at synchronous=NORMAL
 // to the database file at path; run starts it.
-func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, maxBatch int) *writer {
+func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, maxBatch int, counts *taskCounts) *writer {
 	return &writer{
-		db: db, conn: conn,
+		db: db, conn: conn, counts: counts,
 		tx:      &writeTx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}, seen: newSignsOfLife()},
 		ops:     make(chan *op, maxBatch),
 		max:     maxBatch,
@@ -167,6 +170,7 @@ func (w *writer) commit(batch []*op) {
 	}
 	if err == nil {
 		w.tx.seen.committed(w.tx.wrote, w.tx.kept)
+		w.counts.add(w.tx.counts)
 	}
 	if err == nil && len(w.tx.events) > 0 {
 		w.lastEvent.Store(w.tx.lastEvent)
@@ -228,9 +232,6 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 	if err := w.tx.flushTouches(false); err != nil {
 		return err
 	}
-	if err := w.tx.flushCounts(); err != nil {
-		return err
-	}
 	return w.tx.flushEvents()
 }
 
@@ -240,8 +241,8 @@ func (w *writer) isClosed() bool {
 	return w.closed
 }
 
-// stop lets the writer finish every op already submitted, then closes its
-// connection. It reports false when the writer was already stopped.
+// stop lets the writer finish every op already submitted, saves the task
+// counts for the next Open, then closes its connection. It reports false when the writer was already stopped.
 func (w *writer) stop() (bool, error) {
 	w.mu.Lock()
 	if w.closed {
@@ -252,7 +253,7 @@ func (w *writer) stop() (bool, error) {
 	close(w.ops)
 	w.mu.Unlock()
 	<-w.stopped
-	errs := []error{w.sync.close()}
+	errs := []error{w.sync.close(), w.counts.save(w.tx.ctx, w.conn)}
 	for _, st := range w.tx.stmts {
 		errs = append(errs, st.Close())
 	}
@@ -279,7 +280,7 @@ type writeTx struct {
 	seen        *signsOfLife
 	wrote, kept []touch
 	// counts are the changes the same ops made to the number of tasks of
-	// each queue and status, waiting for flushCounts.
+	// each queue and status, added to the writer's counts at commit.
 	counts []countChange
 }
 
