@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,17 +31,14 @@ const eventRowsPerInsert = 100
 func (t *writeTx) flushEvents() error {
 	for evs := t.events; len(evs) > 0; {
 		n := min(len(evs), eventRowsPerInsert)
-		args := make([]any, 0, 5*n)
+		args := make([]any, 0, 6*n)
 		for _, ev := range evs[:n] {
-			args = append(args, string(ev.Type), nullString(ev.TaskID), string(ev.Payload), string(ev.Metadata), ev.Timestamp)
+			t.lastEvent++
+			args = append(args, t.lastEvent, string(ev.Type), nullString(ev.TaskID), string(ev.Payload), string(ev.Metadata), ev.Timestamp)
 		}
-		query := "INSERT INTO events (type, task_id, payload, metadata, ts) VALUES (?, ?, ?, ?, ?)" +
-			strings.Repeat(", (?, ?, ?, ?, ?)", n-1)
-		res, err := t.exec(query, args...)
-		if err != nil {
-			return fmt.Errorf("append %d events: %w", n, err)
-		}
-		if t.lastEvent, err = res.LastInsertId(); err != nil {
+		query := "INSERT INTO events (seq, type, task_id, payload, metadata, ts) VALUES (?, ?, ?, ?, ?, ?)" +
+			strings.Repeat(", (?, ?, ?, ?, ?, ?)", n-1)
+		if _, err := t.exec(query, args...); err != nil {
 			return fmt.Errorf("append %d events: %w", n, err)
 		}
 		evs = evs[n:]
@@ -93,10 +89,7 @@ func (t *readTx) issued(seq, recorded int64) (bool, error) {
 		return true, nil
 	}
 	var last int64
-	err := t.queryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+	err := t.queryRow(issuedQuery).Scan(&last)
 	return seq <= last, err
 }
 
@@ -141,10 +134,9 @@ func skipEventIDs(ctx context.Context, conn *sql.Conn) error {
 		return fmt.Errorf("skip event ids: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // after Commit, a no-op
-	_, err = tx.ExecContext(ctx, `INSERT INTO event_gaps (after, size)
-		SELECT seq, ? FROM sqlite_sequence WHERE name = 'events'`, eventIDGap)
+	_, err = tx.ExecContext(ctx, `INSERT INTO event_gaps (after, size) SELECT (`+issuedQuery+`), ?`, eventIDGap)
 	if err == nil {
-		_, err = tx.ExecContext(ctx, "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'", eventIDGap)
+		_, err = tx.ExecContext(ctx, "UPDATE event_ids SET issued = ("+issuedQuery+") + ?", eventIDGap)
 	}
 	if err == nil {
 		err = tx.Commit()
@@ -155,14 +147,16 @@ func skipEventIDs(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// lastEventSeq reads the seq of the newest event ever appended, 0 when none
+// issuedQuery reads the newest event seq ever issued, 0 when none was:
+// the log's newest, or the one event_ids keeps when the log no longer
+// holds it (trimmed, or ids skipped).
+const issuedQuery = "SELECT max((SELECT issued FROM event_ids), coalesce((SELECT max(seq) FROM events), 0))"
+
+// lastEventSeq reads the seq of the newest event ever issued, 0 when none
 // was.
 func lastEventSeq(ctx context.Context, conn *sql.Conn) (int64, error) {
 	var seq int64
-	err := conn.QueryRowContext(ctx, "SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+	err := conn.QueryRowContext(ctx, issuedQuery).Scan(&seq)
 	return seq, err
 }
 

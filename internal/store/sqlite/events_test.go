@@ -100,6 +100,40 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 	}
 }
 
+// TestEventIDsNotReusedAfterTrimmedEmpty checks that a log the sweep has
+// trimmed empty issues no id twice, even after a reopen, when nothing left
+// in the log shows the newest id.
+func TestEventIDsNotReusedAfterTrimmedEmpty(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, task(1))
+	create(t, s, task(2))
+	last := seqOf(t, lastEventID(t, s))
+	res, err := s.Sweep(t.Context(), store.SweepParams{Now: t0.Add(time.Hour), EventRetention: time.Minute})
+	if err != nil || res.EventsDropped != 2 {
+		t.Fatalf("Sweep = %+v, %v; want the 2 events dropped", res, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	create(t, s, task(3))
+	if got := seqOf(t, lastEventID(t, s)); got != last+1 {
+		t.Errorf("first event id after the trim and a reopen = %d, want %d", got, last+1)
+	}
+	if _, err := s.ReadEvents(t.Context(), strconv.FormatInt(last, 10), 10); err != nil {
+		t.Errorf("resume after the last id before the trim: %v, want it known as issued", err)
+	}
+}
+
 func lastEventID(t *testing.T, s *Store) string {
 	t.Helper()
 	id, err := s.LastEventID(t.Context())

@@ -222,6 +222,12 @@ func trimEvents(tx *writeTx, now time.Time, p store.SweepParams, res *store.Swee
 	if upTo < first.Int64 {
 		return nil
 	}
+	if upTo >= last.Int64 {
+		// The log's newest seq goes: event_ids keeps it (see 0009_event_ids).
+		if _, err := tx.exec("UPDATE event_ids SET issued = max(issued, ?)", last.Int64); err != nil {
+			return err
+		}
+	}
 	r, err := tx.exec("DELETE FROM events WHERE seq <= ?", upTo)
 	if err != nil {
 		return err

@@ -205,6 +205,7 @@ func (w *writer) commit(batch []*op) {
 func (w *writer) runBatch(batch []*op, errs []error) error {
 	w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:0], w.tx.touches[:0], w.tx.counts[:0]
 	w.tx.wrote, w.tx.kept = w.tx.wrote[:0], w.tx.kept[:0]
+	w.tx.lastEvent = w.lastEvent.Load()
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -270,7 +271,8 @@ type writeTx struct {
 	// events are the events appended by the batch's ops that have not
 	// failed, in order, waiting for flushEvents.
 	events []taskwire.Event
-	// lastEvent is the seq flushEvents gave the last of them.
+	// lastEvent is the seq of the newest event: committed before the
+	// batch, then the one flushEvents gave the last of the batch's.
 	lastEvent int64
 	// touches are the signs of life of workers the same ops recorded,
 	// waiting for flushTouches.
