@@ -201,7 +201,9 @@ func (w *writer) commit(batch []*op) {
 
 // runBatch begins the transaction and runs each op in a savepoint, setting
 // errs[i] to op i's error. It returns an error when the transaction can no
-// longer be committed.
+// longer be committed. The op of a batch of one runs without a savepoint
+// (two statements fewer for a lone op): when it fails, runBatch returns
+// its error, and the whole transaction is rolled back.
 func (w *writer) runBatch(batch []*op, errs []error) error {
 	w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:0], w.tx.touches[:0], w.tx.counts[:0]
 	w.tx.wrote, w.tx.kept = w.tx.wrote[:0], w.tx.kept[:0]
@@ -209,8 +211,15 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	solo := len(batch) == 1
 	for i, o := range batch {
 		if errs[i] = o.ctx.Err(); errs[i] != nil {
+			continue
+		}
+		if solo {
+			if errs[i] = o.fn(w.tx); errs[i] != nil {
+				return errs[i]
+			}
 			continue
 		}
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {

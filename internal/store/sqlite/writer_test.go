@@ -139,3 +139,39 @@ func createErr(t *testing.T, s *Store, n int) error {
 	_, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: tk, Now: tk.CreatedAt})
 	return err
 }
+
+// A lone op that fails (a batch of one, which runs without a savepoint)
+// leaves nothing behind: not its writes, not its events, and the writer
+// goes on with the next op.
+func TestLoneFailedOpLeavesNothing(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	ctx := t.Context()
+	errBoom := errors.New("boom")
+	before := s.w.lastEvent.Load()
+	err := s.w.do(ctx, func(tx *writeTx) error {
+		if _, err := tx.exec("INSERT INTO workers (id, status, roles, queues, registered_at, last_seen) VALUES ('a', 'online', 'null', 'null', 0, 0)"); err != nil {
+			return err
+		}
+		tx.appendEvent(store.WorkerOfflineEvent("a", t0, t0))
+		tx.count("q", "pending", 1)
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("lone op = %v, want its own error", err)
+	}
+	register(t, s, "b")
+	workers, err := s.ListWorkers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers) != 1 || workers[0].ID != "b" {
+		t.Errorf("workers = %+v, want b alone", workers)
+	}
+	if got := s.w.lastEvent.Load(); got != before+1 {
+		t.Errorf("newest event = %d, want %d: the registration's alone", got, before+1)
+	}
+	if n := s.w.counts.sum("q", ""); n != 0 {
+		t.Errorf("tasks counted in queue q = %d, want 0", n)
+	}
+}
