@@ -79,7 +79,7 @@ func follow(ctx context.Context, cio cliIO, c *client.Client, p client.EventsPar
 		if ctx.Err() != nil || exitStatus(err) != exitUnavailable {
 			return err
 		}
-		fmt.Fprintf(cio.stderr, "taskwire: %v; reconnecting\n", err)
+		fmt.Fprintf(cio.stderr, "taskwire: %s; reconnecting\n", visibleLines(err.Error()))
 	}
 }
 

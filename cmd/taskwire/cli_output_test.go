@@ -74,6 +74,34 @@ func TestCLIOutputTerminalSafe(t *testing.T) {
 	}
 }
 
+// TestCLIErrorsTerminalSafe: an error message, which may quote what
+// anyone sent (a task id, a queue name) or what a server says, reaches
+// stderr with its control characters shown, never raw.
+func TestCLIErrorsTerminalSafe(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	for _, args := range [][]string{
+		{"get", hostileText},
+		{"create", "--queue", hostileText, "text"},
+		{"complete", hostileText, "--result", "1"},
+	} {
+		r := b.cli(t, args...)
+		if r.code == exitOK {
+			t.Fatalf("%s: exit 0, want an error", args[0])
+		}
+		if c := rawTerminalControls(r.stderr); len(c) > 0 || !strings.HasPrefix(r.stderr, "taskwire: ") {
+			t.Errorf("%s: stderr holds raw controls %q:\n%s", args[0], c, r.stderr)
+		}
+	}
+	var w strings.Builder
+	if code := report(&w, exitError{code: exitServer, err: errors.New("server said: " + hostileText + "\nand more")}); code != exitServer {
+		t.Errorf("report = exit %d, want %d", code, exitServer)
+	}
+	if want := "taskwire: server said: " + visible(hostileText) + "\nand more\n"; w.String() != want {
+		t.Errorf("report wrote %q, want %q", w.String(), want)
+	}
+}
+
 // TestCLICompleteEmptyOutcome: `complete ID --error "$msg"` with an empty
 // message must not complete the task as a success, nor `--result ""`
 // store null: both are bad command lines and change nothing.

@@ -85,3 +85,12 @@ func indexControl(b []byte) int {
 	}
 	return -1
 }
+
+// visibleLines is visible for each line of s: the line breaks stay.
+func visibleLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = visible(l)
+	}
+	return strings.Join(lines, "\n")
+}

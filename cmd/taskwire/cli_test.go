@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -82,18 +80,8 @@ func runWorkSignalled(ctx context.Context, signals chan<- chan<- os.Signal, args
 
 // resultOf returns what a command printed and the exit status of err.
 func resultOf(err error, stdout, stderr *bytes.Buffer) cliResult {
-	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var ee exitError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, &ee):
-		r.code = ee.code
-		r.stderr += ee.err.Error()
-	default:
-		r.code = 1
-		r.stderr += err.Error()
-	}
-	return r
+	code := report(stderr, err)
+	return cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 // want fails the test unless r exited with code.

@@ -32,17 +32,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(report(os.Stderr, err))
+}
+
+// report writes the error run returned to w and returns the exit status:
+// 0 for none (or help), an exitError's own, else 1. The error may carry a
+// server's message, which is anyone's input: its terminal controls are
+// shown as escapes, line by line.
+func report(w io.Writer, err error) int {
 	var exit exitError
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.As(err, &exit):
-		fmt.Fprintln(os.Stderr, "taskwire:", exit.err)
-		os.Exit(exit.code)
-	default:
-		fmt.Fprintln(os.Stderr, "taskwire:", err)
-		os.Exit(1)
+		fmt.Fprintln(w, "taskwire:", visibleLines(exit.err.Error()))
+		return exit.code
 	}
+	fmt.Fprintln(w, "taskwire:", visibleLines(err.Error()))
+	return 1
 }
 
 // exitError carries a specific exit status (2 for usage errors).
