@@ -146,7 +146,7 @@ func (w *wireError) err(method string) *Error {
 func (c *Client) post(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/rpc", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, &unsendableError{err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.do(req)
@@ -166,10 +166,28 @@ func (c *Client) post(ctx context.Context, body []byte) ([]byte, error) {
 // do sends req with the token.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if c.opts.Token != "" {
+		if strings.IndexFunc(c.opts.Token, headerControl) >= 0 {
+			return nil, &unsendableError{errors.New("the token holds a control character, which an HTTP header cannot carry")}
+		}
 		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
 	}
 	return c.http.Do(req)
 }
+
+// headerControl reports whether r is a control character an HTTP header
+// value cannot hold (horizontal tab aside).
+func headerControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
+
+// unsendableError is a request that cannot be sent as it is (a base URL
+// or a token HTTP cannot carry): no attempt reaches the server, and
+// retrying cannot help.
+type unsendableError struct{ err error }
+
+func (e *unsendableError) Error() string {
+	return "taskwire client: cannot send the request: " + e.err.Error()
+}
+
+func (e *unsendableError) Unwrap() error { return e.err }
 
 // statusError reads the error of a response whose status is not 200. A
 // 401 is always an *HTTPError, whatever its body, so that IsUnauthorized

@@ -86,7 +86,7 @@ func (s stopError) Error() string { return s.err.Error() }
 func (c *Client) followEvents(ctx context.Context, p EventsParams, after *string, fn func(taskwire.Event) error) (delivered bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.eventsURL(p), nil)
 	if err != nil {
-		return false, err
+		return false, &unsendableError{err}
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	if *after != "" {

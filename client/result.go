@@ -17,7 +17,7 @@ func (c *Client) OpenResult(ctx context.Context, taskID string) (rc io.ReadClose
 	err = c.retry(ctx, onFailure, func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/tasks/"+url.PathEscape(taskID)+"/result", nil)
 		if err != nil {
-			return err
+			return &unsendableError{err}
 		}
 		resp, err := c.do(req)
 		if err != nil {

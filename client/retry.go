@@ -61,7 +61,8 @@ func (c *Client) retry(ctx context.Context, r resend, fn func() error) error {
 // retryable reports whether err is worth another attempt of a call whose
 // repetition acts as the first did:
 // rate limits, unavailable backends, a gateway's error, or a failed
-// connection (not the caller's own context ending).
+// connection (not the caller's own context ending, nor a request that
+// cannot be sent).
 func retryable(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
@@ -78,7 +79,8 @@ func retryable(ctx context.Context, err error) bool {
 		return false
 	}
 	var e *Error
-	return !errors.As(err, &e) && !errors.Is(err, errNoResponse)
+	var u *unsendableError
+	return !errors.As(err, &e) && !errors.Is(err, errNoResponse) && !errors.As(err, &u)
 }
 
 // lostAnswer reports whether err leaves unknown whether the server acted

@@ -3,6 +3,7 @@ package client_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,5 +142,41 @@ func TestRetryRateLimited(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < wait/2 {
 		t.Fatalf("succeeded after %v; the server asked for %v", waited, wait)
+	}
+}
+
+// countingTransport counts the requests handed to the HTTP transport.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestUnsendableNotRetried: a request HTTP cannot carry (a token with a
+// line break, a base URL that does not parse) fails without reaching the
+// transport, where a token with a line break was sent, refused by the
+// transport and tried again as a failed connection is (five requests),
+// and the error does not quote the token.
+func TestUnsendableNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for name, c := range map[string]struct{ url, token string }{
+		"token":    {b.url, "secret\nX-Injected: 1"},
+		"base URL": {"http://[::1", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tr := &countingTransport{}
+			cl := client.New(c.url, client.Options{Token: c.token, MaxAttempts: 5, MinBackoff: time.Millisecond,
+				HTTPClient: &http.Client{Transport: tr}})
+			_, err := cl.ListTasks(ctx(t), taskwire.ListParams{})
+			if err == nil || tr.n.Load() != 0 {
+				t.Fatalf("ListTasks = %v after %d requests; want an error before any", err, tr.n.Load())
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error quotes the token: %v", err)
+			}
+		})
 	}
 }
