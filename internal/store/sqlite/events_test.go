@@ -29,14 +29,7 @@ func TestLastEventIDAfterReopen(t *testing.T) {
 	if err != nil || last == "" {
 		t.Fatalf("LastEventID = %q, %v; want an id", last, err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	if got, err := s.LastEventID(t.Context()); err != nil || got != last {
 		t.Errorf("LastEventID after reopen = %q, %v; want %q", got, err, last)
 	}
@@ -117,14 +110,7 @@ func TestEventIDsNotReusedAfterTrimmedEmpty(t *testing.T) {
 	if err != nil || res.EventsDropped != 2 {
 		t.Fatalf("Sweep = %+v, %v; want the 2 events dropped", res, err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	create(t, s, task(3))
 	if got := seqOf(t, lastEventID(t, s)); got != last+1 {
 		t.Errorf("first event id after the trim and a reopen = %d, want %d", got, last+1)

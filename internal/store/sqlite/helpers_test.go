@@ -28,6 +28,21 @@ func open(t testing.TB, opts Options) *Store {
 	return s
 }
 
+// reopen closes s and opens the database at path again, closed at
+// cleanup.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // task returns pending task n of the default queue, created n ms after t0.
 func task(n int) taskwire.Task {
 	at := t0.Add(time.Duration(n) * time.Millisecond)
