@@ -18,11 +18,7 @@ import (
 // an id never issued, and it is not issued again.
 func TestLastEventIDAfterReopen(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "taskwire.db")
-	s, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openAt(t, Options{})
 	create(t, s, task(1))
 	create(t, s, task(2))
 	last, err := s.LastEventID(t.Context())
@@ -98,11 +94,7 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 // in the log shows the newest id.
 func TestEventIDsNotReusedAfterTrimmedEmpty(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "taskwire.db")
-	s, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openAt(t, Options{})
 	create(t, s, task(1))
 	create(t, s, task(2))
 	last := seqOf(t, lastEventID(t, s))

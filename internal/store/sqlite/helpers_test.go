@@ -16,7 +16,16 @@ var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 // open opens a fresh store in t's temporary directory, closed at cleanup.
 func open(t testing.TB, opts Options) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "taskwire.db"), opts)
+	s, _ := openAt(t, opts)
+	return s
+}
+
+// openAt is open, and returns the path of the database file too, to open
+// it again.
+func openAt(t testing.TB, opts Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "taskwire.db")
+	s, err := Open(t.Context(), path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +34,7 @@ func open(t testing.TB, opts Options) *Store {
 			t.Error(err)
 		}
 	})
-	return s
+	return s, path
 }
 
 // reopen closes s and opens the database at path again, closed at

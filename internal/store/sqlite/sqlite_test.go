@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -69,11 +68,7 @@ func countsOf(t *testing.T, s *Store, query string) map[string]int {
 // files of an open store), those counted from the tasks.
 func TestCountsAcrossReopen(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "taskwire.db")
-	s, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openAt(t, Options{})
 	for n := 1; n <= 5; n++ {
 		tk := task(n)
 		if n > 3 {
