@@ -522,18 +522,7 @@ func TestEventsBadTaskID(t *testing.T) {
 	b := setup(t)
 	for _, id := range []string{"%ff", strings.Repeat("t", 129), "a%00b"} {
 		status, body := refusedStream(t, b, "/events?taskId="+id)
-		if status != http.StatusBadRequest {
-			t.Errorf("taskId=%s: HTTP %d, want 400", clipText(id), status)
-			continue
-		}
-		var got struct {
-			Error *taskwire.Error `json:"error"`
-		}
-		if err := json.Unmarshal(body, &got); err != nil || got.Error == nil || got.Error.Code != taskwire.CodeInvalidParams {
-			t.Errorf("taskId=%s: body %s, want a JSON-RPC -32602 error", clipText(id), clipText(string(body)))
-			continue
-		}
-		checkValidation(t, got.Error, "taskId")
+		wantParamsRefused(t, "taskId="+clipText(id), status, body, "taskId")
 	}
 }
 
@@ -560,6 +549,25 @@ func refusedStream(tb testing.TB, b *bundle, path string) (int, []byte) {
 		tb.Fatal(err)
 	}
 	return resp.StatusCode, body
+}
+
+// wantParamsRefused checks that an HTTP answer (status, body) to what is
+// a bad param named field is 400 with a JSON-RPC -32602 naming it.
+func wantParamsRefused(tb testing.TB, what string, status int, body []byte, field string) {
+	tb.Helper()
+	if status != http.StatusBadRequest {
+		tb.Errorf("%s: HTTP %d, want 400", what, status)
+		return
+	}
+	var got struct {
+		JSONRPC string          `json:"jsonrpc"`
+		Error   *taskwire.Error `json:"error"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil || got.JSONRPC != "2.0" || got.Error == nil || got.Error.Code != taskwire.CodeInvalidParams {
+		tb.Errorf("%s: body %s, want a JSON-RPC -32602 error", what, clipText(string(body)))
+		return
+	}
+	checkValidation(tb, got.Error, field)
 }
 
 // checkValidation checks that the -32602 e has the data of every bad

@@ -98,17 +98,6 @@ func TestTaskEventsBadID(t *testing.T) {
 	b := setup(t)
 	for _, id := range []string{"%ff", strings.Repeat("t", 129), "a%00b"} {
 		resp, body := httpGet(t, b, "/v1/tasks/"+id+"/events")
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: HTTP %d, want 400", clipText(id), resp.StatusCode)
-			continue
-		}
-		var out struct {
-			Error *taskwire.Error `json:"error"`
-		}
-		if err := json.Unmarshal(body, &out); err != nil || out.Error == nil || out.Error.Code != taskwire.CodeInvalidParams {
-			t.Errorf("%s: body %s, want a JSON-RPC -32602 error", clipText(id), clipText(string(body)))
-			continue
-		}
-		checkValidation(t, out.Error, "id")
+		wantParamsRefused(t, clipText(id), resp.StatusCode, body, "id")
 	}
 }
