@@ -29,7 +29,7 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > taskEventsMax {
-			writeError(w, http.StatusBadRequest, taskwire.InvalidParams("limit must be an integer from 1 to %d", taskEventsMax))
+			writeError(w, http.StatusBadRequest, taskwire.InvalidParams("limit: must be an integer from 1 to %d", taskEventsMax))
 			return
 		}
 		limit = n

@@ -75,16 +75,7 @@ func TestTaskEventsBadLimit(t *testing.T) {
 	task := createTask(t, b, nil)
 	for _, q := range []string{"limit=0", "limit=-1", "limit=10001", "limit=x", "limit=", "limit=1.5"} {
 		resp, body := httpGet(t, b, "/v1/tasks/"+task.ID+"/events?"+q)
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("?%s: HTTP %d, want 400", q, resp.StatusCode)
-		}
-		var out struct {
-			JSONRPC string          `json:"jsonrpc"`
-			Error   *taskwire.Error `json:"error"`
-		}
-		if err := json.Unmarshal(body, &out); err != nil || out.JSONRPC != "2.0" || out.Error == nil || out.Error.Code != taskwire.CodeInvalidParams {
-			t.Errorf("?%s: body %s, want a JSON-RPC -32602 error", q, clipText(string(body)))
-		}
+		wantParamsRefused(t, "?"+q, resp.StatusCode, body, "limit")
 	}
 	if got := taskEventsOf(t, b, "/v1/tasks/"+task.ID+"/events?limit=10000"); len(got) != 1 {
 		t.Errorf("limit=10000: %d events, want 1", len(got))
