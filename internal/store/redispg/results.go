@@ -35,35 +35,34 @@ const chunkSize = 1 << 20
 // first and the staging sees its tombstone, or the delete waits for the
 // staging to commit and then removes its rows.
 func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []byte) error {
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8
-		WHERE NOT coalesce((SELECT deleted FROM tasks WHERE id = $1 FOR KEY SHARE), false)
-		ON CONFLICT (task_id, attempt) DO NOTHING`,
-		r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
-		nullStr(r.completedBy), r.CompletedAt.UnixMilli())
 	var (
 		err error
 		got stagedRow
 	)
 	if len(result) <= chunkSize {
+		// One statement stages the outcome and its bytes (no chunk for an
+		// empty result) and returns the row when it was ours to insert.
+		var data []byte
 		if len(result) > 0 {
-			// Only under a staged row of these very bytes (the same sum).
-			b.Queue(`INSERT INTO results (task_id, attempt, seq, data)
-				SELECT $1, $2, 0, $3 WHERE EXISTS (SELECT 1 FROM staged_results
-					WHERE task_id = $1 AND attempt = $2 AND sum = $4)
-				ON CONFLICT DO NOTHING`, r.ID, r.Attempt, result, r.sum)
+			data = result
 		}
-		// Read back in the same transaction: the row staged first, ours or
-		// one a concurrent completion committed (the insert waited for it).
-		b.Queue(selectStaged, r.ID, r.Attempt).Query(got.scan)
+		b := &pgx.Batch{}
+		b.Queue(stageSmall, r.ID, r.Attempt, string(r.Status), nullStr(r.Error), r.ResultSize, nullStr(r.sum),
+			nullStr(r.completedBy), r.CompletedAt.UnixMilli(), data).Query(got.scan)
 		err = s.group.write(ctx, b) // with other callers' writes, in one commit
+		if err == nil && !got.found {
+			// Staged before (a retry, a concurrent completion, which the
+			// insert waited for) or the task deleted: read in a statement
+			// of its own, which sees what committed meanwhile.
+			err = s.bounded(ctx, func(ctx context.Context) error { return readStaged(ctx, s.pg, r, &got) })
+		}
 	} else {
 		// The bound grows with the bytes: WriteTimeout per 64 MiB begun.
 		bound := s.opts.WriteTimeout * time.Duration(1+len(result)/(64<<20))
 		err = withTimeout(ctx, bound, func(ctx context.Context) error {
 			return pgx.BeginFunc(ctx, s.pg, func(tx pgx.Tx) error {
-				tag, err := tx.Exec(ctx, b.QueuedQueries[0].SQL, b.QueuedQueries[0].Arguments...)
+				tag, err := tx.Exec(ctx, insertStaged, r.ID, r.Attempt, string(r.Status), nullStr(r.Error),
+					r.ResultSize, nullStr(r.sum), nullStr(r.completedBy), r.CompletedAt.UnixMilli())
 				if err == nil && tag.RowsAffected() > 0 {
 					_, err = tx.CopyFrom(ctx, pgx.Identifier{"results"}, []string{"task_id", "attempt", "seq", "data"},
 						&chunks{id: r.ID, attempt: r.Attempt, b: result, seq: -1})
@@ -71,12 +70,7 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 				if err != nil {
 					return err
 				}
-				rows, err := tx.Query(ctx, selectStaged, r.ID, r.Attempt)
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				return got.scan(rows)
+				return readStaged(ctx, tx, r, &got)
 			})
 		})
 	}
@@ -84,6 +78,40 @@ func (s *Store) stageResult(ctx context.Context, before, r *taskState, result []
 		return fmt.Errorf("stage result: %w", s.pgErr(err))
 	}
 	return checkStaged(got, before, r)
+}
+
+// insertStaged stages an outcome ($1 task, $2 attempt, $3 status, $4
+// error, $5 size, $6 sum, $7 completed by, $8 completed at) unless one is
+// staged under the attempt already or the task is a tombstone: it holds a
+// key-share lock on the task's row (see stageResult).
+const insertStaged = `INSERT INTO staged_results (task_id, attempt, status, error, size, sum, completed_by, completed_at)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8
+	WHERE NOT coalesce((SELECT deleted FROM tasks WHERE id = $1 FOR KEY SHARE), false)
+	ON CONFLICT (task_id, attempt) DO NOTHING`
+
+// stageSmall is insertStaged that also writes the result bytes $9 (NULL:
+// none) as chunk 0, under the staged row it inserted only, and returns
+// that row as selectStaged does: no row when it inserted none.
+const stageSmall = `WITH staged AS (` + insertStaged + `
+		RETURNING status, error, size, sum, completed_by, completed_at),
+	chunk AS (INSERT INTO results (task_id, attempt, seq, data)
+		SELECT $1, $2, 0, $9::bytea FROM staged WHERE $9::bytea IS NOT NULL
+		ON CONFLICT DO NOTHING)
+	SELECT * FROM staged`
+
+// querier runs a query: the pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readStaged reads the outcome staged under r's attempt into got.
+func readStaged(ctx context.Context, q querier, r *taskState, got *stagedRow) error {
+	rows, err := q.Query(ctx, selectStaged, r.ID, r.Attempt)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return got.scan(rows)
 }
 
 // selectStaged reads the outcome staged under an attempt.
