@@ -27,9 +27,11 @@ type groupCommit struct {
 	writes  *gatherer[*groupWrite]
 }
 
-// groupWrite is one caller's statements and the channel of its outcome.
+// groupWrite is one caller's statements, or task rows, and the channel of
+// its outcome.
 type groupWrite struct {
 	b    *pgx.Batch
+	rows []*taskState
 	done chan error
 }
 
@@ -67,10 +69,20 @@ func (g *groupCommit) commit(ctx context.Context, group []*groupWrite) {
 
 // exec runs group in one transaction, within g's timeout: one pipelined
 // batch, which PostgreSQL runs as one implicit transaction (a batch ends
-// in a single Sync), so the group costs one round trip, not three.
+// in a single Sync), so the group costs one round trip, not three. The
+// task rows of all its writes go first, in one statement.
 func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 	return withTimeout(ctx, g.timeout, func(ctx context.Context) error {
 		b := &pgx.Batch{}
+		var rows []*taskState
+		for _, w := range group {
+			rows = append(rows, w.rows...)
+		}
+		if len(rows) > 0 {
+			if err := queueTaskRows(b, rows); err != nil {
+				return err
+			}
+		}
 		for _, w := range group {
 			for _, q := range w.b.QueuedQueries {
 				// Fresh, as pgx keeps per-connection state in a queued
@@ -151,5 +163,12 @@ var errClosed = errors.New("store closed")
 // group commits or fails on its own, within g's timeout).
 func (g *groupCommit) write(ctx context.Context, b *pgx.Batch) error {
 	w := &groupWrite{b: b, done: make(chan error, 1)}
+	return g.writes.call(ctx, w, w.done)
+}
+
+// writeRows commits the rows of tasks, which are new (no other write of
+// the group names them), as write does.
+func (g *groupCommit) writeRows(ctx context.Context, tasks ...*taskState) error {
+	w := &groupWrite{b: &pgx.Batch{}, rows: tasks, done: make(chan error, 1)}
 	return g.writes.call(ctx, w, w.done)
 }

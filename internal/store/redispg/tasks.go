@@ -113,9 +113,7 @@ func (s *Store) settleCreate(ctx context.Context, id string) (bool, error) {
 // returns that task's id.
 func (s *Store) insertTask(ctx context.Context, st *taskState, p store.CreateTaskParams) (string, error) {
 	if p.IdempotencyKey == "" {
-		b := &pgx.Batch{}
-		b.Queue(upsertTask, taskArgs(st)...)
-		return "", s.pgErr(s.group.write(ctx, b))
+		return "", s.pgErr(s.group.writeRows(ctx, st))
 	}
 	existing := ""
 	err := s.bounded(ctx, func(ctx context.Context) error {
