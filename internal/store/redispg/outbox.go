@@ -12,12 +12,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The outbox is a Redis stream of task ids whose state changed in Redis
-// alone (claims, lease renewals, expiries, completions). Every process runs
-// a persister in one consumer group: it reads entries, copies the current
-// Redis state of their tasks to PostgreSQL in one batch (a row is replaced
-// only by a newer version, so entries may be applied twice, late, or in
-// any order), then acknowledges and deletes them. Entries a dead process
+// The outbox is a Redis stream of the task ids whose state changed in
+// Redis alone (claims, lease renewals, expiries, completions): each entry's
+// field "id" holds those of one script run, separated by commas (a task
+// id, "t-" and a ULID, holds none). Every process runs a persister in one
+// consumer group: it reads entries, copies the current Redis state of
+// their tasks to PostgreSQL in one batch (a row is replaced only by a
+// newer version, so entries may be applied twice, late, or in any order),
+// then acknowledges and deletes them. Entries a dead process
 // had read are claimed by another after outboxIdle.
 const (
 	outboxGroup = "persist"
@@ -128,8 +130,8 @@ func (s *Store) persistUntilDone(ctx context.Context, msgs []redis.XMessage) err
 func (s *Store) persist(ctx context.Context, msgs []redis.XMessage) error {
 	var ids []string
 	for _, m := range msgs {
-		if id, ok := m.Values["id"].(string); ok {
-			ids = append(ids, id)
+		if v, ok := m.Values["id"].(string); ok {
+			ids = append(ids, strings.Split(v, ",")...)
 		}
 	}
 	slices.Sort(ids) // one lock order for every batch

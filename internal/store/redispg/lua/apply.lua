@@ -31,7 +31,8 @@
 --   t k s z m        worker hash k, when online: seen = s, ver + 1, and
 --                    ZADD z s m (a sign of life)
 --   e type task payload meta ts   append an event
---   o id             the task whose new state PostgreSQL lacks (outbox)
+--   o id             the task whose new state PostgreSQL lacks: the run
+--                    appends one outbox entry naming all such tasks
 --   r                a task became claimable
 --
 -- Returns: {SEQ, R1, R2, ...}: SEQ the last event id issued (0 when
@@ -45,7 +46,7 @@
 local A = ARGV
 local noseq = redis.call('EXISTS', KEYS[1]) == 0
 local seq, ready, emitted = 0, false, false
-local out = {0}
+local out, outbox = {0}, {}
 
 -- apply commits the transition whose operations are A[i..last] and
 -- returns its outcome.
@@ -105,7 +106,7 @@ local function apply(i, last, events)
       emitted = true
       i = i + 6
     elseif op == 'o' then
-      redis.call('XADD', KEYS[3], '*', 'id', A[i + 1])
+      outbox[#outbox + 1] = A[i + 1]
       i = i + 2
     elseif op == 'r' then
       ready = true
@@ -119,17 +120,26 @@ local function apply(i, last, events)
   return 1
 end
 
+-- appendOutbox appends the outbox entry of the transitions committed.
+local function appendOutbox()
+  if #outbox > 0 then
+    redis.call('XADD', KEYS[3], '*', 'id', table.concat(outbox, ','))
+  end
+end
+
 local i = 3
 for t = 1, tonumber(A[2]) do
   local n, events = tonumber(A[i]), A[i + 1] == '1'
   local r = apply(i + 2, i + 1 + n, events)
   if type(r) == 'table' then
+    appendOutbox()
     return r
   end
   out[t + 1] = r
   i = i + 2 + n
 end
 
+appendOutbox()
 if seq == 0 then
   seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 end

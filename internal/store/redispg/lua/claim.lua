@@ -2,7 +2,8 @@
 -- once: first the due tasks reserved for it, then the unreserved due tasks
 -- of its queues, highest priority first, oldest first within a priority.
 -- Each becomes in_progress, assigned to the worker, attempt + 1, with a
--- lease; its event task.claimed and its outbox entry are appended. Before
+-- lease; its event task.claimed is appended, and one outbox entry names
+-- them all. Before
 -- choosing, it moves the delayed tasks that have come due (up to 1000)
 -- into their ready or reserved set.
 --
@@ -100,10 +101,10 @@ for _, id in ipairs(picked) do
   local payload = string.gsub(ARGV[4], '@TASK@', id)
   redis.call('XADD', KEYS[2], seq .. '-0', 'type', 'task.claimed', 'task', id,
     'payload', payload, 'meta', ARGV[5], 'ts', ARGV[1])
-  redis.call('XADD', KEYS[3], '*', 'id', id)
   out[#out + 1] = redis.call('HGETALL', tk)
 end
-if #out > 1 then
+if #picked > 0 then
+  redis.call('XADD', KEYS[3], '*', 'id', table.concat(picked, ','))
   redis.call('PUBLISH', ARGV[9], 'e:' .. out[1])
 end
 return out

@@ -1,6 +1,6 @@
 -- heartbeat.lua: records that a worker is alive and renews the lease of
 -- each of its in_progress tasks to now + the task's lease length. It
--- appends no event; each renewed task gets an outbox entry.
+-- appends no event; one outbox entry names the renewed tasks.
 --
 -- KEYS[1]  the worker's hash      KEYS[2]  the worker's held set
 -- KEYS[3]  leases set             KEYS[4]  online workers by last seen
@@ -23,6 +23,7 @@ local now = tonumber(ARGV[1])
 redis.call('HSET', KEYS[1], 'seen', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'ver', 1)
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
+local renewed = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local tk = ARGV[3] .. id
   local h = redis.call('HMGET', tk, 'st', 'lms')
@@ -31,7 +32,10 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     redis.call('HSET', tk, 'lease', lease)
     redis.call('HINCRBY', tk, 'ver', 1)
     redis.call('ZADD', KEYS[3], lease, id)
-    redis.call('XADD', KEYS[5], '*', 'id', id)
+    renewed[#renewed + 1] = id
   end
+end
+if #renewed > 0 then
+  redis.call('XADD', KEYS[5], '*', 'id', table.concat(renewed, ','))
 end
 return 1
