@@ -93,3 +93,31 @@ func TestLongPollEndsWhenClientLeaves(t *testing.T) {
 			got.Status, got.AssignedTo)
 	}
 }
+
+// TestLongPollRenewsNoLease: a worker waiting in a long poll stays online
+// (each try of the claim is a sign of life), but the leases of the tasks
+// it holds run out as without the poll: only a heartbeat or an update
+// renews them. Its task, leased for 1 s, is requeued when the lease
+// expires during a 4 s poll, which then hands it out again as attempt 2.
+func TestLongPollRenewsNoLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) {
+		c.WorkerTimeout = 600 * time.Millisecond // the poll shows life every 200 ms
+		c.SweepInterval = 50 * time.Millisecond
+	})
+	register(t, b, "holder")
+	task := createTask(t, b, params{"leaseMs": 1000})
+	if got := claimOne(t, b, "holder"); got.ID != task.ID {
+		t.Fatalf("claimed %s, want %s", got.ID, task.ID)
+	}
+	r := claim(t, b, "holder", params{"waitMs": 4000})
+	if !r.Claimed || r.TaskID != task.ID || r.Task.Attempt != 2 {
+		t.Fatalf("long poll while holding a task leased for 1s = %+v; want %s again as attempt 2 (lease expired, requeued)",
+			r, task.ID)
+	}
+	for _, w := range call[taskwire.WorkersResult](t, b, taskwire.MethodSystemWorkers, params{}).Workers {
+		if w.ID == "holder" && w.Status != taskwire.WorkerOnline {
+			t.Fatalf("worker waiting in a long poll went %s; want online", w.Status)
+		}
+	}
+}

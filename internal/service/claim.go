@@ -13,7 +13,8 @@ import (
 // unassigned in this process, or a delayed task come due) and tries again,
 // until a claim succeeds, the wait ends or the caller goes away. A worker
 // waiting in a long poll is alive: each claim attempt records it as seen,
-// and the wait heartbeats for it every third of the worker timeout. A
+// and the wait tries again every third of the worker timeout. That is no
+// heartbeat: the leases of the tasks the worker holds are not renewed. A
 // worker may have at most Config.MaxWaitingClaims long polls waiting at
 // once; one more is refused with -32000.
 func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*taskwire.ClaimResult, error) {
@@ -51,10 +52,7 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 			return &taskwire.ClaimResult{}, nil
 		}
 		select {
-		case <-keepAlive:
-			if err := s.heartbeat(ctx, p.WorkerID); err != nil {
-				return nil, err
-			}
+		case <-keepAlive: // try again, a sign of life
 		case <-woken:
 		case <-deadline:
 			return &taskwire.ClaimResult{}, nil
@@ -64,10 +62,4 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 			return nil, ctx.Err()
 		}
 	}
-}
-
-// heartbeat keeps a worker that waits in a long poll alive.
-func (s *Service) heartbeat(ctx context.Context, workerID string) error {
-	_, err := s.store.HeartbeatWorker(ctx, store.HeartbeatWorkerParams{ID: workerID, Now: s.now()})
-	return err
 }
