@@ -31,9 +31,19 @@ var listResult = fmt.Sprintf(`CASE WHEN result_size BETWEEN 1 AND %d THEN
 	(SELECT data FROM results r WHERE r.task_id = tasks.id AND r.attempt = tasks.result_attempt AND r.seq = 0) END`,
 	taskwire.ListResultLimit)
 
+// settled brings PostgreSQL's rows to what the callers were answered: it
+// settles the creates of unknown outcome, then applies the outbox.
+func (s *Store) settled(ctx context.Context) error {
+	if err := s.settleAllUnsettled(ctx); err != nil {
+		return err
+	}
+	return s.flushOutbox(ctx)
+}
+
 // ListTasks returns one page of the tasks matching p from PostgreSQL,
 // after applying the outbox, so that the page shows every change
-// acknowledged before the call.
+// acknowledged before the call, and after settling the creates of unknown
+// outcome, so that it shows no task whose create answered an error.
 func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) (tasks []*taskwire.Task, total int, err error) {
 	err = s.bounded(ctx, func(ctx context.Context) (err error) {
 		tasks, total, err = s.listTasks(ctx, p)
@@ -47,7 +57,7 @@ func (s *Store) listTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	if !ok {
 		return nil, 0, fmt.Errorf("list tasks: cannot order by %q", p.OrderBy)
 	}
-	if err := s.flushOutbox(ctx); err != nil {
+	if err := s.settled(ctx); err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	dir := " ASC"
@@ -114,7 +124,7 @@ type extraScanner struct {
 func (e extraScanner) Scan(dest ...any) error { return e.sc.Scan(append(dest, e.extra)...) }
 
 // Stats counts tasks by queue and status in PostgreSQL, after applying
-// the outbox, and finds when each queue's oldest ready pending task became
+// the outbox and settling the creates of unknown outcome, and finds when each queue's oldest ready pending task became
 // ready (the later of its creation and its run_at, not after now: delayed
 // tasks not due yet are left out); workers are counted in Redis.
 func (s *Store) Stats(ctx context.Context, now time.Time) (*store.Stats, error) {
@@ -122,7 +132,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (*store.Stats, error) 
 }
 
 func (s *Store) stats(ctx context.Context, now time.Time) (*store.Stats, error) {
-	if err := s.flushOutbox(ctx); err != nil {
+	if err := s.settled(ctx); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	st := &store.Stats{Workers: map[taskwire.WorkerStatus]int{}}
