@@ -70,7 +70,8 @@ func (g *groupCommit) commit(ctx context.Context, group []*groupWrite) {
 // exec runs group in one transaction, within g's timeout: one pipelined
 // batch, which PostgreSQL runs as one implicit transaction (a batch ends
 // in a single Sync), so the group costs one round trip, not three. The
-// task rows of all its writes go first, in one statement.
+// task rows of all its writes go first, in one statement (a multi-row one
+// when there are several).
 func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 	return withTimeout(ctx, g.timeout, func(ctx context.Context) error {
 		b := &pgx.Batch{}
@@ -78,7 +79,10 @@ func (g *groupCommit) exec(ctx context.Context, group []*groupWrite) error {
 		for _, w := range group {
 			rows = append(rows, w.rows...)
 		}
-		if len(rows) > 0 {
+		switch {
+		case len(rows) == 1:
+			queueTaskWrites(b, rows, nil)
+		case len(rows) > 1:
 			if err := queueTaskRows(b, rows); err != nil {
 				return err
 			}
