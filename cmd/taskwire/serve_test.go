@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,5 +180,35 @@ func TestServeAndTokenHelp(t *testing.T) {
 	r = runTaskwire(t, "serve", "--bogus").want(t, exitUsage)
 	if !strings.Contains(r.stderr, "Usage: taskwire serve") || r.stdout != "" {
 		t.Errorf("serve --bogus: stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+}
+
+// TestServeGCHeadroom: serve lets a small heap grow by gcHeadroom between
+// collections (a GC percent above 100, read from the server's /metrics),
+// unless GOGC in its environment says otherwise.
+func TestServeGCHeadroom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	percent := func() int {
+		srv := startChild(t, "--data", t.TempDir())
+		for line := range strings.Lines(string(getOK(t, srv.URL+"/metrics"))) {
+			if v, ok := strings.CutPrefix(line, "go_gc_gogc_percent "); ok {
+				p, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					t.Fatalf("go_gc_gogc_percent %q: %v", v, err)
+				}
+				return p
+			}
+		}
+		t.Fatal("the server's /metrics has no go_gc_gogc_percent")
+		return 0
+	}
+	if p := percent(); p <= 100 {
+		t.Errorf("GC percent of a server just started = %d, want above 100 (its heap is far below the headroom)", p)
+	}
+	t.Setenv("GOGC", "100")
+	if p := percent(); p != 100 {
+		t.Errorf("GC percent of a server started with GOGC=100 = %d, want 100", p)
 	}
 }
