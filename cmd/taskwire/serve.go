@@ -166,8 +166,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := newLogger(c.logFormat, stderr)
 	routeRedisLogs(logger)
+	// Fewer collections under load, for at most gcheadroom.Default more
+	// memory; GOGC in the environment leaves the collector to it.
 	if _, set := os.LookupEnv("GOGC"); !set {
-		defer gcheadroom.Keep(gcHeadroom)()
+		defer gcheadroom.Keep(gcheadroom.Default)()
 	}
 	cfg := server.Config{
 		DataDir: c.data, RedisURL: c.redisURL, PostgresURL: c.postgresURL,
@@ -202,11 +204,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "taskwire %s listening on http://%s (%s, %s)\n", buildVersion(), addr, mode, authNote)
 	})
 }
-
-// gcHeadroom is how far the heap may grow between two collections however
-// little of it is live (see gcheadroom): fewer collections under load, for
-// at most this much more memory. GOGC in the environment turns it off.
-const gcHeadroom = 32 << 20
 
 // authOn reports whether tokens are required: a tokens file or inline
 // tokens were given.

@@ -183,7 +183,7 @@ func TestServeAndTokenHelp(t *testing.T) {
 	}
 }
 
-// TestServeGCHeadroom: serve lets a small heap grow by gcHeadroom between
+// TestServeGCHeadroom: serve lets a small heap grow by gcheadroom.Default between
 // collections (a GC percent above 100, read from the server's /metrics),
 // unless GOGC in its environment says otherwise.
 func TestServeGCHeadroom(t *testing.T) {

@@ -16,6 +16,10 @@ import (
 	"sync"
 )
 
+// Default is the headroom taskwire serve keeps, and the benchmarks of its
+// server with it: 32 MiB.
+const Default = 32 << 20
+
 // maxPercent bounds the GC percent Keep sets, for a live heap of almost
 // nothing (just after start).
 const maxPercent = 5000

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/gcheadroom"
 	"github.com/taskwire/taskwire/internal/rpctest"
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -19,6 +20,7 @@ import (
 // 32 concurrent clients and reports tasks/s end to end: once with one
 // request per call, once with JSON-RPC batches of 100 calls.
 func BenchmarkEndToEnd(b *testing.B) {
+	defer gcheadroom.Keep(gcheadroom.Default)() // as taskwire serve runs
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			bd := setup(b)
@@ -70,6 +72,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 // show how latency grows with load. The 1M cases take a while to fill and
 // run only with -bench.
 func BenchmarkClaimLatency(b *testing.B) {
+	defer gcheadroom.Keep(gcheadroom.Default)() // as taskwire serve runs
 	type load struct {
 		queued   int
 		arrival  string
