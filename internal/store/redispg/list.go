@@ -123,10 +123,11 @@ type extraScanner struct {
 
 func (e extraScanner) Scan(dest ...any) error { return e.sc.Scan(append(dest, e.extra)...) }
 
-// Stats counts tasks by queue and status in PostgreSQL, after applying
-// the outbox and settling the creates of unknown outcome, and finds when each queue's oldest ready pending task became
-// ready (the later of its creation and its run_at, not after now: delayed
-// tasks not due yet are left out); workers are counted in Redis.
+// Stats counts tasks by queue and status in PostgreSQL, once it holds what
+// the callers were answered (see settled), and finds when each queue's
+// oldest ready pending task became ready (the later of its creation and
+// its run_at, not after now: delayed tasks not due yet are left out);
+// workers are counted in Redis.
 func (s *Store) Stats(ctx context.Context, now time.Time) (*store.Stats, error) {
 	return boundedValue(ctx, s, func(ctx context.Context) (*store.Stats, error) { return s.stats(ctx, now) })
 }
