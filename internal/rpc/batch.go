@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 var errBatchTooLong = errors.New("batch too long")
@@ -33,14 +34,16 @@ func (s *Server) batch(ctx context.Context, arr []byte, checkUTF8 bool) [][]byte
 		return [][]byte{errorResponse(nil, invalidRequest("empty batch"))}
 	}
 
+	// A few goroutines take the requests in turn: one per request would
+	// grow a fresh stack for each (the schema validator runs deep).
 	responses := make([][]byte, len(entries))
-	sem := make(chan struct{}, s.opts.BatchConcurrency)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i, entry := range entries {
-		sem <- struct{}{}
+	for range min(s.opts.BatchConcurrency, len(entries)) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			responses[i] = s.answer(ctx, entry, checkUTF8)
+			for i := int(next.Add(1) - 1); i < len(entries); i = int(next.Add(1) - 1) {
+				responses[i] = s.answer(ctx, entries[i], checkUTF8)
+			}
 		})
 	}
 	wg.Wait()
