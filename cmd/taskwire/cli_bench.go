@@ -27,7 +27,8 @@ a terminal; otherwise one line per phase.
 
 The default rate limits (100 claims and completions per minute per worker)
 throttle a bench: run it against a server started with --no-rate-limit, or
-with limits raised for the test.
+with limits raised for the test. A run stopped before the end (Ctrl-C)
+deletes the tasks it created.
 
 Example:
   taskwire serve --no-rate-limit &
@@ -75,6 +76,9 @@ type bench struct {
 	c   *client.Client
 	cfg benchConfig
 	cio cliIO
+
+	mu      sync.Mutex
+	created []string // the ids of the tasks it created
 }
 
 // benchWorker is one simulated worker and the tasks it holds.
@@ -106,7 +110,12 @@ type benchReport struct {
 	EndToEnd phase   `json:"endToEnd"`
 }
 
-func (b *bench) run(ctx context.Context) (*benchReport, error) {
+func (b *bench) run(ctx context.Context) (_ *benchReport, err error) {
+	defer func() {
+		if err != nil {
+			b.discard(context.WithoutCancel(ctx))
+		}
+	}()
 	start := time.Now()
 	created, err := b.create(ctx)
 	if err != nil {
@@ -201,12 +210,21 @@ func (b *bench) create(ctx context.Context) (phase, error) {
 	start := time.Now()
 	err := parallel(ctx, b.cfg.workers, func(ctx context.Context, _ int) error {
 		for n := range chunks {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			batch := b.c.NewBatch()
 			results := make([]*client.Result[taskwire.Task], n)
 			for i := range results {
 				results[i] = batch.CreateTask(taskwire.CreateParams{Text: "bench task", Queue: b.cfg.queue})
 			}
-			if err := t.time(func() error { return send(ctx, batch, results) }); err != nil {
+			// Sent to the end even when the run is interrupted meanwhile, so
+			// that the bench knows every task it created (see discard).
+			sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+			err := t.time(func() error { return send(sendCtx, batch, results) })
+			cancel()
+			b.record(results)
+			if err != nil {
 				return err
 			}
 			done.Add(int64(n))
@@ -216,6 +234,62 @@ func (b *bench) create(ctx context.Context) (phase, error) {
 	})
 	bar.Finish()
 	return t.phase("create", int(done.Load()), time.Since(start)), err
+}
+
+// record notes the tasks that results created.
+func (b *bench) record(results []*client.Result[taskwire.Task]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range results {
+		if task, err := r.Get(); err == nil {
+			b.created = append(b.created, task.ID)
+		}
+	}
+}
+
+// createTimeout bounds a batch of creates, which an interrupted run still
+// waits for.
+const createTimeout = 30 * time.Second
+
+// discardBatch is how many deletes discard sends in one batch.
+const discardBatch = 100
+
+// discard deletes the tasks the bench created, after a run that did not
+// finish (interrupted, or failed), so that none is left waiting in a
+// queue nobody serves; it says on stderr what it did. Deleting takes an
+// admin's token when the server wants one.
+func (b *bench) discard(ctx context.Context) {
+	b.mu.Lock()
+	ids := b.created
+	b.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	deleted, err := 0, error(nil)
+	for chunk := range slices.Chunk(ids, discardBatch) {
+		batch := b.c.NewBatch()
+		results := make([]*client.Result[taskwire.DeleteResult], len(chunk))
+		for i, id := range chunk {
+			results[i] = batch.DeleteTask(id)
+		}
+		if err = batch.Send(ctx); err != nil {
+			break
+		}
+		for _, r := range results {
+			if _, e := r.Get(); e == nil || client.IsNotFound(e) {
+				deleted++
+			} else if err == nil {
+				err = e
+			}
+		}
+	}
+	fmt.Fprintf(b.cio.stderr, "bench: stopped before the end; deleted the %d tasks it had created in queue %s\n",
+		deleted, b.cfg.queue)
+	if err != nil {
+		fmt.Fprintf(b.cio.stderr, "bench: %d tasks left in queue %s: %v\n", len(ids)-deleted, b.cfg.queue, err)
+	}
 }
 
 // send sends a batch and returns the first call's error.

@@ -390,6 +390,62 @@ func TestCLIBench(t *testing.T) {
 	}
 }
 
+// TestCLIBenchInterrupted: a bench interrupted (SIGINT: its context ends)
+// while it creates tasks, or while its workers claim them, deletes the
+// tasks it created, so that none is left waiting in a queue nobody
+// serves, and says so.
+func TestCLIBenchInterrupted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		phase string
+		tasks string
+		seen  taskwire.Status // interrupted once a task of the queue has it
+	}{
+		{"create", "100000", taskwire.StatusPending},
+		{"claim", "5000", taskwire.StatusInProgress},
+	} {
+		t.Run(tc.phase, func(t *testing.T) {
+			t.Parallel()
+			b := cliSetup(t)
+			queue := "bench-stopped-in-" + tc.phase
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan cliResult, 1)
+			go func() {
+				done <- runTaskwireCtx(ctx, "bench", "--server", b.url, "--tasks", tc.tasks, "--workers", "2", "--queue", queue)
+			}()
+			waitForTask(t, b, taskwire.ListParams{Queue: queue, Status: tc.seen, Limit: client.Ptr(1)})
+			cancel()
+			r := <-done
+			list, err := b.c.ListTasks(t.Context(), taskwire.ListParams{Queue: queue})
+			if err != nil || list.TotalCount != 0 {
+				t.Fatalf("tasks left in the bench's queue after it was interrupted: %d, %v\nstderr:\n%s", list.TotalCount, err, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "deleted the") {
+				t.Errorf("the interrupted bench does not say it deleted its tasks:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// waitForTask waits until a task matches p, failing the test after 20 s.
+func waitForTask(t *testing.T, b *cliBundle, p taskwire.ListParams) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		list, err := b.c.ListTasks(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list.TotalCount > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no task %+v within 20s", p)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestCLIWorkShutdown: on SIGTERM (the context ending) `work` lets running
 // commands finish within --grace and leaves the other tasks in the queue;
 // commands still running after the grace period have their tasks handed
