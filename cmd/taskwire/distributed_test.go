@@ -194,6 +194,39 @@ func TestDistributedWorkersAcrossProcesses(t *testing.T) {
 	}
 }
 
+// TestDistributedUnregisterEndsLongPollAcrossProcesses: a worker
+// unregistered through one process has its long poll waiting in another
+// end at once with "Worker not registered", not when the poll next
+// shows the worker's life (a third of the worker timeout: 30 s here) or
+// when its wait runs out (20 s).
+func TestDistributedUnregisterEndsLongPollAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	env := newDistEnv(t)
+	a, b := env.start(t, "", "--worker-timeout", "90s"), env.start(t, "", "--worker-timeout", "90s")
+	ca, cb := rpctest.New(a.URL), rpctest.New(b.URL)
+	ctx := context.Background()
+	if err := cb.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"id": "leaver"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		ended <- cb.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "leaver", "waitMs": 20000}, nil)
+	}()
+	time.Sleep(300 * time.Millisecond) // let the claim start waiting
+	if err := ca.Call(ctx, taskwire.MethodSystemUnregister, map[string]any{"id": "leaver"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		var e *taskwire.Error
+		if !errors.As(err, &e) || e.Code != taskwire.CodeInvalidParams || e.Message != "Worker not registered: leaver" {
+			t.Fatalf("long poll of a worker unregistered elsewhere ended with %v; want -32602 Worker not registered: leaver", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("long poll in process B still waiting 5s after its worker was unregistered through process A")
+	}
+}
+
 // TestDistributedWakesAndEventsAcrossProcesses: a task created through one
 // process wakes a long poll waiting in another, and its event reaches an
 // SSE subscriber of the other.

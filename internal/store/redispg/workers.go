@@ -206,6 +206,9 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		x.Srem = append(x.Srem, zmember{K: s.k.workers(), M: p.ID})
 		x.Zrem = append(x.Zrem, zmember{K: s.k.seen(), M: p.ID})
 		x.emit(store.WorkerUnregisteredEvent(p.ID, requeued, p.By, now))
+		// Wakes the long polls of every process: the worker's own end
+		// (it is no longer registered), the others wait again.
+		x.Ready = true
 		return s.persistThenApply(ctx, x, nil)
 	})
 	if err != nil {
