@@ -65,46 +65,67 @@ end
 
 local picked = {}
 local first = redis.call('ZRANGE', KEYS[7], 0, want - 1)
-for _, id in ipairs(first) do
-  redis.call('ZREM', KEYS[7], id)
-  picked[#picked + 1] = id
+if #first > 0 then
+  redis.call('ZREM', KEYS[7], unpack(first))
+  for _, id in ipairs(first) do
+    picked[#picked + 1] = id
+  end
 end
-while #picked < want do
-  local best, bestScore, bestKey = nil, nil, nil
+local need = want - #picked
+if need > 0 then
+  -- The best `need` of each queue, then the best `need` of them all:
+  -- lowest score first, then lowest id, as ZRANGE orders one queue.
+  local cands = {}
   for i = 10, #KEYS do
-    local head = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    if #head > 0 then
-      local s = tonumber(head[2])
-      if best == nil or s < bestScore or (s == bestScore and head[1] < best) then
-        best, bestScore, bestKey = head[1], s, KEYS[i]
-      end
+    local r = redis.call('ZRANGE', KEYS[i], 0, need - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do
+      cands[#cands + 1] = {id = r[j], score = tonumber(r[j + 1]), key = i}
     end
   end
-  if best == nil then
-    break
+  table.sort(cands, function(a, b)
+    if a.score ~= b.score then
+      return a.score < b.score
+    end
+    return a.id < b.id
+  end)
+  local taken = {}
+  for j = 1, math.min(need, #cands) do
+    local c = cands[j]
+    picked[#picked + 1] = c.id
+    taken[c.key] = taken[c.key] or {}
+    table.insert(taken[c.key], c.id)
   end
-  redis.call('ZREM', bestKey, best)
-  picked[#picked + 1] = best
+  for i = 10, #KEYS do
+    if taken[i] then
+      redis.call('ZREM', KEYS[i], unpack(taken[i]))
+    end
+  end
 end
 
 local out = {0}
+if #picked == 0 then
+  return out
+end
+local last = redis.call('INCRBY', KEYS[1], #picked)
+local seq = last - #picked
+local leases = {}
 for _, id in ipairs(picked) do
   local tk = ARGV[6] .. id
-  local lease = now + tonumber(redis.call('HGET', tk, 'lms'))
-  redis.call('HINCRBY', tk, 'att', 1)
-  redis.call('HINCRBY', tk, 'ver', 1)
-  redis.call('HSET', tk, 'st', 'in_progress', 'asg', worker, 'lease', lease, 'up', ARGV[1])
-  redis.call('SADD', KEYS[8], id)
-  redis.call('ZADD', KEYS[6], lease, id)
-  local seq = redis.call('INCR', KEYS[1])
-  out[1] = seq
+  local h = redis.call('HMGET', tk, 'lms', 'att', 'ver')
+  local lease = now + tonumber(h[1])
+  redis.call('HSET', tk, 'st', 'in_progress', 'asg', worker, 'lease', lease, 'up', ARGV[1],
+    'att', (tonumber(h[2]) or 0) + 1, 'ver', (tonumber(h[3]) or 0) + 1)
+  leases[#leases + 1] = lease
+  leases[#leases + 1] = id
+  seq = seq + 1
   local payload = string.gsub(ARGV[4], '@TASK@', id)
   redis.call('XADD', KEYS[2], seq .. '-0', 'type', 'task.claimed', 'task', id,
     'payload', payload, 'meta', ARGV[5], 'ts', ARGV[1])
   out[#out + 1] = redis.call('HGETALL', tk)
 end
-if #picked > 0 then
-  redis.call('XADD', KEYS[3], '*', 'id', table.concat(picked, ','))
-  redis.call('PUBLISH', ARGV[9], 'e:' .. out[1])
-end
+out[1] = last
+redis.call('SADD', KEYS[8], unpack(picked))
+redis.call('ZADD', KEYS[6], unpack(leases))
+redis.call('XADD', KEYS[3], '*', 'id', table.concat(picked, ','))
+redis.call('PUBLISH', ARGV[9], 'e:' .. last)
 return out
