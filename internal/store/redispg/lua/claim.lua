@@ -3,9 +3,8 @@
 -- of its queues, highest priority first, oldest first within a priority.
 -- Each becomes in_progress, assigned to the worker, attempt + 1, with a
 -- lease; its event task.claimed is appended, and one outbox entry names
--- them all. Before
--- choosing, it moves the delayed tasks that have come due (up to 1000)
--- into their ready or reserved set.
+-- them all. Before choosing, it moves the delayed tasks that have come
+-- due (up to 1000) into their ready or reserved set.
 --
 -- KEYS[1]  event counter          KEYS[2]  event stream
 -- KEYS[3]  outbox stream          KEYS[4]  the worker's hash
