@@ -251,8 +251,12 @@ func (b *bench) record(results []*client.Result[taskwire.Task]) {
 // waits for.
 const createTimeout = 30 * time.Second
 
-// discardBatch is how many deletes discard sends in one batch.
-const discardBatch = 100
+// discardBatch is how many deletes discard sends in one batch, and
+// discardTimeout bounds them all.
+const (
+	discardBatch   = 100
+	discardTimeout = 30 * time.Second
+)
 
 // discard deletes the tasks the bench created, after a run that did not
 // finish (interrupted, or failed), so that none is left waiting in a
@@ -265,9 +269,10 @@ func (b *bench) discard(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, discardTimeout)
 	defer cancel()
-	deleted, err := 0, error(nil)
+	var err error
+	deleted := 0
 	for chunk := range slices.Chunk(ids, discardBatch) {
 		batch := b.c.NewBatch()
 		results := make([]*client.Result[taskwire.DeleteResult], len(chunk))
