@@ -3,9 +3,10 @@
 // has grown by as much as survived the last one: a server whose live heap is
 // a few MiB collects many times a second under load, and spends a tenth of
 // its CPU there. After each collection, Keep sets the GC percent so that the
-// next one starts when the heap has grown by the larger of the live heap and
-// a fixed headroom: small heaps get the headroom, large ones (a big result
-// in flight) keep the default, so peak memory grows by at most the headroom.
+// next one starts when the heap has grown by about a fixed headroom, or by
+// what Go's default allows when that is more: small heaps get the
+// headroom, large ones (a big result in flight) keep the default, so peak
+// memory grows by at most about the headroom.
 package gcheadroom
 
 import (
@@ -20,9 +21,9 @@ import (
 // server with it: 32 MiB.
 const Default = 32 << 20
 
-// maxPercent bounds the GC percent Keep sets, for a live heap of almost
-// nothing (just after start).
-const maxPercent = 5000
+// heapMinimum is the runtime's floor of the heap goal at GOGC=100; it
+// scales with the GC percent.
+const heapMinimum = 4 << 20
 
 // Keep adjusts the GC percent after every collection, as the package says,
 // until stop is called; stop restores the percent in force before. headroom
@@ -69,23 +70,34 @@ func (t *tuner) adjust() bool {
 	if t.stopped {
 		return false
 	}
-	debug.SetGCPercent(Percent(liveHeap(), t.headroom))
+	live := liveHeap()
+	debug.SetGCPercent(Percent(live, live+rootBytes(), t.headroom))
 	return true
 }
 
-// Percent is the GC percent that lets a heap of live bytes grow by
-// max(live, headroom) before the next collection: at least 100, at most
-// maxPercent.
-func Percent(live, headroom uint64) int {
-	if live == 0 {
-		return maxPercent
+// Percent is the GC percent that lets a heap of live bytes grow by about
+// headroom before the next collection, or by as much as Go's default
+// (100) would let it when that is more. The runtime's goal for the next
+// collection is live + scan*percent/100, scan being the bytes a
+// collection scans (the live heap, goroutine stacks and globals), and at
+// least heapMinimum*percent/100: the percent keeps both at or under
+// live + headroom.
+func Percent(live, scan, headroom uint64) int {
+	p := 100 * float64(live+headroom) / heapMinimum
+	if scan > 0 {
+		p = min(p, 100*float64(headroom)/float64(scan))
 	}
-	p := math.Ceil(100 * float64(headroom) / float64(live))
-	return int(min(max(p, 100), maxPercent))
+	return int(max(math.Floor(p), 100))
 }
 
 // liveHeap is the heap the last collection found live, in bytes.
 func liveHeap() uint64 { return readMetric("/gc/heap/live:bytes") }
+
+// rootBytes is what a collection scans besides the heap: goroutine stacks
+// and globals, in bytes.
+func rootBytes() uint64 {
+	return readMetric("/gc/scan/stack:bytes") + readMetric("/gc/scan/globals:bytes")
+}
 
 // readMetric reads the runtime metric name, of kind uint64 (0 when the
 // runtime has none such).

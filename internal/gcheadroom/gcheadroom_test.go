@@ -12,34 +12,41 @@ const mib = 1 << 20
 func TestPercent(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		live, headroom uint64
-		want           int
+		name                 string
+		live, scan, headroom uint64
+		want                 int
 	}{
-		{0, 64 * mib, maxPercent},       // nothing live yet
-		{1 * mib, 64 * mib, maxPercent}, // 6400 %, bounded
-		{8 * mib, 64 * mib, 800},        // grows by the headroom
-		{64 * mib, 64 * mib, 100},       // as much as live: the default
-		{256 * mib, 64 * mib, 100},      // a large heap keeps the default
-		{3 * mib, 10 * mib, 334},        // rounded up
+		// Nothing live yet: the runtime's floor (4 MiB at 100 %) decides.
+		{"nothing live", 0, 0, 32 * mib, 800},
+		// A small heap: the floor still decides, at live + headroom.
+		{"small heap", 1 * mib, 2 * mib, 32 * mib, 825},
+		// Past the floor: the scanned bytes decide.
+		{"scan decides", 8 * mib, 10 * mib, 32 * mib, 320},
+		// As much scanned as the headroom: Go's default.
+		{"default", 32 * mib, 32 * mib, 32 * mib, 100},
+		{"large heap", 256 * mib, 260 * mib, 32 * mib, 100},
 	} {
-		if got := Percent(tt.live, tt.headroom); got != tt.want {
-			t.Errorf("Percent(%d MiB live, %d MiB headroom) = %d, want %d", tt.live/mib, tt.headroom/mib, got, tt.want)
+		if got := Percent(tt.live, tt.scan, tt.headroom); got != tt.want {
+			t.Errorf("%s: Percent(%d MiB live, %d MiB scanned, %d MiB headroom) = %d, want %d",
+				tt.name, tt.live/mib, tt.scan/mib, tt.headroom/mib, got, tt.want)
 		}
 	}
 }
 
-// TestKeep: after each collection the GC percent is the one Percent gives
-// for the heap found live: raised while the heap is small, back to 100
-// once a large heap is live; stop restores the percent set before.
+// TestKeep: after each collection the runtime's goal for the next one is
+// at most the live heap plus the headroom while the heap is small (a GC
+// percent above 100), the percent is back to 100 once a large heap is
+// live, and stop restores the percent set before.
 func TestKeep(t *testing.T) {
 	old := debug.SetGCPercent(150)
 	defer debug.SetGCPercent(old)
-	const headroom = 512 * mib
+	const headroom = 64 * mib
 	stop := Keep(headroom)
 
-	small := waitPercent(t, func(p int) bool { return p > 100 })
-	if want := Percent(liveHeap(), headroom); small != want {
-		t.Errorf("GC percent with a small heap = %d, want %d (Percent for %d bytes live)", small, want, liveHeap())
+	waitPercent(t, func(p int) bool { return p > 100 })
+	live, goal := liveHeap(), readMetric("/gc/heap/goal:bytes")
+	if goal > live+headroom+mib || goal < live+headroom/2 {
+		t.Errorf("heap goal %d MiB with %d MiB live; want about live + the %d MiB headroom", goal/mib, live/mib, headroom/mib)
 	}
 
 	big := make([]*[mib]byte, 0, 640)
