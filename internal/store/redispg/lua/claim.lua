@@ -28,7 +28,8 @@
 -- last event id issued (0 when none), then per claimed task its hash as
 -- HGETALL returns it. While the event counter does not exist (Redis lost
 -- its data) it writes nothing and fails with an error reply starting
--- NOEVSEQ, as apply.lua does.
+-- NOEVSEQ, as apply.lua does. A chosen task without its hash fails the
+-- call with an error reply before any task is written.
 
 local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
@@ -62,13 +63,12 @@ for _, id in ipairs(due) do
   end
 end
 
-local picked = {}
+-- Choose first, write after: nothing is written for the tasks until every
+-- one chosen is known to be whole.
+local picked, taken = {}, {}
 local first = redis.call('ZRANGE', KEYS[7], 0, want - 1)
-if #first > 0 then
-  redis.call('ZREM', KEYS[7], unpack(first))
-  for _, id in ipairs(first) do
-    picked[#picked + 1] = id
-  end
+for _, id in ipairs(first) do
+  picked[#picked + 1] = id
 end
 local need = want - #picked
 if need > 0 then
@@ -87,17 +87,11 @@ if need > 0 then
     end
     return a.id < b.id
   end)
-  local taken = {}
   for j = 1, math.min(need, #cands) do
     local c = cands[j]
     picked[#picked + 1] = c.id
     taken[c.key] = taken[c.key] or {}
     table.insert(taken[c.key], c.id)
-  end
-  for i = 10, #KEYS do
-    if taken[i] then
-      redis.call('ZREM', KEYS[i], unpack(taken[i]))
-    end
   end
 end
 
@@ -105,15 +99,31 @@ local out = {0}
 if #picked == 0 then
   return out
 end
+local leaseMs = {}
+for k, id in ipairs(picked) do
+  leaseMs[k] = tonumber(redis.call('HGET', ARGV[6] .. id, 'lms'))
+  if not leaseMs[k] then
+    return redis.error_reply('ERR claim.lua: ready task ' .. id .. ' has no lease length')
+  end
+end
+
+if #first > 0 then
+  redis.call('ZREM', KEYS[7], unpack(first))
+end
+for i = 10, #KEYS do
+  if taken[i] then
+    redis.call('ZREM', KEYS[i], unpack(taken[i]))
+  end
+end
 local last = redis.call('INCRBY', KEYS[1], #picked)
 local seq = last - #picked
 local leases = {}
-for _, id in ipairs(picked) do
+for k, id in ipairs(picked) do
   local tk = ARGV[6] .. id
-  local h = redis.call('HMGET', tk, 'lms', 'att', 'ver')
-  local lease = now + tonumber(h[1])
-  redis.call('HSET', tk, 'st', 'in_progress', 'asg', worker, 'lease', lease, 'up', ARGV[1],
-    'att', (tonumber(h[2]) or 0) + 1, 'ver', (tonumber(h[3]) or 0) + 1)
+  local lease = now + leaseMs[k]
+  redis.call('HINCRBY', tk, 'att', 1)
+  redis.call('HINCRBY', tk, 'ver', 1)
+  redis.call('HSET', tk, 'st', 'in_progress', 'asg', worker, 'lease', lease, 'up', ARGV[1])
   leases[#leases + 1] = lease
   leases[#leases + 1] = id
   seq = seq + 1
