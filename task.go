@@ -78,8 +78,9 @@ type Task struct {
 // taskPlain has Task's fields without its methods.
 type taskPlain Task
 
-// taskWire is the wire form of Task: the fields that are null when empty,
-// and the timestamps, shadow those of the embedded taskPlain.
+// taskWire is the wire form of Task as UnmarshalJSON reads it: the fields
+// that are null when empty, and the timestamps, shadow those of the
+// embedded taskPlain.
 type taskWire struct {
 	taskPlain
 	AssignedTo     *string `json:"assignedTo"`
@@ -94,20 +95,7 @@ type taskWire struct {
 
 // MarshalJSON writes the wire form of the task.
 func (t Task) MarshalJSON() ([]byte, error) {
-	w := taskWire{
-		taskPlain:  taskPlain(t),
-		AssignedTo: strOrNil(t.AssignedTo), Error: strOrNil(t.Error),
-		RunAt: timeOrNil(t.RunAt), LeaseExpiresAt: timeOrNil(t.LeaseExpiresAt),
-		CreatedAt: timeOrNil(t.CreatedAt), UpdatedAt: timeOrNil(t.UpdatedAt),
-		CompletedAt: timeOrNil(t.CompletedAt),
-	}
-	w.Metadata = nullIfEmpty(t.Metadata)
-	w.Result = nullIfEmpty(t.Result)
-	if !t.CompletedAt.IsZero() {
-		d := t.DurationMs
-		w.DurationMs = &d
-	}
-	return json.Marshal(w)
+	return t.appendJSON(make([]byte, 0, 512+len(t.Text)+len(t.Metadata)+len(t.Result)))
 }
 
 // UnmarshalJSON reads the wire form of a task.
@@ -139,13 +127,6 @@ func emptyIfNull(m json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return m
-}
-
-func strOrNil(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 func deref(s *string) string {

@@ -21,7 +21,7 @@ func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)}
 func (t Time) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, len(TimeLayout)+2)
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
+	b = appendTime(b, t.Time)
 	return append(b, '"'), nil
 }
 
@@ -38,14 +38,6 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	}
 	t.Time = v.UTC()
 	return nil
-}
-
-func timeOrNil(t time.Time) *Time {
-	if t.IsZero() {
-		return nil
-	}
-	v := NewTime(t)
-	return &v
 }
 
 func (t *Time) std() time.Time {
