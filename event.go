@@ -21,7 +21,24 @@ const (
 	EventWorkerUnregistered EventType = "worker.unregistered"
 )
 
-// EventTypes lists every event type.
+// EventGap is not a state change, and never in the log: a stream (GET
+// /events, events.subscribe) sends it where events it would have sent are
+// no longer in the log (trimmed by retention, or lost with Redis's data)
+// before going on with the events after them. Its payload is a GapPayload;
+// its ID is the last missing event's, so that a follower resuming after it
+// goes on past the gap. Filters do not hold it back: the missing events
+// may have been any. A follower that sees it should reread the state it
+// keeps (task.list).
+const EventGap EventType = "events.gap"
+
+// GapPayload is the payload of an events.gap event: the events with an ID
+// after After and before Next are missing.
+type GapPayload struct {
+	After string `json:"after"`
+	Next  string `json:"next"`
+}
+
+// EventTypes lists every event type of the log.
 var EventTypes = []EventType{
 	EventTaskCreated, EventTaskClaimed, EventTaskUpdated, EventTaskCompleted,
 	EventTaskAssigned, EventTaskUnassigned, EventTaskDeleted, EventTaskRequeued,

@@ -17,7 +17,8 @@ const (
 // SubscribeParams are the params of events.subscribe. Types and TaskID
 // filter the events (empty: all); with AfterEventID the events the log
 // still holds after that ID come first, then live ones, with no gap and no
-// duplicate. Without it only events from now on arrive.
+// duplicate. Without it only events from now on arrive. Events the log no
+// longer holds arrive as one EventGap event in their place.
 type SubscribeParams struct {
 	Types        []EventType `json:"types,omitempty" jsonschema:"maxItems=11,enum=task.created,enum=task.claimed,enum=task.updated,enum=task.completed,enum=task.assigned,enum=task.unassigned,enum=task.deleted,enum=task.requeued,enum=worker.registered,enum=worker.offline,enum=worker.unregistered"`
 	TaskID       string      `json:"taskId,omitempty" jsonschema:"minLength=1,maxLength=128"`

@@ -38,6 +38,10 @@ type EventsParams struct {
 // it delivered (Last-Event-ID), or, before the first, from the position
 // the server sent when the stream opened, so no event is skipped or
 // repeated; it gives up after MaxAttempts failed connections in a row.
+// Where the server's log no longer holds events the stream would have
+// delivered (trimmed by its retention), fn gets one event of type
+// taskwire.EventGap in their place, whatever the filters: a follower that
+// keeps state should reread it then.
 // It returns ctx.Err() when ctx ends, fn's error when fn fails, and an
 // *Error when the server refuses the filters (an unknown type or event
 // id).

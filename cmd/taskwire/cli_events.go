@@ -19,7 +19,10 @@ time, id, type, then the payload (the whole envelope as one JSON line with
 dropped connection resumes after the last event printed (or from where the
 stream started, before the first), however long the server is away (a
 server unreachable at the start exits 6). --after resumes from an event id
-seen earlier, and replays the events the log holds after it.
+seen earlier, and replays the events the log holds after it. Where the
+server's log no longer holds events the stream would have printed
+(trimmed by its retention), one events.gap line stands for them, whatever
+--types says; its payload names the ids missing.
 
 Example:
   taskwire events --types task.completed,task.requeued

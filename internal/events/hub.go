@@ -20,7 +20,8 @@ import (
 // store.Lifecycle, which every store implements.
 type Log interface {
 	// ReadEvents returns up to limit events with an ID after after ("" for
-	// the oldest the log holds), oldest first.
+	// the oldest the log holds), oldest first. IDs are consecutive
+	// integers in decimal; a jump means that events are missing.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 	// EventsChanged returns a channel closed once events have been
 	// committed after the call.
@@ -202,8 +203,13 @@ func (h *Hub) cursor() string {
 // broadcast advances the cursor past evs and offers them to every
 // subscription registered before the cursor moved. A subscription
 // registered after it begins with the event after evs (see Subscribe).
+// Where the log no longer holds events the hub had not read yet, an
+// events.gap event takes their place.
 func (h *Hub) broadcast(evs []taskwire.Event) {
 	h.mu.Lock()
+	if h.last != "" {
+		evs = withGaps(h.last, evs)
+	}
 	h.last = evs[len(evs)-1].ID
 	subs := h.subs
 	h.mu.Unlock()

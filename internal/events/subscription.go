@@ -45,8 +45,12 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-// match reports whether f selects e.
+// match reports whether f selects e. It selects every events.gap event:
+// the events missing may have been any.
 func (f Filter) match(e *taskwire.Event) bool {
+	if e.Type == taskwire.EventGap {
+		return true
+	}
 	if f.TaskID != "" && e.TaskID != f.TaskID {
 		return false
 	}
@@ -250,19 +254,20 @@ func (h *Hub) liveStart(ctx context.Context, after string) (string, error) {
 // with first, until it has passed liveAfter, where live delivery begins;
 // then it hands the channel over to live delivery. The subscriber takes
 // the replay at its own pace; only live events that pile up meanwhile
-// count against its buffer.
+// count against its buffer. Where events are no longer in the log (the
+// log was trimmed past after, or while the replay ran), an events.gap
+// event takes their place.
 func (s *Subscription) replay(after, liveAfter string, page []taskwire.Event) {
 	last := after
 	var err error
 	for len(page) > 0 {
-		for i := range page {
-			e := &page[i]
+		for _, e := range withGaps(last, page) {
 			last = e.ID
-			if !s.filter.match(e) {
+			if !s.filter.match(&e) {
 				continue
 			}
 			select {
-			case s.c <- *e:
+			case s.c <- e:
 			case <-s.ctx.Done():
 				s.finishReplay(last, nil)
 				return
@@ -275,6 +280,15 @@ func (s *Subscription) replay(after, liveAfter string, page []taskwire.Event) {
 		if err != nil {
 			err = fmt.Errorf("replay: %w", err)
 			break
+		}
+	}
+	if err == nil && compareIDs(last, liveAfter) < 0 {
+		// The log no longer holds the events up to liveAfter, which
+		// live delivery starts after.
+		select {
+		case s.c <- gapEvent(last, successor(liveAfter)):
+			last = liveAfter
+		case <-s.ctx.Done():
 		}
 	}
 	s.finishReplay(last, err)

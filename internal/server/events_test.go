@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
 )
 
 // Tests of GET /events, the Server-Sent Events stream, over real HTTP.
@@ -664,3 +665,29 @@ func TestEventsServeShutdown(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A stream resuming after events the log no longer holds first sends an
+// events.gap message in their place: its id is the last missing event's,
+// its payload says which are missing. Then come the events kept.
+func TestEventsGapAfterTrimmed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	live := openEvents(t, b, "", "")
+	for range 4 {
+		createTask(t, b, nil)
+	}
+	history := messageIDs(live.events(t, 4))
+	if _, err := b.srv.Service().Store().Sweep(t.Context(), store.SweepParams{Now: time.Now(), MaxEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s := openEvents(t, b, "types=task.completed", history[0])
+	gap := s.next(t)
+	e := envelope(t, gap)
+	var p taskwire.GapPayload
+	if err := json.Unmarshal(e.Payload, &p); err != nil || gap.Event != string(taskwire.EventGap) || gap.ID != history[2] ||
+		p != (taskwire.GapPayload{After: history[0], Next: history[3]}) {
+		t.Fatalf("first message: id %s event %s data %s; want id %s, event %s, payload after %s next %s",
+			gap.ID, gap.Event, gap.Data, history[2], taskwire.EventGap, history[0], history[3])
+	}
+	s.quiet(t) // the event kept is a task.created
+}

@@ -32,7 +32,8 @@ type Lifecycle interface {
 	// ("" or "0" for the oldest the log holds), oldest first. An after that this
 	// backend never issued is an error matching ErrNotFound; one that was
 	// issued and dropped since resumes at the oldest event the log still
-	// holds after it.
+	// holds after it. IDs are consecutive integers in decimal, the first
+	// 1 or more: a reader tells from a jump that events are missing.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 
 	// TaskEvents returns the events of task taskID that the log still

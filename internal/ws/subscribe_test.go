@@ -9,11 +9,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
 	"github.com/taskwire/taskwire/internal/ws"
 )
 
@@ -325,4 +327,31 @@ func TestSubscribeResultDiscovered(t *testing.T) {
 		return
 	}
 	t.Errorf("rpc.discover does not list %s", taskwire.MethodEventsSubscribe)
+}
+
+// A subscription resuming after events the log no longer holds first gets
+// an events.gap event in their place, whatever its filters, then the
+// events kept that match them.
+func TestSubscribeGapAfterTrimmed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	cl.subscribe(map[string]any{})
+	var history []string
+	for range 4 {
+		createTask(t, b, "trimmed")
+		history = append(history, cl.event().Event.ID)
+	}
+	if _, err := b.srv.Service().Store().Sweep(t.Context(), store.SweepParams{Now: time.Now(), MaxEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := cl.subscribe(map[string]any{"afterEventId": history[0], "types": []string{"task.completed"}})
+	n := cl.event()
+	var p taskwire.GapPayload
+	if err := json.Unmarshal(n.Event.Payload, &p); err != nil || n.Subscription != resumed || n.Event.Type != taskwire.EventGap ||
+		n.Event.ID != history[2] || p != (taskwire.GapPayload{After: history[0], Next: history[3]}) {
+		t.Fatalf("first event %+v (payload %s); want %s with id %s on %s, payload after %s next %s",
+			n, n.Event.Payload, taskwire.EventGap, history[2], resumed, history[0], history[3])
+	}
+	cl.noEvent() // the event kept is a task.created
 }

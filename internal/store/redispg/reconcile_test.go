@@ -2,12 +2,14 @@ package redispg
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/events"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -93,7 +95,8 @@ func claim(t *testing.T, st *Store, worker string, now time.Time) []*taskwire.Ta
 // TestEventCounterLost: while Redis has lost its event counter nothing
 // appends events (a create answers a *store.UnavailableError and leaves
 // no task), and once the store sets the counter again from PostgreSQL's
-// mark, new event ids are above every id issued before the loss.
+// mark, new event ids are above every id issued before the loss: a
+// follower of the log gets an events.gap event for the events lost.
 func TestEventCounterLost(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
@@ -103,6 +106,13 @@ func TestEventCounterLost(t *testing.T) {
 	register(t, st, "w1", now)
 	assigned(t, st, "t-before", "w1", now)
 	before := lastEventID(t, st)
+	hub := events.NewHub(st, events.Options{})
+	go hub.Run(ctx)
+	t.Cleanup(hub.Close)
+	sub, err := hub.Subscribe(ctx, events.Filter{}, strconv.FormatInt(before, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	deleteKeys(ctx, env.rdb, "{"+env.prefix+"}:*")
 	tk := readyTask("t-during", now)
@@ -123,6 +133,18 @@ func TestEventCounterLost(t *testing.T) {
 	after := lastEventID(t, st)
 	if after <= before {
 		t.Fatalf("event id after the loss %d, not above %d issued before", after, before)
+	}
+	gap := taskwire.GapPayload{After: strconv.FormatInt(before, 10), Next: strconv.FormatInt(after, 10)}
+	for _, want := range []taskwire.EventType{taskwire.EventGap, taskwire.EventWorkerRegistered} {
+		select {
+		case e := <-sub.Events():
+			var p taskwire.GapPayload
+			if e.Type != want || want == taskwire.EventGap && (json.Unmarshal(e.Payload, &p) != nil || p != gap) {
+				t.Fatalf("follower got %s %s %s, want %s (a gap %+v, then w2's registration)", e.Type, e.ID, e.Payload, want, gap)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("follower: no %s event (ended: %v)", want, sub.Err())
+		}
 	}
 }
 

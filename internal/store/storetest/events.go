@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,8 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 	})
 
 	// ReadEvents pages through the log oldest first; after an ID resumes
-	// exactly after it, which is what makes IDs increase.
+	// exactly after it. IDs are consecutive integers in decimal: a
+	// follower tells from them that events are missing (events.gap).
 	t.Run("Read", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t, newStore)
@@ -87,12 +89,10 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 		if diff := gocmp.Diff(taskIDs(1, 2, 3, 4, 5, 6, 7), eventTaskIDs(all)); diff != "" {
 			t.Fatalf("ReadEvents from the oldest: task ids (-want +got):\n%s", diff)
 		}
-		seen := map[string]bool{}
-		for _, e := range all {
-			if e.ID == "" || seen[e.ID] {
-				t.Errorf("event id %q: empty or repeated", e.ID)
+		for i := 1; i < len(all); i++ {
+			if want := nextEventID(t, all[i-1].ID); all[i].ID != want {
+				t.Errorf("event id %q after %q, want %q", all[i].ID, all[i-1].ID, want)
 			}
-			seen[e.ID] = true
 		}
 		// Pages of 3: no gap, no duplicate.
 		var paged []string
@@ -198,8 +198,10 @@ func testEvents(t *testing.T, newStore newStoreFunc) {
 		tk := newTask(11)
 		tk.CreatedAt, tk.UpdatedAt, tk.RunAt = at(101), at(101), at(101)
 		s.create(tk)
-		if got := eventTaskIDs(s.eventsAfter(all[9].ID)); !gocmp.Equal(taskIDs(11), got) {
-			t.Errorf("after the last dropped event: %v, want the new one %v", got, taskIDs(11))
+		got := s.eventsAfter(all[9].ID)
+		if !gocmp.Equal(taskIDs(11), eventTaskIDs(got)) || got[0].ID != nextEventID(t, all[9].ID) {
+			t.Errorf("after the last dropped event: %v (ids %v), want the new one %v with id %s",
+				eventTaskIDs(got), eventIDs(got), taskIDs(11), nextEventID(t, all[9].ID))
 		}
 	})
 
@@ -290,6 +292,16 @@ func (s *bundle) eventMark() string {
 		return ""
 	}
 	return evs[len(evs)-1].ID
+}
+
+// nextEventID returns the ID of the event that follows the event id.
+func nextEventID(t *testing.T, id string) string {
+	t.Helper()
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != id {
+		t.Fatalf("event id %q is not an integer in decimal", id)
+	}
+	return strconv.FormatUint(n+1, 10)
 }
 
 func eventIDs(evs []taskwire.Event) []string {

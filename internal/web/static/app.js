@@ -405,6 +405,11 @@ function shortId(id) {
 // ---- live events ----
 
 function onEvent(e) {
+  // Events the server's log no longer held were missed: reload it all.
+  if (e.type === 'events.gap') {
+    refreshAll();
+    return;
+  }
   state.events.push(e);
   if (state.events.length > TASK_EVENTS_KEPT) state.events.splice(0, state.events.length - TASK_EVENTS_KEPT);
   if (e.type === 'task.completed') chart.add(e.payload.id, e.payload.status, e.timestamp);

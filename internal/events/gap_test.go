@@ -1,0 +1,129 @@
+package events
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// trim drops all but the newest keep events of the store's log.
+func (f *fixture) trim(t testing.TB, keep int) {
+	t.Helper()
+	if _, err := f.st.Sweep(t.Context(), store.SweepParams{Now: t0, MaxEvents: keep}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantGap checks that e is the events.gap event standing for the events
+// after after and before next: its ID is the last of them.
+func wantGap(t *testing.T, e taskwire.Event, after, next string) {
+	t.Helper()
+	n, err := strconv.ParseUint(next, 10, 64)
+	if err != nil || n == 0 {
+		t.Fatalf("next %q: not an event id after another", next)
+	}
+	last := strconv.FormatUint(n-1, 10)
+	var p taskwire.GapPayload
+	if err := json.Unmarshal(e.Payload, &p); err != nil || e.Type != taskwire.EventGap || e.ID != last ||
+		p != (taskwire.GapPayload{After: after, Next: next}) {
+		t.Fatalf("got %s %s %s, want %s %s {after %s, next %s}", e.Type, e.ID, e.Payload, taskwire.EventGap, last, after, next)
+	}
+}
+
+// A subscriber resuming after events the log no longer holds gets an
+// events.gap event in their place, whatever its filter, then the events
+// the log holds, then live ones.
+func TestGapOnResumeAfterTrimmed(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	var tasks []string
+	for range 6 {
+		tasks = append(tasks, f.create(t))
+	}
+	history := f.log(t, "")
+	f.trim(t, 2)
+	kept := history[4:]
+	for _, filter := range []Filter{{}, {TaskID: tasks[5]}, {Types: []taskwire.EventType{taskwire.EventWorkerOffline}}} {
+		s := f.subscribe(t, filter, history[0].ID)
+		wantGap(t, next(t, s), history[0].ID, kept[0].ID)
+		want := []string{}
+		for _, e := range kept {
+			if filter.match(&e) {
+				want = append(want, e.ID)
+			}
+		}
+		if diff := cmp.Diff(want, ids(collect(t, s, len(want)))); diff != "" {
+			t.Errorf("filter %+v: after the gap (-want +got):\n%s", filter, diff)
+		}
+		quiet(t, s)
+	}
+	// From the start of the log ("0"): the trimmed events are missing too.
+	s := f.subscribe(t, Filter{}, "0")
+	wantGap(t, next(t, s), "0", kept[0].ID)
+	if diff := cmp.Diff(ids(kept), ids(collect(t, s, len(kept)))); diff != "" {
+		t.Errorf(`after "0": after the gap (-want +got):\n%s`, diff)
+	}
+	// Resuming after the gap event goes on past it, with no new gap.
+	s = f.subscribe(t, Filter{}, history[3].ID)
+	if diff := cmp.Diff(ids(kept), ids(collect(t, s, len(kept)))); diff != "" {
+		t.Errorf("after the last trimmed event (-want +got):\n%s", diff)
+	}
+	id := f.create(t)
+	if e := next(t, s); e.TaskID != id {
+		t.Fatalf("live event %s %s, want the task created %s", e.Type, e.TaskID, id)
+	}
+}
+
+// When the log no longer holds any event after the resume point, the gap
+// runs up to where live delivery starts, and live events follow it.
+func TestGapWhenEverythingTrimmed(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	for range 3 {
+		f.create(t)
+	}
+	f.sync(t) // the hub has read every event: live delivery starts after the last
+	history := f.log(t, "")
+	last := history[len(history)-1].ID
+	if _, err := f.st.Sweep(t.Context(), store.SweepParams{Now: t0.Add(24 * 3600e9), EventRetention: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if left := f.log(t, ""); len(left) != 0 {
+		t.Fatalf("log holds %d events after trimming all", len(left))
+	}
+	s := f.subscribe(t, Filter{}, history[0].ID)
+	wantGap(t, next(t, s), history[0].ID, successor(last))
+	id := f.create(t)
+	if e := next(t, s); e.TaskID != id {
+		t.Fatalf("live event %s %s, want the task created %s", e.Type, e.TaskID, id)
+	}
+}
+
+// When events leave the log before the hub has read them, live
+// subscribers get an events.gap event in their place.
+func TestGapInLiveDelivery(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	log := &heldLog{Store: f.st}
+	f.runHubOver(t, log)
+	first := f.create(t)
+	s := f.subscribe(t, Filter{TaskID: first}, "0")
+	if e := next(t, s); e.TaskID != first {
+		t.Fatalf("replayed %s %s, want the event of %s", e.Type, e.TaskID, first)
+	}
+	log.changed.Fire() // the hub reads the first event
+	quiet(t, s)
+	for range 3 {
+		f.create(t) // committed; the hub is not told
+	}
+	history := f.log(t, "")
+	f.trim(t, 1)
+	log.changed.Fire()
+	wantGap(t, next(t, s), history[0].ID, history[3].ID)
+	quiet(t, s) // the kept event is another task's
+}
