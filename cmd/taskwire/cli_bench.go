@@ -111,6 +111,9 @@ type benchReport struct {
 }
 
 func (b *bench) run(ctx context.Context) (_ *benchReport, err error) {
+	defer context.AfterFunc(ctx, func() {
+		fmt.Fprintln(b.cio.stderr, "bench: interrupted; cleaning up (interrupt again to stop at once and leave its tasks)")
+	})()
 	defer func() {
 		if err != nil {
 			b.discard(context.WithoutCancel(ctx))

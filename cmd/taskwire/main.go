@@ -29,11 +29,33 @@ import (
 var version = ""
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(report(os.Stderr, err))
+}
+
+// signalContext returns a context that ends at the first SIGINT or
+// SIGTERM: commands then stop, finishing what must not be cut short (a
+// server's requests in flight, bench deleting its tasks). The signals then
+// get their default action back, so a second one ends the process at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+			signal.Stop(sigs) // before the context ends: nothing it starts sees the signal caught
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel()
+	}
 }
 
 // report writes the error run returned to w and returns the exit status:
