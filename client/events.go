@@ -16,7 +16,8 @@ import (
 
 // EventsParams filter the event stream of Client.Events.
 type EventsParams struct {
-	// Types keeps only these event types (all when empty).
+	// Types keeps only these event types (all when empty). An
+	// events.gap event passes whatever Types and TaskID say.
 	Types []taskwire.EventType
 	// TaskID keeps only the events of one task.
 	TaskID string

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -9,9 +10,18 @@ import (
 )
 
 // The logs number their events with consecutive integers (the store
-// contract): an event whose ID is more than one past the last one read
-// means that the events between are no longer in the log. A subscriber is
-// then sent an events.gap event in their place (taskwire.EventGap).
+// contract), but for runs of IDs a log skips on purpose and never issues
+// (Skips): an event whose ID is more than one past the last one read
+// means that the events between are no longer in the log, unless the log
+// says that none was issued. A subscriber is then sent an events.gap
+// event in their place (taskwire.EventGap).
+
+// Skips is what a Log may offer besides: whether any event was ever
+// issued with an ID strictly between after and next. Without it every
+// jump counts as events missing.
+type Skips interface {
+	IssuedBetween(ctx context.Context, after, next string) (bool, error)
+}
 
 // eventNumber returns the integer an event ID stands for: 0 for "" and
 // "0" (before the first event); ok is false for an ID of another shape.
@@ -49,13 +59,14 @@ func gapEvent(last, next string) taskwire.Event {
 		Metadata: json.RawMessage("{}"), Timestamp: time.Now().UnixMilli()}
 }
 
-// withGaps returns evs, read after last, with an events.gap event before
-// each event that does not follow the one before it (evs itself when
-// every one does).
-func withGaps(last string, evs []taskwire.Event) []taskwire.Event {
+// withGaps returns evs, read from log after last, with an events.gap event
+// before each event that does not follow the one before it and was not
+// preceded by IDs the log skipped (evs itself when there is none). When
+// the log cannot tell, the jump counts as a gap.
+func withGaps(ctx context.Context, log Log, last string, evs []taskwire.Event) []taskwire.Event {
 	var out []taskwire.Event
 	for i := range evs {
-		if missing(last, evs[i].ID) {
+		if missing(last, evs[i].ID) && issuedBetween(ctx, log, last, evs[i].ID) {
 			if out == nil {
 				out = append(make([]taskwire.Event, 0, len(evs)+1), evs[:i]...)
 			}
@@ -70,4 +81,28 @@ func withGaps(last string, evs []taskwire.Event) []taskwire.Event {
 		return evs
 	}
 	return out
+}
+
+// issuedBetween reports whether log issued events between after and next,
+// true when it cannot tell.
+func issuedBetween(ctx context.Context, log Log, after, next string) bool {
+	skips, ok := log.(Skips)
+	if !ok {
+		return true
+	}
+	issued, err := skips.IssuedBetween(ctx, after, next)
+	return issued || err != nil
+}
+
+// clipGap returns e, an events.gap event, with its After raised to seen
+// when the subscriber had the events up to seen already: a gap the hub saw
+// after its own position may begin before a subscriber's.
+func clipGap(e taskwire.Event, seen string) taskwire.Event {
+	var p taskwire.GapPayload
+	if json.Unmarshal(e.Payload, &p) != nil || compareIDs(p.After, seen) >= 0 {
+		return e
+	}
+	p.After = seen
+	e.Payload, _ = json.Marshal(p) // strings: cannot fail
+	return e
 }

@@ -1,7 +1,10 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -9,6 +12,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
+	"github.com/taskwire/taskwire/internal/store/sqlite"
 )
 
 // trim drops all but the newest keep events of the store's log.
@@ -126,4 +130,86 @@ func TestGapInLiveDelivery(t *testing.T) {
 	log.changed.Fire()
 	wantGap(t, next(t, s), history[0].ID, history[3].ID)
 	quiet(t, s) // the kept event is another task's
+}
+
+// IDs a log skipped on purpose (SQLite, after a stop without a clean
+// close) were never issued: a jump over them is no gap.
+func TestNoGapOverSkippedIDs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "taskwire.db")
+	st, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{st: st}
+	f.create(t)
+	left := filepath.Join(dir, "left", "taskwire.db") // the files as a killed process leaves them
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(left), 0o750)
+		}
+		if err == nil {
+			err = os.WriteFile(left+suffix, b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.st, err = sqlite.Open(t.Context(), left, sqlite.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.st.Close() })
+	f.hub = NewHub(f.st, Options{Logger: discard()})
+	go f.hub.Run(context.WithoutCancel(t.Context()))
+	t.Cleanup(f.hub.Close)
+	before := f.log(t, "")
+	resumed := f.subscribe(t, Filter{}, before[0].ID)
+	id := f.create(t)
+	fromStart := f.subscribe(t, Filter{}, "0")
+	for name, s := range map[string]*Subscription{"resumed": resumed, "from the start": fromStart} {
+		if name == "from the start" {
+			if e := next(t, s); e.ID != before[0].ID {
+				t.Fatalf("%s: first event %s %s, want %s", name, e.Type, e.ID, before[0].ID)
+			}
+		}
+		if e := next(t, s); e.TaskID != id {
+			t.Fatalf("%s: got %s %s %s, want the event of the task created after the reopen", name, e.Type, e.ID, e.Payload)
+		}
+	}
+}
+
+// A gap the hub sees after its own position begins, for a subscriber
+// whose replay went further, after the last event it had.
+func TestGapFromWhatTheSubscriberHad(t *testing.T) {
+	t.Parallel()
+	f := setup(t, Options{})
+	log := &heldLog{Store: f.st}
+	f.runHubOver(t, log)
+	probe := f.subscribe(t, Filter{}, "0")
+	f.create(t)
+	log.changed.Fire()
+	next(t, probe) // the hub has read the first event
+	for range 3 {
+		f.create(t) // committed; the hub is not told
+	}
+	history := f.log(t, "")
+	s := f.subscribe(t, Filter{}, "0") // the replay reads them all
+	if diff := cmp.Diff(ids(history), ids(collect(t, s, len(history)))); diff != "" {
+		t.Fatalf("replay (-want +got):\n%s", diff)
+	}
+	for range 2 {
+		f.create(t)
+	}
+	f.trim(t, 1)
+	kept := f.log(t, "")
+	log.changed.Fire()
+	wantGap(t, next(t, s), history[len(history)-1].ID, kept[0].ID)
+	if e := next(t, s); e.ID != kept[0].ID {
+		t.Fatalf("after the gap: %s %s, want %s", e.Type, e.ID, kept[0].ID)
+	}
 }

@@ -21,7 +21,8 @@ import (
 type Log interface {
 	// ReadEvents returns up to limit events with an ID after after ("" for
 	// the oldest the log holds), oldest first. IDs are consecutive
-	// integers in decimal; a jump means that events are missing.
+	// integers in decimal but for runs skipped on purpose; a jump means
+	// that events are missing, unless Skips says none was issued.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 	// EventsChanged returns a channel closed once events have been
 	// committed after the call.
@@ -162,7 +163,7 @@ func (h *Hub) readAll(ctx context.Context) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		h.broadcast(evs)
+		h.broadcast(ctx, evs)
 		if len(evs) < h.opts.ReadLimit {
 			return nil
 		}
@@ -205,10 +206,10 @@ func (h *Hub) cursor() string {
 // registered after it begins with the event after evs (see Subscribe).
 // Where the log no longer holds events the hub had not read yet, an
 // events.gap event takes their place.
-func (h *Hub) broadcast(evs []taskwire.Event) {
+func (h *Hub) broadcast(ctx context.Context, evs []taskwire.Event) {
 	h.mu.Lock()
 	if h.last != "" {
-		evs = withGaps(h.last, evs)
+		evs = withGaps(ctx, h.log, h.last, evs)
 	}
 	h.last = evs[len(evs)-1].ID
 	subs := h.subs

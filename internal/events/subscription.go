@@ -231,11 +231,20 @@ func (s *Subscription) deliver(evs []taskwire.Event) {
 			continue
 		}
 		select {
-		case s.c <- *e:
+		case s.c <- s.fitted(*e):
 		default:
 			s.endLocked(ErrSlowConsumer)
 		}
 	}
+}
+
+// fitted returns e, or, for an events.gap event, the gap as s sees it:
+// from the events s had already (up to skip) on.
+func (s *Subscription) fitted(e taskwire.Event) taskwire.Event {
+	if e.Type == taskwire.EventGap {
+		return clipGap(e, s.skip)
+	}
+	return e
 }
 
 // liveStart returns the ID after which a subscription resuming after
@@ -261,7 +270,7 @@ func (s *Subscription) replay(after, liveAfter string, page []taskwire.Event) {
 	last := after
 	var err error
 	for len(page) > 0 {
-		for _, e := range withGaps(last, page) {
+		for _, e := range withGaps(s.ctx, s.hub.log, last, page) {
 			last = e.ID
 			if !s.filter.match(&e) {
 				continue
@@ -282,7 +291,7 @@ func (s *Subscription) replay(after, liveAfter string, page []taskwire.Event) {
 			break
 		}
 	}
-	if err == nil && compareIDs(last, liveAfter) < 0 {
+	if err == nil && compareIDs(last, liveAfter) < 0 && issuedBetween(s.ctx, s.hub.log, last, successor(liveAfter)) {
 		// The log no longer holds the events up to liveAfter, which
 		// live delivery starts after.
 		select {
@@ -317,7 +326,7 @@ func (s *Subscription) finishReplay(last string, err error) {
 			continue
 		}
 		select {
-		case s.c <- e:
+		case s.c <- s.fitted(e):
 		default:
 			s.endLocked(ErrSlowConsumer)
 			return

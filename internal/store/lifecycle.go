@@ -33,7 +33,9 @@ type Lifecycle interface {
 	// backend never issued is an error matching ErrNotFound; one that was
 	// issued and dropped since resumes at the oldest event the log still
 	// holds after it. IDs are consecutive integers in decimal, the first
-	// 1 or more: a reader tells from a jump that events are missing.
+	// 1 or more, but for runs a backend skips on purpose (SQLite after an
+	// unclean stop, which it can tell a reader of; Redis after losing its
+	// data): a reader tells from a jump that events may be missing.
 	ReadEvents(ctx context.Context, after string, limit int) ([]taskwire.Event, error)
 
 	// TaskEvents returns the events of task taskID that the log still

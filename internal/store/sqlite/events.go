@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,6 +102,42 @@ func (s *Store) LastEventID(context.Context) (string, error) {
 		return strconv.FormatInt(issued, 10), nil
 	}
 	return "", nil
+}
+
+// IssuedBetween reports whether any event was issued with an ID strictly
+// between after and next (event IDs, "" before the first): false when the
+// IDs between are all in runs skipEventIDs skipped, so that a reader who
+// sees the log jump over them knows that nothing is missing.
+func (s *Store) IssuedBetween(ctx context.Context, after, next string) (bool, error) {
+	a, err1 := parseSeq(after)
+	n, err2 := parseSeq(next)
+	if err := errors.Join(err1, err2); err != nil {
+		return false, fmt.Errorf("issued between: %w", err)
+	}
+	if n <= a+1 {
+		return false, nil
+	}
+	var skipped int64
+	err := s.view(ctx, func(tx *readTx) error {
+		return tx.queryRow(`SELECT coalesce(sum(min(after + size, ?2) - max(after + 1, ?1) + 1), 0)
+			FROM event_gaps WHERE after + 1 <= ?2 AND after + size >= ?1`, a+1, n-1).Scan(&skipped)
+	})
+	if err != nil {
+		return false, fmt.Errorf("issued between %s and %s: %w", after, next, err)
+	}
+	return skipped < n-1-a, nil
+}
+
+// parseSeq returns the seq an event ID stands for, 0 for "".
+func parseSeq(id string) (int64, error) {
+	if id == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not an event id: %q", id)
+	}
+	return n, nil
 }
 
 // leftWAL reports whether the database at path has a WAL file with

@@ -89,6 +89,49 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 	}
 }
 
+// The IDs skipped after an unclean stop were never issued: IssuedBetween
+// says so for a jump over them, and not for one over events the log held.
+func TestIssuedBetweenSkippedIDs(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		create(t, s, task(i))
+	}
+	left := leftBehind(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(t.Context(), left, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	create(t, s, task(4))
+	all, err := s.ReadEvents(t.Context(), "", 100)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("ReadEvents = %d events, %v; want 4", len(all), err)
+	}
+	for _, tt := range []struct {
+		after, next string
+		want        bool
+	}{
+		{all[2].ID, all[3].ID, false}, // over the skipped IDs alone
+		{all[0].ID, all[3].ID, true},  // over an event as well
+		{all[0].ID, all[1].ID, false}, // consecutive
+		{"", all[0].ID, false},        // from the start
+		{"", all[3].ID, true},
+		{all[2].ID, strconv.FormatInt(seqOf(t, all[3].ID)-1, 10), false}, // inside the run
+	} {
+		got, err := s.IssuedBetween(t.Context(), tt.after, tt.next)
+		if err != nil || got != tt.want {
+			t.Errorf("IssuedBetween(%q, %q) = %v, %v; want %v", tt.after, tt.next, got, err, tt.want)
+		}
+	}
+}
+
 // TestEventIDsNotReusedAfterTrimmedEmpty checks that a log the sweep has
 // trimmed empty issues no id twice, even after a reopen, when nothing left
 // in the log shows the newest id.
