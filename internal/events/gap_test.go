@@ -77,6 +77,12 @@ func TestGapOnResumeAfterTrimmed(t *testing.T) {
 	if diff := cmp.Diff(ids(kept), ids(collect(t, s, len(kept)))); diff != "" {
 		t.Errorf("after the last trimmed event (-want +got):\n%s", diff)
 	}
+	f.wantLiveCreate(t, s)
+}
+
+// wantLiveCreate creates a task and checks that s receives its event next.
+func (f *fixture) wantLiveCreate(t *testing.T, s *Subscription) {
+	t.Helper()
 	id := f.create(t)
 	if e := next(t, s); e.TaskID != id {
 		t.Fatalf("live event %s %s, want the task created %s", e.Type, e.TaskID, id)
@@ -102,10 +108,7 @@ func TestGapWhenEverythingTrimmed(t *testing.T) {
 	}
 	s := f.subscribe(t, Filter{}, history[0].ID)
 	wantGap(t, next(t, s), history[0].ID, successor(last))
-	id := f.create(t)
-	if e := next(t, s); e.TaskID != id {
-		t.Fatalf("live event %s %s, want the task created %s", e.Type, e.TaskID, id)
-	}
+	f.wantLiveCreate(t, s)
 }
 
 // When events leave the log before the hub has read them, live

@@ -93,22 +93,7 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 // says so for a jump over them, and not for one over events the log held.
 func TestIssuedBetweenSkippedIDs(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "taskwire.db")
-	s, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 3; i++ {
-		create(t, s, task(i))
-	}
-	left := leftBehind(t, path)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = Open(t.Context(), left, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := reopenedUnclean(t, 3)
 	create(t, s, task(4))
 	all, err := s.ReadEvents(t.Context(), "", 100)
 	if err != nil || len(all) != 4 {
@@ -176,6 +161,30 @@ func leftBehind(t *testing.T, path string) string {
 	return left
 }
 
+// reopenedUnclean creates tasks 1..n in a new database and returns the
+// store opened on the files as a process killed then would have left them
+// (event ids skipped past eventIDGap), closed when the test ends.
+func reopenedUnclean(t *testing.T, n int) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "taskwire.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		create(t, s, task(i))
+	}
+	left := leftBehind(t, path)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(t.Context(), left, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -216,24 +225,7 @@ func TestResumeAfterEventNotYetRecorded(t *testing.T) {
 // between the oldest kept and the last.
 func TestTrimKeepsNewestAcrossSkippedIDs(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "taskwire.db")
-	s, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 3; i++ {
-		create(t, s, task(i))
-	}
-	left := leftBehind(t, path)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(t.Context(), left, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := reopenedUnclean(t, 3)
 	for i := 4; i <= 5; i++ {
 		create(t, s, task(i))
 	}
