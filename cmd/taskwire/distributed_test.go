@@ -213,6 +213,11 @@ func TestDistributedUnregisterEndsLongPollAcrossProcesses(t *testing.T) {
 		ended <- cb.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "leaver", "waitMs": 20000}, nil)
 	}()
 	time.Sleep(300 * time.Millisecond) // let the claim start waiting
+	select {
+	case err := <-ended:
+		t.Fatalf("the long poll ended before its worker was unregistered: %v", err)
+	default:
+	}
 	if err := ca.Call(ctx, taskwire.MethodSystemUnregister, map[string]any{"id": "leaver"}, nil); err != nil {
 		t.Fatal(err)
 	}
