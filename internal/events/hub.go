@@ -205,12 +205,14 @@ func (h *Hub) cursor() string {
 // subscription registered before the cursor moved. A subscription
 // registered after it begins with the event after evs (see Subscribe).
 // Where the log no longer holds events the hub had not read yet, an
-// events.gap event takes their place.
+// events.gap event takes their place. Only Run's goroutine moves the
+// cursor, so the gaps are found without holding the lock (it may take a
+// read of the log).
 func (h *Hub) broadcast(ctx context.Context, evs []taskwire.Event) {
-	h.mu.Lock()
-	if h.last != "" {
-		evs = withGaps(ctx, h.log, h.last, evs)
+	if last := h.cursor(); last != "" {
+		evs = withGaps(ctx, h.log, last, evs)
 	}
+	h.mu.Lock()
 	h.last = evs[len(evs)-1].ID
 	subs := h.subs
 	h.mu.Unlock()
