@@ -125,6 +125,31 @@ func TestMessageTooBig(t *testing.T) {
 	cl.wantClose(websocket.StatusMessageTooBig, "")
 }
 
+// A text message that is not UTF-8 closes the connection with 1007 (RFC
+// 6455 section 8.1) after the responses already queued; the same bytes as
+// a binary message are answered -32602, as over HTTP.
+func TestTextNotUTF8Closes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bad := []byte("{\"jsonrpc\":\"2.0\",\"id\":\"bad\",\"method\":\"task.create\",\"params\":{\"text\":\"\xff\"}}")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	cl := dial(t, b, nil)
+	if err := cl.c.Write(ctx, websocket.MessageBinary, bad); err != nil {
+		t.Fatal(err)
+	}
+	if m := cl.response(`"bad"`); m.Error == nil || m.Error.Code != taskwire.CodeInvalidParams {
+		t.Errorf("binary message not UTF-8: %s, want -32602", m.raw)
+	}
+	if err := cl.c.Write(ctx, websocket.MessageText, bad); err != nil {
+		t.Fatal(err)
+	}
+	cl.wantClose(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+	if n := call[taskwire.ListResult](dial(t, b, nil), taskwire.MethodTaskList, map[string]any{}).TotalCount; n != 0 {
+		t.Errorf("%d tasks after the refused messages, want none", n)
+	}
+}
+
 // A long-poll claim does not hold up the other calls of its connection.
 func TestLongPollDoesNotBlock(t *testing.T) {
 	t.Parallel()

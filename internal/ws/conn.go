@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -75,11 +76,17 @@ func (c *conn) readLoop() {
 	first := true
 	inTime := c.authDeadline()
 	for {
-		_, msg, err := c.ws.Read(context.Background())
+		typ, msg, err := c.ws.Read(context.Background())
 		if err != nil {
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 				c.h.opts.Logger.Info("ws: message over the limit", "limit", c.h.opts.MaxMessageBytes)
 			}
+			return
+		}
+		if typ == websocket.MessageText && !utf8.Valid(msg) {
+			// RFC 6455 section 8.1: text that is not UTF-8 fails the
+			// connection (a binary message is answered -32602, as HTTP).
+			c.shutAfterQueued(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
 			return
 		}
 		if first {
