@@ -90,7 +90,8 @@ func TestEventIDsSkipAfterUncleanStop(t *testing.T) {
 }
 
 // The IDs skipped after an unclean stop were never issued: IssuedBetween
-// says so for a jump over them, and not for one over events the log held.
+// says so for a jump over them, and not for one over events the log held,
+// nor for one from inside them (events a power cut took back).
 func TestIssuedBetweenSkippedIDs(t *testing.T) {
 	t.Parallel()
 	s := reopenedUnclean(t, 3)
@@ -108,7 +109,12 @@ func TestIssuedBetweenSkippedIDs(t *testing.T) {
 		{all[0].ID, all[1].ID, false}, // consecutive
 		{"", all[0].ID, false},        // from the start
 		{"", all[3].ID, true},
-		{all[2].ID, strconv.FormatInt(seqOf(t, all[3].ID)-1, 10), false}, // inside the run
+		{all[2].ID, strconv.FormatInt(seqOf(t, all[3].ID)-1, 10), false}, // up to the run's end
+		// From inside the run: an event a power cut took back was seen.
+		{strconv.FormatInt(seqOf(t, all[2].ID)+1, 10), all[3].ID, true},
+		{strconv.FormatInt(seqOf(t, all[3].ID)-2, 10), all[3].ID, true},
+		// From the run's end, the position a stream starts at after it.
+		{strconv.FormatInt(seqOf(t, all[3].ID)-1, 10), all[3].ID, false},
 	} {
 		got, err := s.IssuedBetween(t.Context(), tt.after, tt.next)
 		if err != nil || got != tt.want {
