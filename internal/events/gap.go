@@ -16,9 +16,10 @@ import (
 // says that none was issued. A subscriber is then sent an events.gap
 // event in their place (taskwire.EventGap).
 
-// Skips is what a Log may offer besides: whether any event was ever
-// issued with an ID strictly between after and next. Without it every
-// jump counts as events missing.
+// Skips is what a Log may offer besides: IssuedBetween reports whether a
+// reader resuming after after may have missed events before next, false
+// only when every ID strictly between was skipped on purpose and never
+// issued. Without it every jump counts as events missing.
 type Skips interface {
 	IssuedBetween(ctx context.Context, after, next string) (bool, error)
 }
