@@ -228,6 +228,17 @@ func envelope(t *testing.T, m sseMessage) taskwire.Event {
 	return e
 }
 
+// createWatched creates n tasks while a live stream watches and returns
+// the stream and the ids of their events.
+func createWatched(t *testing.T, b *bundle, n int) (*sseStream, []string) {
+	t.Helper()
+	live := openEvents(t, b, "", "")
+	for range n {
+		createTask(t, b, nil)
+	}
+	return live, messageIDs(live.events(t, n))
+}
+
 func messageIDs(ms []sseMessage) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
@@ -320,11 +331,7 @@ func TestEventsLiveOnly(t *testing.T) {
 func TestEventsResume(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	live := openEvents(t, b, "", "")
-	for range 4 {
-		createTask(t, b, nil)
-	}
-	history := messageIDs(live.events(t, 4))
+	live, history := createWatched(t, b, 4)
 
 	cases := []struct {
 		name          string
@@ -672,11 +679,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func TestEventsGapAfterTrimmed(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	live := openEvents(t, b, "", "")
-	for range 4 {
-		createTask(t, b, nil)
-	}
-	history := messageIDs(live.events(t, 4))
+	_, history := createWatched(t, b, 4)
 	if _, err := b.srv.Service().Store().Sweep(t.Context(), store.SweepParams{Now: time.Now(), MaxEvents: 1}); err != nil {
 		t.Fatal(err)
 	}
