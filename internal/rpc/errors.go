@@ -108,6 +108,11 @@ func parseError() *taskwire.Error {
 	return &taskwire.Error{Code: taskwire.CodeParseError, Message: "Parse error"}
 }
 
+// bodyUnreadable is the parse error of a body that could not be read whole.
+func bodyUnreadable() *taskwire.Error {
+	return &taskwire.Error{Code: taskwire.CodeParseError, Message: "Parse error: the request body could not be read whole"}
+}
+
 func invalidRequest(format string, args ...any) *taskwire.Error {
 	return &taskwire.Error{Code: taskwire.CodeInvalidRequest,
 		Message: "Invalid Request: " + fmt.Sprintf(format, args...)}

@@ -130,7 +130,8 @@ func ClientAddr(ctx context.Context) string {
 // ServeHTTP answers a JSON-RPC request or batch sent with POST. Every
 // response with a body is HTTP 200, except 413 for a body over
 // MaxBodyBytes and 405 for a method other than POST; a notification, or a
-// batch of them only, is HTTP 204 with no body.
+// batch of them only, is HTTP 204 with no body. A body that cannot be read
+// whole is 400 (-32700), or 408 when it does not arrive in time.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -149,9 +150,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &netErr) && netErr.Timeout():
 			writeJSON(w, http.StatusRequestTimeout,
 				errorResponse(nil, invalidRequest("the request body did not arrive in time")))
+		default:
+			// Broken chunked framing, or a body cut short of its
+			// Content-Length: what arrived is not the JSON sent. (A
+			// client that went away mid-body never reads this.)
+			writeJSON(w, http.StatusBadRequest, errorResponse(nil, bodyUnreadable()))
 		}
-		// Otherwise the client went away mid-body: there is no one to
-		// answer.
 		return
 	}
 	ctx := WithClientAddr(r.Context(), r.RemoteAddr)

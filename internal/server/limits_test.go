@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -139,6 +140,36 @@ func TestWaitingClaimsCap(t *testing.T) {
 			t.Fatalf("w1 still refused 10s after its polls ended: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestBrokenBody: a body that cannot be read whole (chunked framing that
+// is not, or a body cut short of its Content-Length) is answered 400
+// with a -32700, never an empty 200.
+func TestBrokenBody(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for name, req := range map[string]string{
+		"bad chunk size": "POST /rpc HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+		"cut short":      "POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":\"2.0\"",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(b.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprint(conn, req)
+			_ = conn.(*net.TCPConn).CloseWrite()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("reading the answer: %v", err)
+			}
+			if !strings.HasPrefix(string(got), "HTTP/1.1 400") || !strings.Contains(string(got), `"code":-32700`) {
+				t.Errorf("answer %q, want 400 with a -32700", got)
+			}
+		})
 	}
 }
 
