@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/auth"
@@ -13,8 +14,9 @@ import (
 
 // guard wraps an endpoint. With tokens configured, a request without a
 // known `Authorization: Bearer` token is answered 401 with a JSON-RPC
-// error body before anything else runs, and one whose role may not call
-// method (when method is not "") is answered 403. The caller (its
+// error body before anything else runs. When method is not "", the
+// endpoint stands for that method: a role that may not call it is
+// answered 403, and a caller over its rate limit 429 (see refuse). The caller (its
 // principal and address) goes into the request's context, as
 // service.WithPrincipal puts it, for the service to check and record.
 func (s *Server) guard(method string, h http.Handler) http.Handler {
@@ -28,13 +30,41 @@ func (s *Server) guard(method string, h http.Handler) http.Handler {
 			return
 		}
 		if method != "" {
-			if err := s.svc.Authorize(ctx, method); err != nil {
-				writeError(w, http.StatusForbidden, err.(*taskwire.Error))
+			if err := s.svc.Admit(ctx, method); err != nil {
+				s.refuse(w, method, err)
 				return
 			}
 		}
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// refuse answers the error of admitting a request to method's endpoint:
+// 403 for a role that may not call it, 429 with Retry-After for a rate
+// limit, 503 for a limiter that cannot be reached, each with the
+// JSON-RPC error the method would answer.
+func (s *Server) refuse(w http.ResponseWriter, method string, err error) {
+	var e *taskwire.Error
+	if !errors.As(err, &e) {
+		if e = rpc.Unavailable(err); e == nil {
+			s.log.Error("admit", "method", method, "err", err)
+			writeError(w, http.StatusInternalServerError, taskwire.Errorf(taskwire.CodeInternalError, "Internal error"))
+			return
+		}
+	}
+	status := http.StatusForbidden
+	switch e.Code {
+	case taskwire.CodeRateLimited:
+		status = http.StatusTooManyRequests
+	case taskwire.CodeUnavailable:
+		status = http.StatusServiceUnavailable
+	}
+	if data, ok := e.Data.(map[string]any); ok {
+		if ms, ok := data["retryAfterMs"].(int64); ok {
+			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+		}
+	}
+	writeError(w, status, e)
 }
 
 // Authenticate returns ctx carrying the caller that token (without the

@@ -433,12 +433,12 @@ func TestAuthenticateForTransports(t *testing.T) {
 		t.Errorf("worker token: ok %v (-want +got):\n%s", ok, diff)
 	}
 	// The service then holds the caller to its role.
-	if err := on.srv.Service().Authorize(got, taskwire.MethodEventsSubscribe); err == nil {
+	if err := on.srv.Service().Admit(got, taskwire.MethodEventsSubscribe); err == nil {
 		t.Error("a worker may follow the events")
 	}
 	off := setup(t)
 	got, ok = off.srv.Authenticate(ctx, "", "10.0.0.1:5")
-	if !ok || off.srv.Service().Authorize(got, taskwire.MethodTaskDelete) != nil {
+	if !ok || off.srv.Service().Admit(got, taskwire.MethodTaskDelete) != nil {
 		t.Errorf("auth off: ok %v, want an admin caller", ok)
 	}
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -204,4 +206,58 @@ func TestRateLimitDefaults(t *testing.T) {
 	for i := 0; i < 150; i++ {
 		createTask(t, b, nil)
 	}
+}
+
+// TestRateLimitEndpoints: the HTTP endpoints standing for a method, and
+// system.health, count against that method's limit: the call over it is
+// answered 429 with Retry-After and the -32000 of the method.
+func TestRateLimitEndpoints(t *testing.T) {
+	t.Parallel()
+	b, _ := withFakeClock(t, withRateLimits(map[string]service.Limit{
+		taskwire.MethodTaskGet:         {N: 1, Per: time.Minute},
+		taskwire.MethodSystemMetrics:   {N: 1, Per: time.Minute},
+		taskwire.MethodEventsSubscribe: {N: 1, Per: time.Minute},
+		taskwire.MethodSystemHealth:    {N: 1, Per: time.Minute},
+	}))
+	id := createTask(t, b, nil).ID
+	for path, method := range map[string]string{
+		"/v1/tasks/" + id + "/result": taskwire.MethodTaskGet,
+		"/metrics":                    taskwire.MethodSystemMetrics,
+		"/events?types=task.deleted":  taskwire.MethodEventsSubscribe,
+	} {
+		first := limitedGet(t, b, path)
+		if first.StatusCode == http.StatusTooManyRequests {
+			t.Errorf("GET %s: the first call was refused", path)
+		}
+		second := limitedGet(t, b, path)
+		if second.StatusCode != http.StatusTooManyRequests || second.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s over its limit: %s, Retry-After %q; want 429 with Retry-After", path, second.Status, second.Header.Get("Retry-After"))
+			continue
+		}
+		var body struct{ Error *taskwire.Error }
+		if err := json.NewDecoder(second.Body).Decode(&body); err != nil || body.Error == nil {
+			t.Fatalf("GET %s over its limit: body not a JSON-RPC error (%v)", path, err)
+		}
+		limitData(t, body.Error, method, 1, time.Minute)
+	}
+	call[taskwire.HealthResult](t, b, taskwire.MethodSystemHealth, params{})
+	limitData(t, callErr(t, b, taskwire.MethodSystemHealth, params{}), taskwire.MethodSystemHealth, 1, time.Minute)
+}
+
+// limitedGet sends GET path and returns the response once its header is
+// in (an event stream's body is closed unread with the test).
+func limitedGet(t *testing.T, b *bundle, path string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }

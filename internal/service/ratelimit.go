@@ -85,9 +85,9 @@ func RateLimited(method string, l Limit, retryAfter time.Duration) *taskwire.Err
 }
 
 // limiter is the in-process Limiter: one token bucket per method and
-// principal. A bucket holds N tokens and refills at N per Per, so a
-// principal gets at most N calls in any window of Per after an idle
-// period, and N per Per sustained.
+// principal. A bucket holds N tokens and refills at N per Per: a principal
+// idle for a window may make N calls at once, then N per Per sustained
+// (so up to 2N in the first window after a quiet spell).
 type limiter struct {
 	limits  map[string]Limit
 	now     func() time.Time

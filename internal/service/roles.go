@@ -49,14 +49,6 @@ var methodAccess = map[string]access{
 	taskwire.MethodEventsSubscribe: producers,
 }
 
-// Authorize reports whether the caller of ctx may call method at all
-// (nil), or the -32002 error that refuses it. Transports use it for what
-// does not go through a Service method: following the events
-// (taskwire.MethodEventsSubscribe).
-func (s *Service) Authorize(ctx context.Context, method string) error {
-	return s.authorize(ctx, method, "")
-}
-
 // authorize checks the caller's role against methodAccess; workerID is the
 // worker the call acts as (for ownWorker methods).
 func (s *Service) authorize(ctx context.Context, method, workerID string) error {

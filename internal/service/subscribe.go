@@ -6,12 +6,15 @@ import (
 	"github.com/taskwire/taskwire"
 )
 
-// AllowSubscribe checks that the caller of ctx may open an event
-// subscription (events.subscribe): its role allows it (admin, producer)
-// and that method's rate limit does.
+// Admit checks that the caller of ctx may call method outside JSON-RPC (an
+// HTTP endpoint standing for it, or a subscription): its role allows it
+// and that method's rate limit does. It is the check every method runs
+// first.
+func (s *Service) Admit(ctx context.Context, method string) error {
+	return s.limit(ctx, method, "")
+}
+
+// AllowSubscribe is Admit for events.subscribe.
 func (s *Service) AllowSubscribe(ctx context.Context) error {
-	if err := s.Authorize(ctx, taskwire.MethodEventsSubscribe); err != nil {
-		return err
-	}
-	return s.limit(ctx, taskwire.MethodEventsSubscribe, "")
+	return s.Admit(ctx, taskwire.MethodEventsSubscribe)
 }

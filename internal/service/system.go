@@ -12,6 +12,9 @@ import (
 // else "degraded". A store of several services (store.BackendPinger)
 // reports each by name.
 func (s *Service) Health(ctx context.Context, _ *taskwire.NoParams) (*taskwire.HealthResult, error) {
+	if err := s.limit(ctx, taskwire.MethodSystemHealth, ""); err != nil {
+		return nil, err
+	}
 	r := &taskwire.HealthResult{Status: "ok", Backends: map[string]string{},
 		Version: s.cfg.Version, UptimeMs: s.now().Sub(s.started).Milliseconds()}
 	for name, err := range s.PingBackends(ctx) {
