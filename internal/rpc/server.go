@@ -82,6 +82,13 @@ type Server struct {
 	unavailableLog *rate.Sometimes
 }
 
+// LongestBody is how long the largest body the server takes may
+// legitimately take to arrive: BodyGrace plus a second per MinBodyRate
+// bytes of MaxBodyBytes.
+func (s *Server) LongestBody() time.Duration {
+	return s.opts.BodyGrace + time.Duration(s.opts.MaxBodyBytes/MinBodyRate)*time.Second
+}
+
 // NewServer returns a Server for methods and the built-in rpc.discover. It
 // panics if two methods share a name or one is named rpc.discover.
 func NewServer(methods []Method, opts Options) *Server {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -199,5 +202,56 @@ func TestSlowBody(t *testing.T) {
 	r := claim(t, b, "w1", params{"waitMs": 1000})
 	if r.Claimed || time.Since(start) < 900*time.Millisecond {
 		t.Errorf("a 1s long poll after a 300ms body grace: claimed %v after %s", r.Claimed, time.Since(start))
+	}
+}
+
+// TestShutdownWaitsForBodies: a request whose body is still arriving when
+// the server stops is read to its end and answered, and Serve returns
+// nil. The wait covers the longest body the server takes.
+func TestShutdownWaitsForBodies(t *testing.T) {
+	t.Parallel()
+	s, err := New(context.Background(), Config{DataDir: t.TempDir(), Logger: discardLogger(), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rpc.DefaultBodyGrace + time.Duration(rpc.DefaultMaxBodyBytes/rpc.MinBodyRate)*time.Second; s.shutdownGrace <= want {
+		t.Errorf("shutdown grace %s, want more than the longest body's %s", s.shutdownGrace, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, "127.0.0.1:0", func(addr string) { addrc <- addr }) }()
+	conn, err := net.Dial("tcp", <-addrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"jsonrpc":"2.0","id":1,"method":"task.create","params":{"text":"sent slowly"}}`
+	fmt.Fprintf(conn, "POST /rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+	time.Sleep(100 * time.Millisecond) // the server is reading the body
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	fmt.Fprint(conn, body[10:])
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a body in flight at shutdown: %v", err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Result *taskwire.Task
+		Error  *taskwire.Error
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || got.Result == nil || got.Result.Text != "sent slowly" {
+		t.Errorf("answer %s: %+v (%v), want the task created", resp.Status, got, err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the last request")
 	}
 }

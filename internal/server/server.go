@@ -113,6 +113,17 @@ type Server struct {
 	tokens *auth.Tokens
 	// streams are the event streams a tokens reload may end.
 	streams streams
+	// shutdownGrace is how long Serve waits for the requests in flight
+	// when it stops: see shutdownGrace.
+	shutdownGrace time.Duration
+}
+
+// shutdownGrace is how long the requests in flight get to finish at
+// shutdown: the longest a body may take to arrive (rpc.Server.LongestBody)
+// and a minute more for the call and its answer. A request still running
+// then (a client that stopped reading its answer) is cut.
+func shutdownGrace(rpcServer *rpc.Server) time.Duration {
+	return rpcServer.LongestBody() + time.Minute
 }
 
 // DatabaseFile is the SQLite file's name inside DataDir.
@@ -169,6 +180,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Tokens.OnReload(s.endRevoked)
 	}
 	s.handler = s.routes(rpcServer, reg)
+	s.shutdownGrace = shutdownGrace(rpcServer)
 	return s, nil
 }
 
@@ -246,7 +258,7 @@ func (s *Server) Close() error {
 
 // Serve runs the HTTP server on addr until ctx ends, then stops taking
 // requests, lets those in flight finish (long polls and event streams are
-// cut short) and closes the store. ready, when not nil, is called with
+// cut short; the others get shutdownGrace) and closes the store. ready, when not nil, is called with
 // the bound address.
 func (s *Server) Serve(ctx context.Context, addr string, ready func(addr string)) error {
 	hs := &http.Server{
@@ -272,9 +284,12 @@ func (s *Server) Serve(ctx context.Context, addr string, ready func(addr string)
 	case <-ctx.Done():
 	}
 	s.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownGrace)
 	defer cancel()
 	err = hs.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("shutdown: requests still in flight after %s were cut", s.shutdownGrace)
+	}
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}
