@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
@@ -204,11 +206,57 @@ func (p *objectPlan) decode(ms []member, dst reflect.Value, path string) error {
 			}
 			continue
 		}
+		if hasLoneSurrogate(m.val) {
+			// encoding/json would make it U+FFFD: two different ids or
+			// keys would become one.
+			return taskwire.InvalidParams("%s: is not valid UTF-8 (an escaped lone surrogate)", at)
+		}
 		if err := json.Unmarshal(m.val, fv.Addr().Interface()); err != nil {
 			return decodeError(at, err)
 		}
 	}
 	return nil
+}
+
+// hasLoneSurrogate reports whether the JSON value v escapes half of a
+// UTF-16 surrogate pair without the other half (`"\ud800"`), which
+// encodes no character.
+func hasLoneSurrogate(v []byte) bool {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] != '\\' || i+1 >= len(v) {
+			continue
+		}
+		if v[i+1] != 'u' {
+			i++ // an escape of one character, \\ included
+			continue
+		}
+		r, ok := escapedUnit(v, i)
+		switch {
+		case !ok || !utf16.IsSurrogate(r):
+		case r >= 0xDC00:
+			return true // a low half with no high half before it
+		default:
+			next, ok := escapedUnit(v, i+6)
+			if !ok || next < 0xDC00 || next > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+		i += 5
+	}
+	return false
+}
+
+// escapedUnit reads the UTF-16 unit of the escape \uXXXX at v[i:].
+func escapedUnit(v []byte, i int) (rune, bool) {
+	if i+6 > len(v) || v[i] != '\\' || v[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(v[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
 }
 
 // integerKind reports whether t is an integer type or a pointer to one.

@@ -84,6 +84,10 @@ func TestInvalidParams(t *testing.T) {
 		{"bad UTF-8", "echo", "{\"text\":\"a\xffb\"}", "text: is not valid UTF-8"},
 		// Invalid UTF-8 deep inside an unconstrained param.
 		{"bad UTF-8 nested", "task.complete", "{\"id\":\"t\",\"result\":{\"a\":[1,\"\xe2\x82\"]}}", "result.a[1]: is not valid UTF-8"},
+		// An escaped half of a surrogate pair, alone, in a string param.
+		{"lone surrogate", "echo", `{"text":"k\ud800"}`, "text: is not valid UTF-8 (an escaped lone surrogate)"},
+		{"lone low surrogate", "task.create", `{"text":"a","idempotencyKey":"k\udc00"}`,
+			"idempotencyKey: is not valid UTF-8 (an escaped lone surrogate)"},
 		// Invalid UTF-8 in a param name.
 		{"bad UTF-8 name", "echo", "{\"te\xc0xt\":\"a\"}", "a param name is not valid UTF-8"},
 		// Invalid UTF-8 in a member name inside a param.
@@ -212,5 +216,24 @@ func TestDeepParams(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
 		t.Errorf("allocated %d bytes for a %d-byte body", alloc, len(body))
+	}
+}
+
+func TestHasLoneSurrogate(t *testing.T) {
+	for v, want := range map[string]bool{
+		`"plain"`:              false,
+		`"\ud83d\ude00"`:       false, // a pair: U+1F600
+		`"\u00e9\n\""`:         false,
+		`"\\ud800"`:            false, // an escaped backslash, then text
+		`"\ud800"`:             true,
+		`"\udc00"`:             true,
+		`"\ud800\u0041"`:       true, // a high half, then no low half
+		`"\ud800\ud800\udc00"`: true,
+		`["a","\uDBFF"]`:       true,
+		`"\ud83d\ude00\udc00"`: true,
+	} {
+		if got := hasLoneSurrogate([]byte(v)); got != want {
+			t.Errorf("hasLoneSurrogate(%s) = %v, want %v", v, got, want)
+		}
 	}
 }
