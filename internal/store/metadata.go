@@ -1,14 +1,20 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/taskwire/taskwire"
 )
 
 // MergeMetadata applies patch to old key by key: a key set to null is
 // removed, any other value replaces the old one. A nil or null patch leaves
-// old unchanged. The merged object must fit in limit bytes (ErrTooLarge); an
-// empty merged object is returned as nil.
+// old unchanged. The merged object is compact, its keys sorted, its values
+// as they were given (<, > and & are not escaped); it must fit in limit
+// bytes once every needless escape is dropped too (taskwire.FitJSON), or
+// the merge fails with ErrTooLarge. An empty merged object is returned as
+// nil.
 func MergeMetadata(old, patch json.RawMessage, limit int) (json.RawMessage, error) {
 	if len(patch) == 0 || string(patch) == "null" {
 		return old, nil
@@ -33,12 +39,16 @@ func MergeMetadata(old, patch json.RawMessage, limit int) (json.RawMessage, erro
 	if len(merged) == 0 {
 		return nil, nil
 	}
-	out, err := json.Marshal(merged)
-	if err != nil {
+	// json.Marshal would write each <, > and & as a 6-byte \u escape.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(merged); err != nil {
 		return nil, err
 	}
-	if len(out) > limit {
-		return nil, fmt.Errorf("metadata is %d bytes, over %d: %w", len(out), limit, ErrTooLarge)
+	out, ok := taskwire.FitJSON(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), limit)
+	if !ok {
+		return nil, fmt.Errorf("merged metadata is over %d bytes: %w", limit, ErrTooLarge)
 	}
 	return out, nil
 }

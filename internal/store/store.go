@@ -163,8 +163,8 @@ type ClaimTasksParams struct {
 // result, error and completion are cleared too); to completed or failed it
 // finalizes the task as CompleteTask does; to in_progress it is allowed only
 // when the task is already in_progress. Metadata is merged key by key (a key
-// set to null is removed); a merged object over taskwire.MaxMetadataBytes is
-// ErrTooLarge.
+// set to null is removed); a merged object whose compact encoding
+// (taskwire.FitJSON) is over taskwire.MaxMetadataBytes is ErrTooLarge.
 type UpdateTaskParams struct {
 	ID       string
 	Updates  taskwire.TaskUpdates

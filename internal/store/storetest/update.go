@@ -88,6 +88,48 @@ func testUpdate(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// The limit holds for the merged object's compact encoding: a character
+	// that an encoder may escape (<, > and & as \u003c, \u003e and \u0026)
+	// counts as itself, and the merged object is kept without such escapes.
+	t.Run("MetadataMeasuredCompact", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name     string
+			metadata string // the task's metadata before the update
+			patch    string
+			want     string // the merged object, compact
+		}{
+			// 15,000 characters that would be 90 KB escaped.
+			{"Unescaped", `{"a":"` + strings.Repeat("<&>", 5000) + `"}`, `{"b":1}`,
+				`{"a":"` + strings.Repeat("<&>", 5000) + `","b":1}`},
+			// Stored escaped (60 KB), as some encoders send it: merged with
+			// 10 KB more it is 70 KB as stored but 20 KB compact.
+			{"StoredEscaped", `{"a":"` + strings.Repeat(`\u0026`, 10000) + `"}`,
+				`{"b":"` + strings.Repeat("y", 10000) + `"}`,
+				`{"a":"` + strings.Repeat("&", 10000) + `","b":"` + strings.Repeat("y", 10000) + `"}`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				s := setup(t, newStore)
+				tk := newTask(1)
+				tk.Metadata = json.RawMessage(tt.metadata)
+				s.create(tk)
+				got := s.update(store.UpdateTaskParams{ID: tk.ID, Now: t0.Add(time.Second),
+					Updates: taskwire.TaskUpdates{Metadata: json.RawMessage(tt.patch)}})
+				for _, m := range []json.RawMessage{got.Metadata, s.get(tk.ID).Metadata} {
+					if diff := cmp.Diff(jsonValue(json.RawMessage(tt.want)), jsonValue(m)); diff != "" {
+						t.Errorf("merged metadata (-want +got):\n%s", diff)
+					}
+					if len(m) > len(tt.want) {
+						t.Errorf("merged metadata is %d bytes, want at most %d (compact): %.100s",
+							len(m), len(tt.want), m)
+					}
+				}
+			})
+		}
+	})
+
 	// A priority change moves the task in claim order.
 	t.Run("PriorityMovesTask", func(t *testing.T) {
 		t.Parallel()
