@@ -1,6 +1,7 @@
 package taskwire
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -29,7 +30,8 @@ type Worker struct {
 }
 
 // MarshalJSON writes the wire form of the worker, with millisecond
-// timestamps and empty lists as [].
+// timestamps, empty lists as [] and <, > and & unescaped, as the server
+// writes the rest of its answers.
 func (w Worker) MarshalJSON() ([]byte, error) {
 	type plain Worker
 	v := struct {
@@ -43,7 +45,13 @@ func (w Worker) MarshalJSON() ([]byte, error) {
 			*l = []string{}
 		}
 	}
-	return json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // RegisterParams are the params of system.register; ID or WorkerID names

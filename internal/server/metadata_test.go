@@ -47,6 +47,28 @@ func TestUpdateMetadataKeepsCharacters(t *testing.T) {
 	}
 }
 
+// system.workers returns a worker's metadata as stored, with <, > and &
+// as they are, not as 6-byte escapes.
+func TestWorkersMetadataKeepsCharacters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	meta := `{"a":"<&>"}`
+	if _, rpcErr := rawCall(t, b, taskwire.MethodSystemRegister, `{"id":"w1","metadata":`+meta+`}`); rpcErr != nil {
+		t.Fatalf("register: %v", rpcErr)
+	}
+	res, rpcErr := rawCall(t, b, taskwire.MethodSystemWorkers, `{}`)
+	if rpcErr != nil {
+		t.Fatalf("system.workers: %v", rpcErr)
+	}
+	var workers struct{ Workers []json.RawMessage }
+	if err := json.Unmarshal(res, &workers); err != nil || len(workers.Workers) != 1 {
+		t.Fatalf("system.workers: %s (%v), want one worker", clipText(string(res)), err)
+	}
+	if got := string(rawJSON(t, workers.Workers[0])["metadata"]); got != meta {
+		t.Errorf("metadata %s, want %s", got, meta)
+	}
+}
+
 // rawCall posts method with params, the params object as text, and returns
 // the result or the error.
 func rawCall(tb testing.TB, b *bundle, method, params string) (json.RawMessage, *taskwire.Error) {
