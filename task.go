@@ -37,7 +37,8 @@ const (
 	DefaultLeaseMs     = 300_000
 	// MaxResultBytes is the largest result a task may carry: 1 GiB.
 	MaxResultBytes = 1 << 30
-	// MaxMetadataBytes is the largest encoded metadata object: 64 KiB.
+	// MaxMetadataBytes is the largest encoded metadata object: 64 KiB,
+	// measured on its compact encoding (FitJSON).
 	MaxMetadataBytes = 64 << 10
 	// ListResultLimit is the result size above which task.list leaves a
 	// result out of its rows (resultTruncated).

@@ -56,15 +56,21 @@ func nulError(field string) *Error {
 	return InvalidParams("%s: must not contain the NUL character (U+0000)", field)
 }
 
-func checkMetadata(field string, m json.RawMessage) error {
-	if len(m) > MaxMetadataBytes {
+// checkMetadata checks that the metadata *m fits MaxMetadataBytes in its
+// compact encoding (FitJSON), and replaces metadata over the limit only
+// as sent with that encoding: what is stored is what was measured.
+func checkMetadata(field string, m *json.RawMessage) error {
+	fit, ok := FitJSON(*m, MaxMetadataBytes)
+	if !ok {
 		return TooLarge(field, MaxMetadataBytes)
 	}
+	*m = fit
 	return nil
 }
 
 // Validate checks that runAt and delayMs are not both given, that no
-// string holds U+0000 and that metadata fits its limit.
+// string holds U+0000 and that metadata fits its limit (compacting it when
+// it fits only so).
 func (p *CreateParams) Validate() error {
 	if p.RunAt != nil && p.DelayMs != nil {
 		return InvalidParams("runAt and delayMs are mutually exclusive")
@@ -72,16 +78,16 @@ func (p *CreateParams) Validate() error {
 	if err := checkNoNUL("text", p.Text, "idempotencyKey", p.IdempotencyKey); err != nil {
 		return err
 	}
-	return checkMetadata("metadata", p.Metadata)
+	return checkMetadata("metadata", &p.Metadata)
 }
 
-// Validate checks that no string holds U+0000 and that metadata fits its
-// limit.
+// Validate checks that no string holds U+0000 and that the metadata patch
+// fits its limit (compacting it when it fits only so).
 func (p *UpdateParams) Validate() error {
 	if err := checkNoNUL("id", p.ID, "updates.text", deref(p.Updates.Text)); err != nil {
 		return err
 	}
-	return checkMetadata("updates.metadata", p.Updates.Metadata)
+	return checkMetadata("updates.metadata", &p.Updates.Metadata)
 }
 
 // Validate checks that the task id holds no U+0000.
@@ -165,12 +171,13 @@ func (p *RegisterParams) Worker() string {
 	return p.WorkerID
 }
 
-// Validate checks that the worker is named and its metadata fits its limit.
+// Validate checks that the worker is named and its metadata fits its limit
+// (compacting it when it fits only so).
 func (p *RegisterParams) Validate() error {
 	if _, err := oneOf("id", p.ID, "workerId", p.WorkerID); err != nil {
 		return err
 	}
-	return checkMetadata("metadata", p.Metadata)
+	return checkMetadata("metadata", &p.Metadata)
 }
 
 // Worker returns the worker id, from instanceId or workerId.

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,6 +71,107 @@ func TestWorkersMetadataKeepsCharacters(t *testing.T) {
 	}
 }
 
+// Metadata over 64 KiB as sent but not in its compact encoding is taken,
+// and stored in that encoding; metadata whose compact encoding is over is
+// refused with -32004 naming the field. This holds for task.create,
+// task.update (the patch) and system.register alike.
+func TestMetadataLimitOnCompactEncoding(t *testing.T) {
+	t.Parallel()
+	const limit = taskwire.MaxMetadataBytes
+	tests := []struct {
+		name string
+		sent string // the metadata as sent
+		want string // its compact encoding; "" when it is refused
+	}{
+		// Pretty-printed, 64 KiB exactly once compacted.
+		{"pretty at the limit", indent(t, compactObject(limit)), compactObject(limit)},
+		{"pretty one byte over", indent(t, compactObject(limit+1)), ""},
+		// Every & escaped (\u0026, the escape of encoding/json): 12 KB of
+		// them are 72 KB as sent.
+		{"escaped", `{"a":"` + strings.Repeat(`\u0026`, 12000) + `"}`,
+			`{"a":"` + strings.Repeat("&", 12000) + `"}`},
+		{"escaped one byte over", `{"a":"` + strings.Repeat(`\u0026`, limit-len(`{"a":""}`)+1) + `"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if len(tt.sent) <= limit {
+				t.Fatalf("metadata of %d bytes as sent, want it over the limit", len(tt.sent))
+			}
+
+			// task.create
+			b := setup(t)
+			res, rpcErr := rawCall(t, b, taskwire.MethodTaskCreate, `{"text":"x","metadata":`+tt.sent+`}`)
+			if checkMetadata(t, "task.create", res, rpcErr, "metadata", tt.want) && tt.want != "" {
+				id := rawString(t, rawJSON(t, res)["id"])
+				res, rpcErr = rawCall(t, b, taskwire.MethodTaskGet, `{"id":"`+id+`"}`)
+				checkMetadata(t, "task.get", res, rpcErr, "", tt.want)
+			}
+			if n := taskCount(t, b); tt.want == "" && n != 0 {
+				t.Errorf("a refused create made %d tasks", n)
+			}
+
+			// task.update of a task without metadata.
+			task := createTask(t, b, params{})
+			res, rpcErr = rawCall(t, b, taskwire.MethodTaskUpdate,
+				`{"id":"`+task.ID+`","updates":{"metadata":`+tt.sent+`}}`)
+			checkMetadata(t, "task.update", res, rpcErr, "updates.metadata", tt.want)
+			if tt.want == "" {
+				wantUnchanged(t, b, task)
+			}
+
+			// system.register
+			_, rpcErr = rawCall(t, b, taskwire.MethodSystemRegister, `{"id":"w1","metadata":`+tt.sent+`}`)
+			registered := checkMetadata(t, "system.register", nil, rpcErr, "metadata", tt.want) && tt.want != ""
+			res, rpcErr = rawCall(t, b, taskwire.MethodSystemWorkers, `{}`)
+			if rpcErr != nil {
+				t.Fatalf("system.workers: %v", rpcErr)
+			}
+			var workers struct{ Workers []json.RawMessage }
+			if err := json.Unmarshal(res, &workers); err != nil {
+				t.Fatal(err)
+			}
+			if !registered {
+				if len(workers.Workers) != 0 {
+					t.Errorf("a refused register registered %d workers", len(workers.Workers))
+				}
+				return
+			}
+			if len(workers.Workers) != 1 {
+				t.Fatalf("%d workers, want 1", len(workers.Workers))
+			}
+			checkMetadata(t, "system.workers", workers.Workers[0], nil, "", tt.want)
+		})
+	}
+}
+
+// checkMetadata checks the answer of a call: with want "", the -32004 of
+// field; else a result (when res is not nil) whose metadata is want byte
+// for byte. It reports whether the call answered as wanted.
+func checkMetadata(tb testing.TB, call string, res json.RawMessage, rpcErr *taskwire.Error, field, want string) bool {
+	tb.Helper()
+	if want == "" {
+		wantErr := taskwire.TooLarge(field, taskwire.MaxMetadataBytes)
+		if rpcErr == nil || rpcErr.Code != wantErr.Code || jsonText(rpcErr.Data) != jsonText(wantErr.Data) {
+			tb.Errorf("%s: error %v, want -32004 with data %s", call, rpcErr, jsonText(wantErr.Data))
+			return false
+		}
+		return true
+	}
+	if rpcErr != nil {
+		tb.Errorf("%s: %v", call, rpcErr)
+		return false
+	}
+	if res == nil {
+		return true
+	}
+	if got := string(rawJSON(tb, res)["metadata"]); got != want {
+		tb.Errorf("%s: metadata %s (%d bytes), want %s (%d bytes)", call, clipText(got), len(got), clipText(want), len(want))
+		return false
+	}
+	return true
+}
+
 // rawCall posts method with params, the params object as text, and returns
 // the result or the error.
 func rawCall(tb testing.TB, b *bundle, method, params string) (json.RawMessage, *taskwire.Error) {
@@ -95,4 +198,26 @@ func rawString(tb testing.TB, raw json.RawMessage) string {
 		tb.Fatalf("not a JSON string: %s", clipText(string(raw)))
 	}
 	return s
+}
+
+// compactObject returns a compact JSON object of exactly n bytes with
+// thousands of members, which pretty-printing makes far longer.
+func compactObject(n int) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; b.Len() < n-40; i++ {
+		fmt.Fprintf(&b, `"k%05d":1,`, i)
+	}
+	b.WriteString(`"pad":"` + strings.Repeat("x", n-b.Len()-len(`"pad":""}`)) + `"}`)
+	return b.String()
+}
+
+// indent returns the JSON text s pretty-printed.
+func indent(tb testing.TB, s string) string {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, []byte(s), "", "  "); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.String()
 }
