@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Tokens.OnReload(s.ws.Revalidate)
 		cfg.Tokens.OnReload(s.endRevoked)
 	}
-	s.handler = s.routes(rpcServer, reg)
+	s.handler = s.protect(s.routes(rpcServer, reg))
 	s.shutdownGrace = shutdownGrace(rpcServer)
 	return s, nil
 }
@@ -224,7 +224,8 @@ func sharedLimiter(rs redisBacked, limits map[string]service.Limit) service.Limi
 	return redislimit.New(client, prefix, limits)
 }
 
-// Handler returns the HTTP handler of every endpoint.
+// Handler returns the HTTP handler of every endpoint. It refuses
+// cross-origin browser requests that may change state (see protect).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // WebSocket returns the handler of GET /ws.
