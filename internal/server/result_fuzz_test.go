@@ -66,7 +66,7 @@ func resultError(t *testing.T, h http.Handler, id string) (int, *taskwire.Error)
 
 // resultRequest returns the request GET /v1/tasks/{id}/result.
 func resultRequest(id string) *http.Request {
-	return httptest.NewRequest(http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/result", nil)
+	return httptest.NewRequest(http.MethodGet, "http://127.0.0.1/v1/tasks/"+url.PathEscape(id)+"/result", nil)
 }
 
 // taskGetError returns the JSON-RPC error of task.get {id}, the id's
@@ -75,7 +75,7 @@ func taskGetError(t *testing.T, h http.Handler, id string) *taskwire.Error {
 	t.Helper()
 	body := `{"jsonrpc":"2.0","id":1,"method":"task.get","params":{"id":` + rawJSONString(id) + `}}`
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/rpc", strings.NewReader(body)))
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "http://127.0.0.1/rpc", strings.NewReader(body)))
 	var resp struct {
 		Error *taskwire.Error `json:"error"`
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,6 +117,10 @@ type Server struct {
 	// shutdownGrace is how long Serve waits for the requests in flight
 	// when it stops: see shutdownGrace.
 	shutdownGrace time.Duration
+	// checkHost is set when only requests for a loopback host are served
+	// (see protect): auth is off and the server is not known to listen
+	// on another address than loopback.
+	checkHost atomic.Bool
 }
 
 // shutdownGrace is how long the requests in flight get to finish at
@@ -150,6 +155,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{svc: svc, closeFn: st.Close, log: cfg.Logger, stop: stop, done: make(chan struct{}),
 		tokens: cfg.Tokens}
+	s.checkHost.Store(cfg.Tokens == nil)
 	go func() {
 		defer close(s.done)
 		go svc.RelayReady(bg)
@@ -225,7 +231,10 @@ func sharedLimiter(rs redisBacked, limits map[string]service.Limit) service.Limi
 }
 
 // Handler returns the HTTP handler of every endpoint. It refuses
-// cross-origin browser requests that may change state (see protect).
+// cross-origin browser requests that may change state and, with auth off,
+// requests whose Host is not a loopback name or address (DNS rebinding),
+// unless Serve was given an address that is not loopback: a handler
+// served otherwise should be served on loopback only.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // WebSocket returns the handler of GET /ws.
@@ -259,9 +268,14 @@ func (s *Server) Close() error {
 
 // Serve runs the HTTP server on addr until ctx ends, then stops taking
 // requests, lets those in flight finish (long polls and event streams are
-// cut short; the others get shutdownGrace) and closes the store. ready, when not nil, is called with
-// the bound address.
+// cut short; the others get shutdownGrace) and closes the store. ready,
+// when not nil, is called with the bound address. On an address that is
+// not loopback (where auth is on, or --insecure asked for none) any Host
+// is served: the names a network reaches this machine by are not known.
 func (s *Server) Serve(ctx context.Context, addr string, ready func(addr string)) error {
+	if !IsLoopback(addr) {
+		s.checkHost.Store(false)
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
