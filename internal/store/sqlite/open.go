@@ -57,11 +57,17 @@ type Store struct {
 	w    *writer
 	read *sql.DB
 	ckpt *checkpointer
+	lock *dbLock
 }
 
 // Open opens the database file at path, creating it and its directory when
 // missing, brings its schema up to date and starts the writer. The caller
 // must Close the Store.
+//
+// One Store at a time has a database open: while another has it open, in
+// this process or another, Open fails with an error that wraps ErrInUse
+// and names the lock file (the path with -lock appended, beside the file
+// symbolic links lead to). The lock goes with Close, or with the process.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if strings.ContainsAny(path, "?#") {
@@ -70,6 +76,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	lock, err := lockDatabase(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(ctx, path, opts)
+	if err != nil {
+		_ = lock.release()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// openLocked is Open once the lock is taken.
+func openLocked(ctx context.Context, path string, opts Options) (*Store, error) {
 	unclean := leftWAL(path)
 	wdb, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -186,12 +207,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close finishes the operations already submitted, stops the writer and
-// closes the database. Operations after Close fail.
+// Close finishes the operations already submitted, stops the writer,
+// closes the database and lets go of its lock. Operations after Close
+// fail.
 func (s *Store) Close() error {
 	stopped, err := s.w.stop()
 	if !stopped {
 		return nil
 	}
-	return errors.Join(err, s.ckpt.close(), s.read.Close())
+	return errors.Join(err, s.ckpt.close(), s.read.Close(), s.lock.release())
 }
