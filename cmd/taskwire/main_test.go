@@ -42,11 +42,7 @@ func TestMain(m *testing.M) {
 		ctx, stop := signalContext()
 		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "taskwire:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(report(os.Stderr, err)) // as main exits
 	}
 	os.Exit(m.Run())
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -211,4 +216,45 @@ func TestServeGCHeadroom(t *testing.T) {
 	if p := percent(); p != 100 {
 		t.Errorf("GC percent of a server started with GOGC=100 = %d, want 100", p)
 	}
+}
+
+// TestServeRefusesADataDirectoryInUse starts a second embedded server on
+// the data directory of a running one: it exits 1 (another failure, as
+// for a --listen address in use) with a message naming the lock file, and
+// never says it listens; the first goes on serving. Once the first is
+// killed with SIGKILL, a server starts on the directory again.
+func TestServeRefusesADataDirectoryInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	dir := t.TempDir()
+	first := startChild(t, "--data", dir)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data", dir)
+	second.Env = append(os.Environ(), childEnv+"=1")
+	var stdout, stderr bytes.Buffer
+	second.Stdout, second.Stderr = &stdout, &stderr
+	err := second.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitServer {
+		t.Fatalf("second serve on the same --data: %v, want exit status %d\nstdout: %s\nstderr: %s", err, exitServer, &stdout, &stderr)
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(resolved, "taskwire.db-lock")
+	if msg := stderr.String(); !strings.Contains(msg, "another taskwire process uses it") || !strings.Contains(msg, lock) {
+		t.Errorf("second serve's stderr:\n%s\nwant it to say another taskwire process uses the database and name %s", msg, lock)
+	}
+	if strings.Contains(stdout.String(), "listening") {
+		t.Errorf("second serve said it listens:\n%s", &stdout)
+	}
+	getOK(t, first.URL+"/readyz")
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	getOK(t, startChild(t, "--data", dir).URL+"/readyz")
 }
