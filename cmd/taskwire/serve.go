@@ -63,43 +63,46 @@ Flags:
 
 func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	c := &serveConfig{rateLimits: service.DefaultRateLimits()}
-	var e envReader
 	tokensEnv := os.Getenv("TASKWIRE_TOKENS")
 	if inlineTokens(tokensEnv) {
 		// Not the default of --tokens, so that --help does not show it.
 		c.inlineTokens, tokensEnv = tokensEnv, ""
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&c.listen, "listen", env("TASKWIRE_LISTEN", "127.0.0.1:7700"), "address to listen on [TASKWIRE_LISTEN]")
-	fs.StringVar(&c.data, "data", env("TASKWIRE_DATA", "./taskwire-data"), "directory of the embedded SQLite database [TASKWIRE_DATA]")
-	fs.StringVar(&c.redisURL, "redis", env("TASKWIRE_REDIS_URL", ""), "Redis URL, distributed mode, with --postgres [TASKWIRE_REDIS_URL]")
-	fs.StringVar(&c.postgresURL, "postgres", env("TASKWIRE_POSTGRES_URL", ""), "PostgreSQL URL, distributed mode, with --redis [TASKWIRE_POSTGRES_URL]")
+	e := &envFlags{fs: fs, vars: map[string]string{}}
+	e.string(&c.listen, "listen", "TASKWIRE_LISTEN", "127.0.0.1:7700", "address to listen on")
+	e.string(&c.data, "data", "TASKWIRE_DATA", "./taskwire-data", "directory of the embedded SQLite database")
+	e.string(&c.redisURL, "redis", "TASKWIRE_REDIS_URL", "", "Redis URL, distributed mode, with --postgres")
+	e.string(&c.postgresURL, "postgres", "TASKWIRE_POSTGRES_URL", "", "PostgreSQL URL, distributed mode, with --redis")
 	fs.StringVar(&c.tokens, "tokens", tokensEnv, "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS: the FILE, or the JSON array itself]")
-	fs.IntVar(&c.redisPool, "redis-pool-size", e.int("TASKWIRE_REDIS_POOL_SIZE", 0), "distributed mode: Redis connections per process; 0: the URL's pool_size, else 64 (a cluster: go-redis's default per node) [TASKWIRE_REDIS_POOL_SIZE]")
-	fs.IntVar(&c.postgresPool, "postgres-max-conns", e.int("TASKWIRE_POSTGRES_MAX_CONNS", 0), "distributed mode: PostgreSQL connections per process; 0: the URL's pool_max_conns, else 32 [TASKWIRE_POSTGRES_MAX_CONNS]")
-	fs.DurationVar(&c.reconcile, "reconcile-interval", e.duration("TASKWIRE_RECONCILE_INTERVAL", 5*time.Second), "distributed mode: how often Redis is reconciled with PostgreSQL [TASKWIRE_RECONCILE_INTERVAL]")
-	fs.BoolVar(&c.insecure, "insecure", e.bool("TASKWIRE_INSECURE"), "allow a non-loopback --listen without authentication [TASKWIRE_INSECURE]")
-	fs.BoolVar(&c.noRateLimit, "no-rate-limit", e.bool("TASKWIRE_NO_RATE_LIMIT"), "turn every rate limit off [TASKWIRE_NO_RATE_LIMIT]")
-	fs.DurationVar(&c.workerTimeout, "worker-timeout", e.duration("TASKWIRE_WORKER_TIMEOUT", 30*time.Second), "a worker silent this long goes offline [TASKWIRE_WORKER_TIMEOUT]")
-	fs.DurationVar(&c.sweepInterval, "sweep-interval", e.duration("TASKWIRE_SWEEP_INTERVAL", time.Second), "how often silent workers and expired leases are swept [TASKWIRE_SWEEP_INTERVAL]")
-	fs.DurationVar(&c.eventMaxAge, "event-retention", e.duration("TASKWIRE_EVENT_RETENTION", 24*time.Hour), "events older than this are dropped from the log [TASKWIRE_EVENT_RETENTION]")
-	fs.IntVar(&c.eventMax, "event-max", e.int("TASKWIRE_EVENT_MAX", 1_000_000), "the event log keeps at most this many events [TASKWIRE_EVENT_MAX]")
-	fs.IntVar(&c.maxBody, "max-body-bytes", e.int("TASKWIRE_MAX_BODY_BYTES", rpc.DefaultMaxBodyBytes), "largest /rpc request body; larger is HTTP 413 [TASKWIRE_MAX_BODY_BYTES]")
-	fs.IntVar(&c.maxBatch, "max-batch", e.int("TASKWIRE_MAX_BATCH", rpc.DefaultMaxBatch), "most calls in one JSON-RPC batch [TASKWIRE_MAX_BATCH]")
-	fs.StringVar(&c.logFormat, "log-format", env("TASKWIRE_LOG_FORMAT", "text"), "log format: text or json [TASKWIRE_LOG_FORMAT]")
+	e.int(&c.redisPool, "redis-pool-size", "TASKWIRE_REDIS_POOL_SIZE", 0, "distributed mode: Redis connections per process; 0: the URL's pool_size, else 64 (a cluster: go-redis's default per node)")
+	e.int(&c.postgresPool, "postgres-max-conns", "TASKWIRE_POSTGRES_MAX_CONNS", 0, "distributed mode: PostgreSQL connections per process; 0: the URL's pool_max_conns, else 32")
+	e.duration(&c.reconcile, "reconcile-interval", "TASKWIRE_RECONCILE_INTERVAL", 5*time.Second, "distributed mode: how often Redis is reconciled with PostgreSQL")
+	e.bool(&c.insecure, "insecure", "TASKWIRE_INSECURE", "allow a non-loopback --listen without authentication")
+	e.bool(&c.noRateLimit, "no-rate-limit", "TASKWIRE_NO_RATE_LIMIT", "turn every rate limit off")
+	e.duration(&c.workerTimeout, "worker-timeout", "TASKWIRE_WORKER_TIMEOUT", 30*time.Second, "a worker silent this long goes offline")
+	e.duration(&c.sweepInterval, "sweep-interval", "TASKWIRE_SWEEP_INTERVAL", time.Second, "how often silent workers and expired leases are swept")
+	e.duration(&c.eventMaxAge, "event-retention", "TASKWIRE_EVENT_RETENTION", 24*time.Hour, "events older than this are dropped from the log")
+	e.int(&c.eventMax, "event-max", "TASKWIRE_EVENT_MAX", 1_000_000, "the event log keeps at most this many events")
+	e.int(&c.maxBody, "max-body-bytes", "TASKWIRE_MAX_BODY_BYTES", rpc.DefaultMaxBodyBytes, "largest /rpc request body; larger is HTTP 413")
+	e.int(&c.maxBatch, "max-batch", "TASKWIRE_MAX_BATCH", rpc.DefaultMaxBatch, "most calls in one JSON-RPC batch")
+	e.string(&c.logFormat, "log-format", "TASKWIRE_LOG_FORMAT", "text", "log format: text or json")
 	fs.Func("rate-limit", "METHOD=N/DURATION, repeatable, e.g. task.claim=600/1m; N=0 unlimited [TASKWIRE_RATE_LIMIT, comma-separated]", c.addRateLimit)
+	// The variable's limits apply beside the flags' (which win for the
+	// same method), so they are always checked.
+	var envErrs []error
 	for _, spec := range strings.Split(os.Getenv("TASKWIRE_RATE_LIMIT"), ",") {
 		if spec = strings.TrimSpace(spec); spec != "" {
 			if err := c.addRateLimit(spec); err != nil {
-				return nil, usageError("TASKWIRE_RATE_LIMIT: %v", err)
+				envErrs = append(envErrs, fmt.Errorf("TASKWIRE_RATE_LIMIT: %v", err))
 			}
 		}
 	}
-	if len(e.errs) > 0 {
-		return nil, exitError{code: 2, err: errors.Join(e.errs...)}
-	}
 	if err := parseFlags(fs, serveUsage, args, stdout, stderr); err != nil {
 		return nil, err
+	}
+	if err := errors.Join(append(envErrs, e.errs()...)...); err != nil {
+		return nil, exitError{code: 2, err: err}
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError("serve takes no arguments, got %q", fs.Args())
@@ -282,47 +285,85 @@ func env(name, def string) string {
 	return def
 }
 
-// envReader reads typed TASKWIRE_* variables: the value, or def when the
-// variable is unset; a malformed value is kept in errs, so that serve
-// refuses to start instead of silently using the default.
-type envReader struct{ errs []error }
-
-func (e *envReader) duration(name string, def time.Duration) time.Duration {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a duration (e.g. 30s)", name, v))
-		return def
-	}
-	return d
+// envFlags defines flags on fs that each read a TASKWIRE_* variable, named
+// at the end of the flag's usage: a set variable's value is the flag's
+// default, used when the flag is not given. A malformed value is kept, and refused by errs only when the
+// flag is not given: a value that is not used is not checked either.
+type envFlags struct {
+	fs   *flag.FlagSet
+	vars map[string]string // flag name: its variable
+	bad  []badEnv
 }
 
-// bool reads a switch: 1, true, yes or on turn it on; 0, false, no, off
-// or an empty value leave it off.
-func (e *envReader) bool(name string) bool {
-	switch v := os.Getenv(name); strings.ToLower(v) {
+// badEnv is a variable whose value does not parse, by its flag's name.
+type badEnv struct {
+	flag string
+	err  error
+}
+
+func (e *envFlags) string(p *string, name, variable, def, usage string) {
+	e.vars[name] = variable
+	e.fs.StringVar(p, name, env(variable, def), usage+" ["+variable+"]")
+}
+
+func (e *envFlags) duration(p *time.Duration, name, variable string, def time.Duration, usage string) {
+	e.vars[name] = variable
+	if v, ok := os.LookupEnv(variable); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.bad = append(e.bad, badEnv{name, fmt.Errorf("%s=%q is not a duration (e.g. 30s)", variable, v)})
+		} else {
+			def = d
+		}
+	}
+	e.fs.DurationVar(p, name, def, usage+" ["+variable+"]")
+}
+
+func (e *envFlags) int(p *int, name, variable string, def int, usage string) {
+	e.vars[name] = variable
+	if v, ok := os.LookupEnv(variable); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.bad = append(e.bad, badEnv{name, fmt.Errorf("%s=%q is not a whole number", variable, v)})
+		} else {
+			def = n
+		}
+	}
+	e.fs.IntVar(p, name, def, usage+" ["+variable+"]")
+}
+
+// bool defines a switch, off by default. Its variable turns it on with 1,
+// true, yes or on, and leaves it off with 0, false, no, off or an empty
+// value.
+func (e *envFlags) bool(p *bool, name, variable, usage string) {
+	e.vars[name] = variable
+	on := false
+	switch v := os.Getenv(variable); strings.ToLower(v) {
 	case "1", "true", "yes", "on":
-		return true
+		on = true
 	case "", "0", "false", "no", "off":
-		return false
 	default:
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a switch (1, true, yes, on or 0, false, no, off)", name, v))
-		return false
+		e.bad = append(e.bad, badEnv{name, fmt.Errorf("%s=%q is not a switch (1, true, yes, on or 0, false, no, off)", variable, v)})
 	}
+	e.fs.BoolVar(p, name, on, usage+" ["+variable+"]")
 }
 
-func (e *envReader) int(name string, def int) int {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		return def
+// given returns the names of the flags the command line gave.
+func (e *envFlags) given() map[string]bool {
+	given := map[string]bool{}
+	e.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given
+}
+
+// errs returns the errors of the malformed variables whose flags were not
+// given, once the flags are parsed.
+func (e *envFlags) errs() []error {
+	given := e.given()
+	var errs []error
+	for _, b := range e.bad {
+		if !given[b.flag] {
+			errs = append(errs, b.err)
+		}
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q is not a whole number", name, v))
-		return def
-	}
-	return n
+	return errs
 }

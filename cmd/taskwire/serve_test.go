@@ -258,3 +258,43 @@ func TestServeRefusesADataDirectoryInUse(t *testing.T) {
 	<-first.done
 	getOK(t, startChild(t, "--data", dir).URL+"/readyz")
 }
+
+// A flag given wins over its variable, and the variable, not used, is not
+// checked either: a malformed value in the environment does not stop a
+// serve whose flag says otherwise. Each variable alone is refused, naming
+// it, so that each case checks something.
+func TestParseServeFlagWinsOverItsVariable(t *testing.T) {
+	tests := []struct {
+		env, value string
+		args       []string
+		got        func(*serveConfig) any
+		want       any
+	}{
+		{"TASKWIRE_WORKER_TIMEOUT", "abc", []string{"--worker-timeout", "5s"}, func(c *serveConfig) any { return c.workerTimeout }, 5 * time.Second},
+		{"TASKWIRE_SWEEP_INTERVAL", "often", []string{"--sweep-interval", "2s"}, func(c *serveConfig) any { return c.sweepInterval }, 2 * time.Second},
+		{"TASKWIRE_EVENT_RETENTION", "forever", []string{"--event-retention", "1h"}, func(c *serveConfig) any { return c.eventMaxAge }, time.Hour},
+		{"TASKWIRE_RECONCILE_INTERVAL", "", []string{"--reconcile-interval", "1s"}, func(c *serveConfig) any { return c.reconcile }, time.Second},
+		{"TASKWIRE_EVENT_MAX", "lots", []string{"--event-max", "5000"}, func(c *serveConfig) any { return c.eventMax }, 5000},
+		{"TASKWIRE_MAX_BODY_BYTES", "1GiB", []string{"--max-body-bytes", "2048"}, func(c *serveConfig) any { return c.maxBody }, 2048},
+		{"TASKWIRE_MAX_BATCH", "none", []string{"--max-batch", "10"}, func(c *serveConfig) any { return c.maxBatch }, 10},
+		{"TASKWIRE_REDIS_POOL_SIZE", "big", []string{"--redis-pool-size", "3"}, func(c *serveConfig) any { return c.redisPool }, 3},
+		{"TASKWIRE_POSTGRES_MAX_CONNS", "many", []string{"--postgres-max-conns", "3"}, func(c *serveConfig) any { return c.postgresPool }, 3},
+		{"TASKWIRE_INSECURE", "maybe", []string{"--insecure=false"}, func(c *serveConfig) any { return c.insecure }, false},
+		{"TASKWIRE_NO_RATE_LIMIT", "maybe", []string{"--no-rate-limit"}, func(c *serveConfig) any { return c.noRateLimit }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
+			t.Setenv(tt.env, tt.value)
+			if _, err := parseServe(nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tt.env) {
+				t.Fatalf("%s=%q alone: %v, want an error naming it", tt.env, tt.value, err)
+			}
+			c, err := parseServe(tt.args, io.Discard, io.Discard)
+			if err != nil {
+				t.Fatalf("%s=%q with %q: %v, want the flag to win", tt.env, tt.value, tt.args, err)
+			}
+			if got := tt.got(c); got != tt.want {
+				t.Errorf("%s=%q with %q: got %v, want %v", tt.env, tt.value, tt.args, got, tt.want)
+			}
+		})
+	}
+}
