@@ -47,6 +47,9 @@ type serveConfig struct {
 	// file turns authentication on.
 	tokensFromEnv bool
 	inlineTokens  string
+	// fromEnv names, by flag name, the variables the values not given as
+	// flags came from, for messages.
+	fromEnv map[string]string
 }
 
 const serveUsage = `Usage: taskwire serve [flags]
@@ -107,6 +110,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, usageError("serve takes no arguments, got %q", fs.Args())
 	}
+	c.fromEnv = e.fromEnv()
 	c.tokensFromEnv = c.tokens != "" && c.tokens == tokensEnv
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "tokens" {
@@ -126,40 +130,61 @@ func (c *serveConfig) addRateLimit(spec string) error {
 	return nil
 }
 
-// check refuses the combinations SPEC section 8 forbids.
+// check refuses the combinations SPEC section 8 forbids, and the values
+// out of range; its messages name each value as it was given (see name).
 func (c *serveConfig) check() error {
 	switch {
+	case c.listen == "":
+		return usageError("%s must not be empty", c.name("listen"))
+	case c.data == "":
+		return usageError("%s must not be empty (the directory of the embedded SQLite database; default ./taskwire-data)", c.name("data"))
 	case c.redisURL == "" && c.postgresURL != "":
-		return usageError("--postgres without --redis: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+		return usageError("%s without --redis: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite", c.name("postgres"))
 	case c.redisURL != "" && c.postgresURL == "":
-		return usageError("--redis without --postgres: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite")
+		return usageError("%s without --postgres: distributed mode needs both (Redis coordinates, PostgreSQL keeps the record); give both, or neither to run embedded on SQLite", c.name("redis"))
 	case c.reconcile < 100*time.Millisecond:
-		return usageError("--reconcile-interval must be at least 100ms, got %s", c.reconcile)
-	case c.redisPool < 0 || c.postgresPool < 0:
-		return usageError("pool sizes must not be negative")
+		return usageError("%s must be at least 100ms, got %s", c.name("reconcile-interval"), c.reconcile)
+	case c.redisPool < 0:
+		return usageError("%s must not be negative, got %d", c.name("redis-pool-size"), c.redisPool)
+	case c.postgresPool < 0:
+		return usageError("%s must not be negative, got %d", c.name("postgres-max-conns"), c.postgresPool)
 	case c.logFormat != "text" && c.logFormat != "json":
-		return usageError("--log-format must be text or json, got %q", c.logFormat)
+		return usageError("%s must be text or json, got %q", c.name("log-format"), c.logFormat)
 	case c.workerTimeout < time.Second:
-		return usageError("--worker-timeout must be at least 1s, got %s", c.workerTimeout)
+		return usageError("%s must be at least 1s, got %s", c.name("worker-timeout"), c.workerTimeout)
 	case c.sweepInterval < 10*time.Millisecond || c.sweepInterval > time.Minute:
-		return usageError("--sweep-interval must be between 10ms and 1m, got %s", c.sweepInterval)
+		return usageError("%s must be between 10ms and 1m, got %s", c.name("sweep-interval"), c.sweepInterval)
 	case c.eventMaxAge < time.Minute:
-		return usageError("--event-retention must be at least 1m, got %s", c.eventMaxAge)
+		return usageError("%s must be at least 1m, got %s", c.name("event-retention"), c.eventMaxAge)
 	case c.maxBody < 1<<10:
-		return usageError("--max-body-bytes must be at least 1024, got %d", c.maxBody)
+		return usageError("%s must be at least 1024, got %d", c.name("max-body-bytes"), c.maxBody)
 	case c.maxBatch < 1:
-		return usageError("--max-batch must be at least 1, got %d", c.maxBatch)
+		return usageError("%s must be at least 1, got %d", c.name("max-batch"), c.maxBatch)
 	case c.eventMax < 1000:
-		return usageError("--event-max must be at least 1000, got %d", c.eventMax)
+		return usageError("%s must be at least 1000, got %d", c.name("event-max"), c.eventMax)
 	case !server.IsLoopback(c.listen) && !c.authOn() && !c.insecure:
-		return usageError("--listen %s is not a loopback address and authentication is off: "+
+		listen := "--listen " + c.listen
+		if v, ok := c.fromEnv["listen"]; ok {
+			listen = v + "=" + c.listen
+		}
+		return usageError("%s is not a loopback address and authentication is off: "+
 			"give --tokens FILE to require tokens (make them with `taskwire token new`), "+
-			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", c.listen)
+			"listen on 127.0.0.1 (or ::1), or pass --insecure to expose the server without authentication", listen)
 	}
 	if c.noRateLimit {
 		c.rateLimits = map[string]service.Limit{}
 	}
 	return nil
+}
+
+// name is how the value of the flag named flagName was given: its
+// variable's name when it came from there, else the flag (given, or the
+// default).
+func (c *serveConfig) name(flagName string) string {
+	if v, ok := c.fromEnv[flagName]; ok {
+		return v
+	}
+	return "--" + flagName
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -366,4 +391,17 @@ func (e *envFlags) errs() []error {
 		}
 	}
 	return errs
+}
+
+// fromEnv returns, by flag name, the variables whose values were used,
+// once the flags are parsed.
+func (e *envFlags) fromEnv() map[string]string {
+	given := e.given()
+	from := map[string]string{}
+	for name, variable := range e.vars {
+		if _, set := os.LookupEnv(variable); set && !given[name] {
+			from[name] = variable
+		}
+	}
+	return from
 }

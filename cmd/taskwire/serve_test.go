@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -260,9 +261,9 @@ func TestServeRefusesADataDirectoryInUse(t *testing.T) {
 }
 
 // A flag given wins over its variable, and the variable, not used, is not
-// checked either: a malformed value in the environment does not stop a
-// serve whose flag says otherwise. Each variable alone is refused, naming
-// it, so that each case checks something.
+// checked either: a malformed or out-of-range value in the environment
+// does not stop a serve whose flag says otherwise. Each variable alone is
+// refused, naming it, so that each case checks something.
 func TestParseServeFlagWinsOverItsVariable(t *testing.T) {
 	tests := []struct {
 		env, value string
@@ -271,6 +272,7 @@ func TestParseServeFlagWinsOverItsVariable(t *testing.T) {
 		want       any
 	}{
 		{"TASKWIRE_WORKER_TIMEOUT", "abc", []string{"--worker-timeout", "5s"}, func(c *serveConfig) any { return c.workerTimeout }, 5 * time.Second},
+		{"TASKWIRE_WORKER_TIMEOUT", "10ms", []string{"--worker-timeout", "5s"}, func(c *serveConfig) any { return c.workerTimeout }, 5 * time.Second},
 		{"TASKWIRE_SWEEP_INTERVAL", "often", []string{"--sweep-interval", "2s"}, func(c *serveConfig) any { return c.sweepInterval }, 2 * time.Second},
 		{"TASKWIRE_EVENT_RETENTION", "forever", []string{"--event-retention", "1h"}, func(c *serveConfig) any { return c.eventMaxAge }, time.Hour},
 		{"TASKWIRE_RECONCILE_INTERVAL", "", []string{"--reconcile-interval", "1s"}, func(c *serveConfig) any { return c.reconcile }, time.Second},
@@ -279,8 +281,12 @@ func TestParseServeFlagWinsOverItsVariable(t *testing.T) {
 		{"TASKWIRE_MAX_BATCH", "none", []string{"--max-batch", "10"}, func(c *serveConfig) any { return c.maxBatch }, 10},
 		{"TASKWIRE_REDIS_POOL_SIZE", "big", []string{"--redis-pool-size", "3"}, func(c *serveConfig) any { return c.redisPool }, 3},
 		{"TASKWIRE_POSTGRES_MAX_CONNS", "many", []string{"--postgres-max-conns", "3"}, func(c *serveConfig) any { return c.postgresPool }, 3},
+		{"TASKWIRE_POSTGRES_MAX_CONNS", "-1", []string{"--postgres-max-conns", "3"}, func(c *serveConfig) any { return c.postgresPool }, 3},
 		{"TASKWIRE_INSECURE", "maybe", []string{"--insecure=false"}, func(c *serveConfig) any { return c.insecure }, false},
 		{"TASKWIRE_NO_RATE_LIMIT", "maybe", []string{"--no-rate-limit"}, func(c *serveConfig) any { return c.noRateLimit }, true},
+		{"TASKWIRE_LOG_FORMAT", "xml", []string{"--log-format", "json"}, func(c *serveConfig) any { return c.logFormat }, "json"},
+		{"TASKWIRE_LISTEN", "0.0.0.0:7700", []string{"--listen", "127.0.0.1:7701"}, func(c *serveConfig) any { return c.listen }, "127.0.0.1:7701"},
+		{"TASKWIRE_DATA", "", []string{"--data", "/tmp/from-flag"}, func(c *serveConfig) any { return c.data }, "/tmp/from-flag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
@@ -294,6 +300,83 @@ func TestParseServeFlagWinsOverItsVariable(t *testing.T) {
 			}
 			if got := tt.got(c); got != tt.want {
 				t.Errorf("%s=%q with %q: got %v, want %v", tt.env, tt.value, tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+// An empty value is refused (exit 2) where the setting needs one, from
+// the flag or its variable alike, with a message naming where it came
+// from; where an empty value means off (no tokens, embedded mode, the
+// default rate limits), it is accepted as off.
+func TestParseServeEmptyValues(t *testing.T) {
+	refused := []struct {
+		env  string // the variable set empty, or none
+		args []string
+		want string // part of the error
+	}{
+		{"", []string{"--data", ""}, "--data must not be empty"},
+		{"TASKWIRE_DATA", nil, "TASKWIRE_DATA must not be empty"},
+		{"", []string{"--listen", ""}, "--listen must not be empty"},
+		{"TASKWIRE_LISTEN", nil, "TASKWIRE_LISTEN must not be empty"},
+		{"TASKWIRE_LOG_FORMAT", nil, "TASKWIRE_LOG_FORMAT must be text or json"},
+		{"TASKWIRE_WORKER_TIMEOUT", nil, "TASKWIRE_WORKER_TIMEOUT"},
+	}
+	for _, tt := range refused {
+		t.Run(fmt.Sprintf("%s%q", tt.env, tt.args), func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv(tt.env, "")
+			}
+			_, err := parseServe(tt.args, io.Discard, io.Discard)
+			var exit exitError
+			if !errors.As(err, &exit) || exit.code != exitUsage || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("parseServe: %v, want exit %d with an error containing %q", err, exitUsage, tt.want)
+			}
+		})
+	}
+	for _, env := range []string{"TASKWIRE_TOKENS", "TASKWIRE_REDIS_URL", "TASKWIRE_POSTGRES_URL", "TASKWIRE_RATE_LIMIT", "TASKWIRE_INSECURE", "TASKWIRE_NO_RATE_LIMIT"} {
+		t.Setenv(env, "")
+	}
+	c, err := parseServe(nil, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("empty variables that mean off: %v", err)
+	}
+	if c.authOn() || c.redisURL != "" || c.postgresURL != "" || c.insecure || c.noRateLimit || len(c.rateLimits) == 0 {
+		t.Errorf("empty variables that mean off: %+v", c)
+	}
+}
+
+// A value refused after parsing is reported under the name it was given
+// by: the variable when it came from the environment, the flag when from
+// the command line.
+func TestParseServeNamesTheSourceOfARefusedValue(t *testing.T) {
+	tests := []struct {
+		env, value string
+		args       []string
+		want       string // part of the error
+		notWant    string
+	}{
+		{"TASKWIRE_LISTEN", "0.0.0.0:7700", nil, "TASKWIRE_LISTEN=0.0.0.0:7700 is not a loopback address", "--listen"},
+		{"", "", []string{"--listen", "0.0.0.0:7700"}, "--listen 0.0.0.0:7700 is not a loopback address", "TASKWIRE_LISTEN"},
+		{"TASKWIRE_WORKER_TIMEOUT", "10ms", nil, "TASKWIRE_WORKER_TIMEOUT must be at least 1s, got 10ms", "--worker-timeout"},
+		{"TASKWIRE_SWEEP_INTERVAL", "1h", nil, "TASKWIRE_SWEEP_INTERVAL must be between 10ms and 1m", "--sweep-interval"},
+		{"TASKWIRE_EVENT_RETENTION", "1s", nil, "TASKWIRE_EVENT_RETENTION must be at least 1m", "--event-retention"},
+		{"TASKWIRE_RECONCILE_INTERVAL", "1ms", nil, "TASKWIRE_RECONCILE_INTERVAL must be at least 100ms", "--reconcile-interval"},
+		{"TASKWIRE_EVENT_MAX", "10", nil, "TASKWIRE_EVENT_MAX must be at least 1000", "--event-max"},
+		{"TASKWIRE_MAX_BODY_BYTES", "10", nil, "TASKWIRE_MAX_BODY_BYTES must be at least 1024", "--max-body-bytes"},
+		{"TASKWIRE_MAX_BATCH", "0", nil, "TASKWIRE_MAX_BATCH must be at least 1", "--max-batch"},
+		{"TASKWIRE_LOG_FORMAT", "xml", nil, "TASKWIRE_LOG_FORMAT must be text or json", "--log-format"},
+		{"TASKWIRE_REDIS_URL", "redis://127.0.0.1:6379", nil, "TASKWIRE_REDIS_URL without --postgres", "--redis "},
+		{"TASKWIRE_POSTGRES_URL", "postgres://x", nil, "TASKWIRE_POSTGRES_URL without --redis", "--postgres "},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s=%s%q", tt.env, tt.value, tt.args), func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv(tt.env, tt.value)
+			}
+			_, err := parseServe(tt.args, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.notWant) {
+				t.Fatalf("parseServe: %v, want an error containing %q and not %q", err, tt.want, tt.notWant)
 			}
 		})
 	}
