@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,6 +200,79 @@ func TestListPaging(t *testing.T) {
 	raw := rawObject(t, call[json.RawMessage](t, b, taskwire.MethodTaskList, params{"offset": 100}))
 	if tasks, ok := raw["tasks"].([]any); !ok || len(tasks) != 0 {
 		t.Errorf("tasks of an empty page = %v, want []", raw["tasks"])
+	}
+}
+
+// TestListWhileCreating pages through the tasks, newest first, while
+// tasks are created: every page's totalCount covers the rows up to its
+// end, hasMore is true whenever another page holds tasks, and so a client
+// that pages until hasMore is false reaches every task created before it
+// began. The walks start a few pages before the end, where the total
+// decides whether there is another page.
+func TestListWhileCreating(t *testing.T) {
+	t.Parallel()
+	const (
+		first    = 30   // tasks created before the paging begins
+		last     = 2000 // the creators stop there, however slow the lists
+		creators = 4
+		walks    = 200
+		limit    = 7
+	)
+	b := setup(t)
+	for range first {
+		createTask(t, b, nil)
+	}
+	var (
+		acked atomic.Int64 // creates answered
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	acked.Store(first)
+	for range creators {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if acked.Load() >= last {
+						return
+					}
+				}
+				var task taskwire.Task
+				if err := b.cl.Call(context.Background(), taskwire.MethodTaskCreate, params{"text": "more"}, &task); err != nil {
+					t.Errorf("create: %v", err)
+					return
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	for w := range walks {
+		known := int(acked.Load())
+		offset := max(0, known-2*limit-w%limit)
+		for {
+			page := listTasks(t, b, params{"limit": limit, "offset": offset})
+			end := offset + len(page.Tasks)
+			switch {
+			case len(page.Tasks) > 0 && page.TotalCount < end:
+				t.Fatalf("walk %d, offset %d: totalCount %d < %d rows up to the page's end (hasMore %v)",
+					w, offset, page.TotalCount, end, page.HasMore)
+			case page.HasMore != (offset+len(page.Tasks) < page.TotalCount):
+				t.Fatalf("walk %d, offset %d: hasMore %v with totalCount %d and %d rows up to the page's end",
+					w, offset, page.HasMore, page.TotalCount, end)
+			}
+			if !page.HasMore {
+				if end < known {
+					t.Fatalf("walk %d: paging ended at %d tasks (totalCount %d), %d were created before it began",
+						w, end, page.TotalCount, known)
+				}
+				break
+			}
+			offset = end
+		}
 	}
 }
 

@@ -254,6 +254,13 @@ func testConcurrency(t *testing.T, newStore newStoreFunc) {
 			}
 		}
 	})
+
+	// Pages listed while tasks are created agree with their totals: the
+	// total is never below the rows up to the page's end, and it is above
+	// them whenever more matching tasks follow the page, so that a client
+	// paging until the total is reached never stops early. Newest first,
+	// every create pushes the rows further down the pages.
+	t.Run("ListRace", func(t *testing.T) { t.Parallel(); listRace(t, newStore) })
 }
 
 // createRaceRound creates task n while a delete and a priority update of
@@ -363,5 +370,74 @@ func completeResultRound(s *bundle, n int) {
 	}
 	if !want.Failed {
 		s.wantResult(id, want.Result)
+	}
+}
+
+// listRace lists pages, newest first, of every task and of the pending
+// tasks of the default queue (every task is both) while creators add
+// tasks, and checks each page against its total: every task whose create
+// was acknowledged before a list began is one the list must count.
+func listRace(t *testing.T, newStore newStoreFunc) {
+	const (
+		first    = 40   // tasks created before the lists begin
+		last     = 2000 // the creators stop there, however slow the lists
+		creators = 4
+		lists    = 300
+		limit    = 10
+	)
+	s := setup(t, newStore)
+	for n := 1; n <= first; n++ {
+		s.create(newTask(n))
+	}
+	var (
+		next  atomic.Int64 // the last task number handed to a creator
+		acked atomic.Int64 // tasks whose create was acknowledged
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	next.Store(first)
+	acked.Store(first)
+	for range creators {
+		wg.Go(func() {
+			for {
+				n := int(next.Add(1))
+				select {
+				case <-stop:
+					return
+				default:
+					if n > last {
+						return
+					}
+				}
+				tk := newTask(n)
+				if _, _, err := s.st.CreateTask(s.ctx, store.CreateTaskParams{Task: tk, Now: tk.CreatedAt}); err != nil {
+					t.Errorf("CreateTask(%s): %v", tk.ID, err)
+					return
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stop)
+	filters := []store.ListTasksParams{
+		{},
+		{Status: taskwire.StatusPending, Queue: taskwire.DefaultQueue},
+	}
+	for i := range lists {
+		p := filters[i%len(filters)]
+		known := int(acked.Load())
+		// Pages near the end, where the total decides whether there is
+		// another: from a page short of the end to one that starts there.
+		p.Limit, p.Offset, p.OrderBy, p.Desc = limit, max(0, known-i%(2*limit)), store.OrderByCreatedAt, true
+		page, total := s.list(p)
+		end := p.Offset + len(page)
+		switch {
+		case len(page) > 0 && total < end:
+			t.Fatalf("list %d (%+v): total %d, below the %d rows up to the page's end", i, p, total, end)
+		case known > end && total <= end:
+			t.Fatalf("list %d (%+v): total %d with %d rows up to the page's end, but %d tasks were there before the call",
+				i, p, total, end, known)
+		}
 	}
 }
