@@ -105,6 +105,8 @@ func (s *Service) ListTasks(ctx context.Context, p *taskwire.ListParams) (*taskw
 	if tasks == nil {
 		tasks = []*taskwire.Task{}
 	}
+	// The store's total agrees with the page it read (store.PageTotal):
+	// it is above the rows up to the page's end exactly when more follow.
 	return &taskwire.ListResult{Tasks: tasks, TotalCount: total,
 		HasMore: q.Offset+len(tasks) < total}, nil
 }

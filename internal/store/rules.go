@@ -117,3 +117,22 @@ func TruncMs(t time.Time) time.Time {
 	}
 	return time.UnixMilli(t.UnixMilli()).UTC()
 }
+
+// PageTotal is the total ListTasks reports for a page of rows rows read
+// from offset, given whether a matching row followed the page when it was
+// read (more: the backend reads one row past the limit) and counted, the
+// number of matching tasks found apart from the page (kept counts, or a
+// count that may see other writes than the page did). A page that ends
+// the list has its exact total, offset+rows; a page with more after it
+// has at least offset+rows+1; an empty page says nothing beyond offset.
+func PageTotal(offset, rows int, more bool, counted int) int {
+	offset = max(offset, 0)
+	switch {
+	case more:
+		return max(counted, offset+rows+1)
+	case rows > 0:
+		return offset + rows
+	default:
+		return min(counted, offset)
+	}
+}

@@ -40,8 +40,13 @@ type Store interface {
 	GetTask(ctx context.Context, id string) (*taskwire.Task, error)
 
 	// ListTasks returns one page of the tasks matching p and the number of
-	// all matching tasks. Results over taskwire.ListResultLimit bytes are
-	// left out of the rows (Result nil, ResultTruncated true, ResultSize set).
+	// all matching tasks. The total agrees with the page even while writes
+	// run (see PageTotal): it is never below Offset+len(tasks) when the
+	// page has rows, and it is above Offset+len(tasks) exactly when more
+	// matching tasks follow the page, so that a caller paging until the
+	// total is reached stops neither early nor late. Results over
+	// taskwire.ListResultLimit bytes are left out of the rows (Result nil,
+	// ResultTruncated true, ResultSize set).
 	ListTasks(ctx context.Context, p ListTasksParams) (tasks []*taskwire.Task, total int, err error)
 
 	// ClaimTasks atomically takes up to p.MaxTasks ready tasks for a

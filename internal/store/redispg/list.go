@@ -43,7 +43,10 @@ func (s *Store) settled(ctx context.Context) error {
 // ListTasks returns one page of the tasks matching p from PostgreSQL,
 // after applying the outbox, so that the page shows every change
 // acknowledged before the call, and after settling the creates of unknown
-// outcome, so that it shows no task whose create answered an error.
+// outcome, so that it shows no task whose create answered an error. The
+// count and the page are two statements, which may see different writes:
+// the page, read one row past its limit, sets the total where they
+// disagree (store.PageTotal).
 func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) (tasks []*taskwire.Task, total int, err error) {
 	err = s.bounded(ctx, func(ctx context.Context) (err error) {
 		tasks, total, err = s.listTasks(ctx, p)
@@ -93,7 +96,7 @@ func (s *Store) listTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	}
 	n := len(args)
 	rows, err := s.pg.Query(ctx, "SELECT "+taskColumns+", "+listResult+" FROM tasks"+where+" ORDER BY "+order+
-		fmt.Sprintf(" LIMIT $%d OFFSET $%d", n+1, n+2), append(args, limit, max(p.Offset, 0))...)
+		fmt.Sprintf(" LIMIT $%d OFFSET $%d", n+1, n+2), append(args, limit+1, max(p.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", s.pgErr(err))
 	}
@@ -112,7 +115,11 @@ func (s *Store) listTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", s.pgErr(err))
 	}
-	return tasks, total, nil
+	more := len(tasks) > limit
+	if more {
+		tasks = tasks[:limit]
+	}
+	return tasks, store.PageTotal(p.Offset, len(tasks), more, total), nil
 }
 
 // extraScanner scans one more column after those of scanTaskRow.

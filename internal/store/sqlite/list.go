@@ -26,8 +26,11 @@ var listResult = fmt.Sprintf(`CASE WHEN result_size BETWEEN 1 AND %d THEN
 	(SELECT data FROM result_chunks c WHERE c.task_id = tasks.id AND c.seq = 0) END`, taskwire.ListResultLimit)
 
 // ListTasks returns one page of the tasks matching p and the number of all
-// matching tasks, from one snapshot. Counts filtered by queue and status
-// alone come from the kept counts, without a scan.
+// matching tasks. Counts filtered by queue and status alone come from the
+// kept counts, without a scan; they are of the writer's last commit, not
+// of the page's snapshot, so the page, read one row past its limit, sets
+// the total where they disagree (store.PageTotal). Other counts are of the
+// page's snapshot.
 func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*taskwire.Task, int, error) {
 	order, ok := orderColumns[p.OrderBy]
 	if !ok {
@@ -80,7 +83,7 @@ func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 			return err
 		}
 		rows, err := tx.query("SELECT "+taskColumns+", "+listResult+" FROM tasks"+where+
-			" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit, max(p.Offset, 0))...)
+			" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, limit+1, max(p.Offset, 0))...)
 		if err != nil {
 			return err
 		}
@@ -100,5 +103,9 @@ func (s *Store) ListTasks(ctx context.Context, p store.ListTasksParams) ([]*task
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
-	return tasks, total, nil
+	more := len(tasks) > limit
+	if more {
+		tasks = tasks[:limit]
+	}
+	return tasks, store.PageTotal(p.Offset, len(tasks), more, total), nil
 }
