@@ -137,12 +137,15 @@ func workerEventCases() []eventCase {
 		{"Register", func(*bundle) {}, registration},
 		// A refresh is a registration too.
 		{"RegisterAgain", func(s *bundle) { s.register("w1") }, registration},
-		// Its in_progress tasks requeued, its reservation released.
+		// Its in_progress tasks requeued, or failed on their last attempt
+		// (by the caller, as the requeues), its reservation released.
 		{"Unregister", func(s *bundle) {
-			s.create(newTask(1), newTask(2), newTask(3))
+			last := newTask(3)
+			last.MaxAttempts = 1
+			s.create(newTask(1), newTask(2), last, newTask(4))
 			s.register("w1")
-			s.claim("w1", t0.Add(time.Second), 2)
-			s.assign(taskID(3), "w1", t0.Add(2*time.Second))
+			s.claim("w1", t0.Add(time.Second), 3)
+			s.assign(taskID(4), "w1", t0.Add(2*time.Second))
 		}, func(s *bundle) []taskwire.Event {
 			if _, err := s.st.UnregisterWorker(s.ctx, store.UnregisterWorkerParams{ID: "w1", By: "w1", Now: now}); err != nil {
 				s.t.Fatalf("UnregisterWorker: %v", err)
@@ -151,7 +154,8 @@ func workerEventCases() []eventCase {
 				store.WorkerUnregisteredEvent("w1", 2, "w1", now),
 				store.TaskRequeuedEvent(taskID(1), "w1", 1, store.RequeueUnregistered, "w1", now),
 				store.TaskRequeuedEvent(taskID(2), "w1", 1, store.RequeueUnregistered, "w1", now),
-				store.TaskUnassignedEvent(taskID(3), "w1", "w1", now),
+				store.TaskCompletedEvent(s.get(taskID(3)), "w1"),
+				store.TaskUnassignedEvent(taskID(4), "w1", "w1", now),
 			}
 		}},
 		// w1 silent: offline, its tasks requeued or failed, its reservation

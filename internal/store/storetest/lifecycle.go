@@ -411,8 +411,15 @@ func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 
 // leaseFailed is task tk failed by a sweep at now on its last attempt.
 func leaseFailed(tk taskwire.Task, now time.Time) taskwire.Task {
+	return lastAttemptFailed(tk, "lease expired", now)
+}
+
+// lastAttemptFailed is task tk, in_progress on its last attempt, failed
+// at now because its worker lost it (why: "lease expired", "worker
+// unregistered").
+func lastAttemptFailed(tk taskwire.Task, why string, now time.Time) taskwire.Task {
 	tk.Status = taskwire.StatusFailed
-	tk.Error = fmt.Sprintf("lease expired after %d attempts", tk.Attempt)
+	tk.Error = fmt.Sprintf("%s after %d attempts", why, tk.Attempt)
 	tk.LeaseExpiresAt, tk.CompletedAt, tk.UpdatedAt = time.Time{}, now, now
 	tk.DurationMs = now.Sub(tk.CreatedAt).Milliseconds()
 	return tk

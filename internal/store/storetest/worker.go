@@ -214,6 +214,36 @@ func testWorker(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	// A task on its last attempt (Attempt >= MaxAttempts) is not given
+	// back but fails, as when its lease expires, with error "worker
+	// unregistered after N attempts", keeping its assignment as every
+	// final task does: no worker claims it once more than MaxAttempts
+	// allows. It is not counted as requeued.
+	t.Run("UnregisterLastAttempt", func(t *testing.T) {
+		t.Parallel()
+		s := setup(t, newStore)
+		last, again := newTask(1), newTask(2)
+		last.MaxAttempts, again.MaxAttempts = 1, 2
+		s.create(last, again)
+		s.register("w1")
+		s.register("w2")
+		s.claim("w1", t0.Add(time.Second), 2)
+		before := s.getAll(2)
+
+		now := t0.Add(time.Minute)
+		requeued, err := s.st.UnregisterWorker(s.ctx, store.UnregisterWorkerParams{ID: "w1", Now: now})
+		if err != nil || requeued != 1 {
+			t.Fatalf("UnregisterWorker = %d, %v; want 1 requeued", requeued, err)
+		}
+		s.wantStored(lastAttemptFailed(*before[1], "worker unregistered", now))
+		back := *before[2]
+		back.Status, back.AssignedTo, back.LeaseExpiresAt, back.UpdatedAt = taskwire.StatusPending, "", time.Time{}, now
+		s.wantStored(back)
+		if got := ids(s.claim("w2", now, 10)); !cmp.Equal(taskIDs(2), got) {
+			t.Errorf("w2 claimed %v, want only the task with attempts left %v", got, taskIDs(2))
+		}
+	})
+
 	t.Run("UnregisterUnknown", func(t *testing.T) {
 		t.Parallel()
 		s := setup(t, newStore)
