@@ -91,7 +91,8 @@ type UnregisterParams struct {
 }
 
 // UnregisterResult is the result of system.unregister: how many of the
-// worker's tasks went back to the queue.
+// worker's tasks went back to the queue (those on their last attempt fail
+// instead and are not counted).
 type UnregisterResult struct {
 	Unregistered bool `json:"unregistered"`
 	Requeued     int  `json:"requeued"`

@@ -84,7 +84,8 @@ func (c *Client) Heartbeat(ctx context.Context, workerID string) (*taskwire.Hear
 }
 
 // Unregister removes a worker; its in-progress tasks go back to the queue
-// at once (system.unregister). It is not retried.
+// at once, but for those on their last attempt, which fail
+// (system.unregister). It is not retried.
 func (c *Client) Unregister(ctx context.Context, workerID string) (*taskwire.UnregisterResult, error) {
 	return call[taskwire.UnregisterResult](ctx, c, taskwire.MethodSystemUnregister, taskwire.UnregisterParams{WorkerID: workerID}, sendOnce)
 }

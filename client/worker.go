@@ -18,7 +18,8 @@ import (
 // json.RawMessage is sent as is) completes the task; a non-nil error
 // fails it with the error's message. ctx ends when the worker's grace
 // period after a shutdown is over: a handler that returns then has its
-// task handed back to the queue instead of completed.
+// task handed back to the queue instead of completed (or failed by the
+// server, when it was the task's last attempt).
 type Handler func(ctx context.Context, task *taskwire.Task) (result any, err error)
 
 // WorkerOptions configure a Worker.
@@ -34,7 +35,8 @@ type WorkerOptions struct {
 	PollWait time.Duration
 	// Grace is how long running tasks may take to finish once the
 	// worker's context ends (default 30s; EndGrace ends it sooner); the
-	// tasks still running then are handed back to the queue.
+	// tasks still running then are handed back to the queue, but for
+	// those on their last attempt, which the server fails.
 	Grace time.Duration
 	// ExitWhenIdle makes Run return once a claim finds no task and no
 	// task is running.
@@ -111,7 +113,8 @@ func sanitizeID(s string) string {
 // Run registers the worker and runs tasks until ctx ends (or, with
 // ExitWhenIdle, until there is nothing left to do). It then stops
 // claiming, lets the running tasks finish within Grace (or until
-// EndGrace), hands the others back to the queue, unregisters and returns nil (after waiting up to 5s
+// EndGrace), hands the others back to the queue by unregistering (the
+// server fails those on their last attempt) and returns nil (after waiting up to 5s
 // more for the handlers whose context it cancelled to return). It returns
 // an error only when the worker cannot register, or when the server
 // refuses its token or role (HTTP 401, -32002) on a claim, heartbeat or
@@ -155,7 +158,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopBeats()
 	hb.Wait()
 	// Unregistering requeues whatever is still in progress, including a
-	// task claimed by a long poll cut short by the shutdown.
+	// task claimed by a long poll cut short by the shutdown (the server
+	// fails such a task instead when it was its last attempt).
 	uctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
 	if _, err := w.c.Unregister(uctx, w.opts.ID); err != nil && !IsNotRegistered(err) {

@@ -28,8 +28,9 @@ environment). Exit status 0 completes the task with CMD's stdout as the
 result (JSON when it parses as JSON, else a string); any other status fails
 it with CMD's stderr, trimmed, and the exit status, and so does running
 past --timeout. On SIGINT or SIGTERM it stops claiming, lets running
-commands finish within --grace, hands the others back to the queue and
-exits 0; a second Ctrl-C hands the running tasks back at once.
+commands finish within --grace, hands the others back to the queue (one
+on its last attempt fails instead) and exits 0; a second Ctrl-C hands the
+running tasks back at once.
 
 Example:
   taskwire work --queue images --concurrency 4 -- ./resize.sh

@@ -243,6 +243,29 @@ func TestUnregister(t *testing.T) {
 	}
 }
 
+// TestUnregisterLastAttempt: a task with maxAttempts 1 whose worker
+// unregisters fails, instead of going back for a second claim.
+func TestUnregisterLastAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "u1")
+	register(t, b, "u2")
+	task := createTask(t, b, params{"maxAttempts": 1})
+	claimOne(t, b, "u1")
+	raw := call[json.RawMessage](t, b, taskwire.MethodSystemUnregister, params{"workerId": "u1"})
+	if diff := cmp.Diff(map[string]any{"unregistered": true, "requeued": float64(0)}, rawObject(t, raw)); diff != "" {
+		t.Errorf("system.unregister (-want +got):\n%s", diff)
+	}
+	got := getTask(t, b, task.ID)
+	if got.Status != taskwire.StatusFailed || got.Error != "worker unregistered after 1 attempts" || got.Attempt != 1 {
+		t.Errorf("task after unregister: %s, error %q, attempt %d; want failed, %q, 1",
+			got.Status, got.Error, got.Attempt, "worker unregistered after 1 attempts")
+	}
+	if r := claim(t, b, "u2", nil); r.Claimed {
+		t.Errorf("u2 claimed %s as attempt %d; its maxAttempts is 1", r.TaskID, r.Task.Attempt)
+	}
+}
+
 func TestUnregisterErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

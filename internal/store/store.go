@@ -109,9 +109,12 @@ type Store interface {
 
 	// UnregisterWorker removes a worker (event worker.unregistered). Its
 	// in_progress tasks go back to pending at once, attempt kept (event
-	// task.requeued each), and its reservations are cleared (event
-	// task.unassigned each); it returns how many in_progress tasks went
-	// back.
+	// task.requeued each), but for those on their last attempt (Attempt >=
+	// MaxAttempts), which fail as when their lease expires, with error
+	// "worker unregistered after N attempts" (event task.completed, by By;
+	// the task keeps its assignment, as every final task does). Its
+	// reservations are cleared (event task.unassigned each). It returns how
+	// many in_progress tasks went back to pending.
 	UnregisterWorker(ctx context.Context, p UnregisterWorkerParams) (requeued int, err error)
 
 	// ListWorkers returns every registered worker, ordered by id, with the
@@ -258,7 +261,8 @@ type UnregisterWorkerParams struct {
 	ID string
 	// By is who unregisters the worker: the caller's principal. It is
 	// written into the metadata of its events (unregisteredBy, and the
-	// requeuedBy and unassignedBy of the events of its tasks).
+	// requeuedBy, completedBy and unassignedBy of the events of its
+	// tasks).
 	By  string
 	Now time.Time
 }

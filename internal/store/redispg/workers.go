@@ -151,10 +151,17 @@ func (s *Store) heldTasks(ctx context.Context, id string) ([]*taskState, error) 
 
 // release adds to x what a worker leaving (unregistered or offline) does
 // to the tasks it holds: in_progress ones go back to pending (event
-// task.requeued with reason) or, for an offline worker on their last
-// attempt, fail; reserved ones lose their reservation (task.unassigned).
-// It returns how many went back to pending and how many failed.
+// task.requeued with reason) or, on their last attempt, fail (event
+// task.completed); reserved ones lose their reservation
+// (task.unassigned). It returns how many went back to pending and how
+// many failed.
 func (x *txn) release(w *workerState, held []*taskState, reason, by string, now time.Time) (requeued, failed int) {
+	// Why a task on its last attempt failed: an offline worker's leases
+	// end, as in embedded mode, where they expire at the sweep.
+	why := "lease expired"
+	if reason == store.RequeueUnregistered {
+		why = reason
+	}
 	for _, t := range held {
 		if t.AssignedTo != w.ID || t.Status.Final() {
 			continue
@@ -165,10 +172,10 @@ func (x *txn) release(w *workerState, held []*taskState, reason, by string, now 
 			after.AssignedTo, after.UpdatedAt = "", now
 			x.saveTask(t, after, now)
 			x.emit(store.TaskUnassignedEvent(t.ID, w.ID, by, now))
-		case reason == store.RequeueWorkerOffline && t.Attempt >= t.MaxAttempts:
-			after.finalize(taskwire.StatusFailed, fmt.Sprintf("lease expired after %d attempts", t.Attempt), 0, "", store.SystemActor, now)
+		case t.Attempt >= t.MaxAttempts:
+			after.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", why, t.Attempt), 0, "", by, now)
 			x.saveTask(t, after, now)
-			x.emit(store.TaskCompletedEvent(after.Task, store.SystemActor))
+			x.emit(store.TaskCompletedEvent(after.Task, by))
 			failed++
 		default:
 			after.requeue()
@@ -182,8 +189,8 @@ func (x *txn) release(w *workerState, held []*taskState, reason, by string, now 
 }
 
 // UnregisterWorker removes a worker: its in_progress tasks go back to
-// pending (attempt kept) and its reservations are cleared, in one
-// transition.
+// pending (attempt kept), or fail when on their last attempt, and its
+// reservations are cleared, in one transition.
 func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerParams) (int, error) {
 	now := truncMs(p.Now)
 	requeued := 0

@@ -103,7 +103,8 @@ func (s *Store) HeartbeatWorker(ctx context.Context, p store.HeartbeatWorkerPara
 }
 
 // UnregisterWorker removes a worker: its in_progress tasks go back to
-// pending (attempt kept) and its reservations are cleared.
+// pending (attempt kept), or fail when on their last attempt, as when
+// their lease expires, and its reservations are cleared.
 func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerParams) (int, error) {
 	now := truncMs(p.Now)
 	requeued := 0
@@ -111,28 +112,28 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		if _, err := getWorker(tx, p.ID); err != nil {
 			return err
 		}
-		rows, err := tx.query(`UPDATE tasks SET status = 'pending', assigned_to = NULL,
-			lease_expires_at = NULL, updated_at = ?
-			WHERE assigned_to = ? AND status = 'in_progress' RETURNING id, attempt, queue`, ms(now), p.ID)
+		held, err := heldTasks(tx, p.ID)
 		if err != nil {
 			return err
 		}
-		var back []taskwire.Event
-		for rows.Next() {
-			var id, queue string
-			var attempt int
-			if err := rows.Scan(&id, &attempt, &queue); err != nil {
-				rows.Close()
+		n := 0
+		for _, r := range held {
+			var ev taskwire.Event
+			if r.Attempt >= r.MaxAttempts {
+				msg := fmt.Sprintf("worker unregistered after %d attempts", r.Attempt)
+				if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), p.By, now); err != nil {
+					return err
+				}
+				ev = store.TaskCompletedEvent(r.Task, p.By)
+			} else {
+				r.requeue()
+				r.UpdatedAt = now
+				ev = store.TaskRequeuedEvent(r.ID, p.ID, r.Attempt, store.RequeueUnregistered, p.By, now)
+				n++
+			}
+			if err := saveTask(tx, r); err != nil {
 				return err
 			}
-			tx.count(queue, taskwire.StatusInProgress, -1)
-			tx.count(queue, taskwire.StatusPending, 1)
-			back = append(back, store.TaskRequeuedEvent(id, p.ID, attempt, store.RequeueUnregistered, p.By, now))
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		for _, ev := range back {
 			tx.appendEvent(ev)
 		}
 		if err := releaseReservations(tx, p.ID, p.By, now); err != nil {
@@ -141,7 +142,7 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		if _, err := tx.exec("DELETE FROM workers WHERE id = ?", p.ID); err != nil {
 			return err
 		}
-		requeued = len(back)
+		requeued = n
 		tx.appendEvent(store.WorkerUnregisteredEvent(p.ID, requeued, p.By, now))
 		return nil
 	})
@@ -149,6 +150,24 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		return 0, fmt.Errorf("unregister worker %s: %w", p.ID, err)
 	}
 	return requeued, nil
+}
+
+// heldTasks reads the in_progress tasks of worker.
+func heldTasks(tx *writeTx, worker string) ([]*taskRow, error) {
+	rows, err := tx.query("SELECT "+taskColumns+" FROM tasks WHERE assigned_to = ? AND status = 'in_progress'", worker)
+	if err != nil {
+		return nil, err
+	}
+	var held []*taskRow
+	for rows.Next() {
+		r, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		held = append(held, r)
+	}
+	return held, errors.Join(rows.Err(), rows.Close())
 }
 
 // releaseReservations clears the reservations of worker (event
