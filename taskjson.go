@@ -194,3 +194,16 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// MarshalJSON is json.Marshal without the escaping of <, > and & (6 bytes
+// each), as taskwire writes every answer: the size limits hold for this
+// encoding, and messages such as "must be <= 100" stay readable.
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}

@@ -1,7 +1,6 @@
 package taskwire
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -45,13 +44,7 @@ func (w Worker) MarshalJSON() ([]byte, error) {
 			*l = []string{}
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	return MarshalJSON(v)
 }
 
 // RegisterParams are the params of system.register; ID or WorkerID names

@@ -182,7 +182,7 @@ func (c *Client) sendBatch(ctx context.Context, calls []*batchCall) error {
 	for i, call := range calls {
 		reqs[i] = request{JSONRPC: "2.0", ID: int64(i), Method: call.method, Params: call.params}
 	}
-	body, err := marshal(reqs)
+	body, err := taskwire.MarshalJSON(reqs)
 	if err != nil {
 		return fmt.Errorf("batch: encode params: %w", err)
 	}

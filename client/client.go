@@ -84,7 +84,7 @@ var readOnly = map[string]bool{
 
 // call sends one request, and again on the failures r allows.
 func (c *Client) call(ctx context.Context, method string, params, result any, r resend) error {
-	body, err := marshal(request{JSONRPC: "2.0", ID: c.seq.Add(1), Method: method, Params: params})
+	body, err := taskwire.MarshalJSON(request{JSONRPC: "2.0", ID: c.seq.Add(1), Method: method, Params: params})
 	if err != nil {
 		return fmt.Errorf("%s: encode params: %w", method, err)
 	}
@@ -108,19 +108,6 @@ func (c *Client) call(ctx context.Context, method string, params, result any, r 
 		}
 		return nil
 	})
-}
-
-// marshal is json.Marshal without the escaping of <, > and & (6 bytes
-// each), which the server has no use for: metadata full of them would go
-// over its size limit on the wire.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // request is a JSON-RPC 2.0 request object.

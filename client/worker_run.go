@@ -215,7 +215,7 @@ func encodeResult(v any) (json.RawMessage, error) {
 		}
 		return raw, nil
 	}
-	return marshal(v)
+	return taskwire.MarshalJSON(v)
 }
 
 // maxErrorRunes is the longest error message task.complete accepts.

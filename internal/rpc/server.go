@@ -7,7 +7,6 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -291,7 +290,7 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 	if err != nil {
 		return nil, s.errorFor(m.name, err)
 	}
-	if result, err = encodeJSON(v); err != nil {
+	if result, err = taskwire.MarshalJSON(v); err != nil {
 		s.log.Error("rpc: cannot encode result", "method", m.name, "error", err)
 		return nil, internalError()
 	}
@@ -329,11 +328,11 @@ func errorResponse(id []byte, e *taskwire.Error) []byte {
 	if id == nil {
 		id = jsonNull
 	}
-	enc, err := encodeJSON(e)
+	enc, err := taskwire.MarshalJSON(e)
 	if err != nil {
 		// Only a method's own *taskwire.Error can carry data that does
 		// not encode; its code and message still do.
-		enc, _ = encodeJSON(taskwire.Error{Code: e.Code, Message: e.Message})
+		enc, _ = taskwire.MarshalJSON(taskwire.Error{Code: e.Code, Message: e.Message})
 	}
 	b := make([]byte, 0, len(`{"jsonrpc":"2.0","error":,"id":}`)+len(enc)+len(id))
 	b = append(b, `{"jsonrpc":"2.0","error":`...)
@@ -341,16 +340,4 @@ func errorResponse(id []byte, e *taskwire.Error) []byte {
 	b = append(b, `,"id":`...)
 	b = append(b, id...)
 	return append(b, '}')
-}
-
-// encodeJSON is json.Marshal without the escaping of <, > and &, which
-// would make messages such as "must be <= 100" hard to read.
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -39,14 +38,11 @@ func MergeMetadata(old, patch json.RawMessage, limit int) (json.RawMessage, erro
 	if len(merged) == 0 {
 		return nil, nil
 	}
-	// json.Marshal would write each <, > and & as a 6-byte \u escape.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(merged); err != nil {
+	enc, err := taskwire.MarshalJSON(merged)
+	if err != nil {
 		return nil, err
 	}
-	out, ok := taskwire.FitJSON(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), limit)
+	out, ok := taskwire.FitJSON(enc, limit)
 	if !ok {
 		return nil, fmt.Errorf("merged metadata is over %d bytes: %w", limit, ErrTooLarge)
 	}
