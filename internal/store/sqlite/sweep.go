@@ -117,20 +117,8 @@ const expiredQuery = `SELECT ` + taskColumns + ` FROM tasks
 // expireLeases returns the in_progress tasks whose lease has expired to
 // pending, or fails those on their last attempt.
 func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
-	rows, err := tx.query(expiredQuery, ms(now), sweepMaxTasks)
+	expired, err := queryTasks(tx, expiredQuery, ms(now), sweepMaxTasks)
 	if err != nil {
-		return err
-	}
-	var expired []*taskRow
-	for rows.Next() {
-		r, err := scanTask(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		expired = append(expired, r)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
 	res.More = res.More || len(expired) == sweepMaxTasks
@@ -151,30 +139,65 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 			}
 			gone[worker] = offline
 		}
-		var ev taskwire.Event
-		if r.Attempt >= r.MaxAttempts {
-			msg := fmt.Sprintf("lease expired after %d attempts", r.Attempt)
-			if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), store.SystemActor, now); err != nil {
-				return err
-			}
-			ev = store.TaskCompletedEvent(r.Task, store.SystemActor)
-			res.Failed++
-		} else {
-			reason := store.RequeueLeaseExpired
-			if offline {
-				reason = store.RequeueWorkerOffline
-			}
-			r.requeue()
-			r.UpdatedAt = now
-			ev = store.TaskRequeuedEvent(r.ID, worker, r.Attempt, reason, store.SystemActor, now)
-			res.Requeued++
+		reason := store.RequeueLeaseExpired
+		if offline {
+			reason = store.RequeueWorkerOffline
 		}
-		if err := saveTask(tx, r); err != nil {
+		requeued, err := releaseTask(tx, r, "lease expired", reason, store.SystemActor, now)
+		if err != nil {
 			return err
 		}
-		tx.appendEvent(ev)
+		if requeued {
+			res.Requeued++
+		} else {
+			res.Failed++
+		}
 	}
 	return nil
+}
+
+// releaseTask ends the hold of r's worker on r, an in_progress task: back
+// to pending (event task.requeued with reason), or failed with "why after
+// N attempts" when r is on its last attempt (event task.completed). It
+// reports whether r went back to pending.
+func releaseTask(tx *writeTx, r *taskRow, why, reason, by string, now time.Time) (bool, error) {
+	var ev taskwire.Event
+	requeued := r.Attempt < r.MaxAttempts
+	if requeued {
+		worker := r.AssignedTo
+		r.requeue()
+		r.UpdatedAt = now
+		ev = store.TaskRequeuedEvent(r.ID, worker, r.Attempt, reason, by, now)
+	} else {
+		msg := fmt.Sprintf("%s after %d attempts", why, r.Attempt)
+		if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), by, now); err != nil {
+			return false, err
+		}
+		ev = store.TaskCompletedEvent(r.Task, by)
+	}
+	if err := saveTask(tx, r); err != nil {
+		return false, err
+	}
+	tx.appendEvent(ev)
+	return requeued, nil
+}
+
+// queryTasks returns the tasks query selects (taskColumns) with args.
+func queryTasks(tx *writeTx, query string, args ...any) ([]*taskRow, error) {
+	rows, err := tx.query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []*taskRow
+	for rows.Next() {
+		r, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tasks = append(tasks, r)
+	}
+	return tasks, errors.Join(rows.Err(), rows.Close())
 }
 
 // trimEvents drops events from the oldest end of the log: those older

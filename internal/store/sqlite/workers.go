@@ -112,29 +112,19 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		if _, err := getWorker(tx, p.ID); err != nil {
 			return err
 		}
-		held, err := heldTasks(tx, p.ID)
+		held, err := queryTasks(tx, "SELECT "+taskColumns+" FROM tasks WHERE assigned_to = ? AND status = 'in_progress'", p.ID)
 		if err != nil {
 			return err
 		}
 		n := 0
 		for _, r := range held {
-			var ev taskwire.Event
-			if r.Attempt >= r.MaxAttempts {
-				msg := fmt.Sprintf("worker unregistered after %d attempts", r.Attempt)
-				if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), p.By, now); err != nil {
-					return err
-				}
-				ev = store.TaskCompletedEvent(r.Task, p.By)
-			} else {
-				r.requeue()
-				r.UpdatedAt = now
-				ev = store.TaskRequeuedEvent(r.ID, p.ID, r.Attempt, store.RequeueUnregistered, p.By, now)
-				n++
-			}
-			if err := saveTask(tx, r); err != nil {
+			back, err := releaseTask(tx, r, "worker unregistered", store.RequeueUnregistered, p.By, now)
+			if err != nil {
 				return err
 			}
-			tx.appendEvent(ev)
+			if back {
+				n++
+			}
 		}
 		if err := releaseReservations(tx, p.ID, p.By, now); err != nil {
 			return err
@@ -150,24 +140,6 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		return 0, fmt.Errorf("unregister worker %s: %w", p.ID, err)
 	}
 	return requeued, nil
-}
-
-// heldTasks reads the in_progress tasks of worker.
-func heldTasks(tx *writeTx, worker string) ([]*taskRow, error) {
-	rows, err := tx.query("SELECT "+taskColumns+" FROM tasks WHERE assigned_to = ? AND status = 'in_progress'", worker)
-	if err != nil {
-		return nil, err
-	}
-	var held []*taskRow
-	for rows.Next() {
-		r, err := scanTask(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		held = append(held, r)
-	}
-	return held, errors.Join(rows.Err(), rows.Close())
 }
 
 // releaseReservations clears the reservations of worker (event
