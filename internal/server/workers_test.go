@@ -302,8 +302,8 @@ func TestWorkers(t *testing.T) {
 
 // A dead worker's tasks are back in the queue within the worker timeout
 // plus one sweep interval, however many it held (SPEC section 7.3): a
-// sweep that stops at the store's bound (2,000 tasks at a time) goes on
-// at once instead of leaving the rest for the next interval.
+// sweep that stops at the store's bound (200 tasks at a time in SQLite)
+// goes on at once instead of leaving the rest for the next interval.
 func TestSweepReturnsEveryTaskOfADeadWorker(t *testing.T) {
 	t.Parallel()
 	const n = 2500

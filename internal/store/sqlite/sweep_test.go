@@ -43,6 +43,36 @@ func TestSweepBounded(t *testing.T) {
 	}
 }
 
+// Trimming the event log stops at its bound too, so that a sweep holds
+// the writer briefly however many events are due.
+func TestSweepTrimsEventsBounded(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	const events, keep = sweepMaxEvents + 10, 5
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := g + 1; n <= events; n += 8 {
+				create(t, s, task(n)) // one task.created event each
+			}
+		})
+	}
+	wg.Wait()
+	for _, want := range []store.SweepResult{
+		{EventsDropped: sweepMaxEvents, More: true},
+		{EventsDropped: events - keep - sweepMaxEvents},
+		{},
+	} {
+		got, err := s.Sweep(t.Context(), store.SweepParams{Now: t0.Add(time.Hour), MaxEvents: keep})
+		if err != nil || *got != want {
+			t.Errorf("Sweep = %+v, %v; want %+v", got, err, want)
+		}
+	}
+	if evs, err := s.ReadEvents(t.Context(), "", 10); err != nil || len(evs) != keep {
+		t.Errorf("ReadEvents = %d events, %v; want the newest %d", len(evs), err, keep)
+	}
+}
+
 // Event IDs are the decimal seqs of the log, from 1; an ID beyond the last
 // issued is an error, not an empty page.
 func TestEventIDs(t *testing.T) {
