@@ -37,6 +37,7 @@ func (s *Server) batch(ctx context.Context, arr []byte, checkUTF8 bool) [][]byte
 	// A few goroutines take the requests in turn: one per request would
 	// grow a fresh stack for each (the schema validator runs deep).
 	responses := make([][]byte, len(entries))
+	ctx = context.WithValue(ctx, batchKey{}, true)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(s.opts.BatchConcurrency, len(entries)) {

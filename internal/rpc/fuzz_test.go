@@ -291,7 +291,8 @@ func FuzzRequest(f *testing.F) {
 	addSeeds(f, "FuzzDecode")
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		id, method, params, ok := Request(msg)
-		out := s.Answer(context.Background(), msg)
+		out, release := s.Answer(context.Background(), msg)
+		release()
 		if json.Valid(msg) && msg[skipSpace(msg, 0)] == '[' {
 			if ok {
 				t.Fatalf("Request read the batch %q", msg)

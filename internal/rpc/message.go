@@ -22,8 +22,15 @@ func WithClientAddr(ctx context.Context, addr string) context.Context {
 // errors, limits and batch rules. It returns the response message, or nil
 // when there is none (a notification, or a batch of them only: where HTTP
 // answers 204). ctx should carry the client address (WithClientAddr).
-func (s *Server) Answer(ctx context.Context, msg []byte) []byte {
-	parts := s.handle(ctx, msg)
+// The caller runs release once the response is written or dropped (see
+// Hold); release is never nil.
+func (s *Server) Answer(ctx context.Context, msg []byte) (resp []byte, release func()) {
+	ctx, release = withHolds(ctx)
+	return join(s.handle(ctx, msg)), release
+}
+
+// join returns the parts of a response as one message, nil for none.
+func join(parts [][]byte) []byte {
 	switch len(parts) {
 	case 0:
 		return nil

@@ -164,7 +164,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	ctx := WithClientAddr(r.Context(), r.RemoteAddr)
+	ctx, release := withHolds(WithClientAddr(r.Context(), r.RemoteAddr))
+	defer release()
 	out := s.handle(ctx, body)
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)

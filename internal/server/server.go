@@ -56,6 +56,9 @@ type Config struct {
 	// 1,000,000).
 	EventRetention time.Duration
 	MaxEvents      int
+	// ResultBudget bounds the bytes of large results task.get answers
+	// hold in memory at once (default service.DefaultResultBudget).
+	ResultBudget int64
 	// RateLimits per method; nil means service.DefaultRateLimits().
 	RateLimits map[string]service.Limit
 	// Limiter, when set, enforces the rate limits instead of the
@@ -149,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	svc := service.New(st, service.Config{
 		WorkerTimeout: cfg.WorkerTimeout, RateLimits: cfg.RateLimits,
 		Limiter: cfg.Limiter, AuthRequired: cfg.Tokens != nil, MaxWaitingClaims: cfg.MaxWaitingClaims,
-		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents,
+		EventRetention: cfg.EventRetention, MaxEvents: cfg.MaxEvents, ResultBudget: cfg.ResultBudget,
 		Backend: backend, Version: cfg.Version, Now: cfg.Now, Logger: cfg.Logger,
 	})
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))

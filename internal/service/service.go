@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/taskwire/taskwire/internal/auth"
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -41,6 +43,10 @@ type Config struct {
 	// 1,000,000) are dropped by the sweeper.
 	EventRetention time.Duration
 	MaxEvents      int
+	// ResultBudget bounds the bytes of large results task.get answers hold
+	// in memory at once, from the read until the answer is written
+	// (default DefaultResultBudget); see reserveResult.
+	ResultBudget int64
 	// Backend names the store in system.health ("sqlite").
 	Backend string
 	// Version is reported by system.health.
@@ -61,6 +67,8 @@ type Service struct {
 	ready   *readySignal
 	rates   *rates
 	waiters *waiters
+	// results is the budget of large results being answered (ResultBudget).
+	results *semaphore.Weighted
 	log     *slog.Logger
 	// draining is closed by Drain: waiting claims return at once.
 	draining chan struct{}
@@ -74,6 +82,9 @@ func New(st store.Store, cfg Config) *Service {
 	}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.ResultBudget <= 0 {
+		cfg.ResultBudget = DefaultResultBudget
 	}
 	if cfg.MaxWaitingClaims <= 0 {
 		cfg.MaxWaitingClaims = DefaultMaxWaitingClaims
@@ -107,6 +118,7 @@ func New(st store.Store, cfg Config) *Service {
 		ready:    newReadySignal(),
 		rates:    newRates(),
 		waiters:  newWaiters(cfg.MaxWaitingClaims),
+		results:  semaphore.NewWeighted(cfg.ResultBudget),
 		log:      cfg.Logger,
 		draining: make(chan struct{}),
 	}

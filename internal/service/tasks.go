@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -82,6 +83,13 @@ func (s *Service) CreateTask(ctx context.Context, p *taskwire.CreateParams) (*ta
 func (s *Service) GetTask(ctx context.Context, p *taskwire.GetParams) (*taskwire.Task, error) {
 	if err := s.limit(ctx, taskwire.MethodTaskGet, ""); err != nil {
 		return nil, err
+	}
+	release, err := s.reserveResult(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !rpc.Hold(ctx, release) {
+		defer release()
 	}
 	return s.store.GetTask(ctx, p.ID)
 }

@@ -24,7 +24,7 @@ type conn struct {
 	cancel        context.CancelFunc
 	authenticated bool
 
-	out      chan []byte   // messages for the writer
+	out      chan outMsg   // messages for the writer
 	sem      chan struct{} // one token per running request
 	closing  chan struct{} // closed by shut
 	shutOnce sync.Once
@@ -49,7 +49,7 @@ type conn struct {
 func newConn(h *Handler, ws *websocket.Conn, ctx context.Context, cancel context.CancelFunc, authenticated bool) *conn {
 	return &conn{
 		h: h, ws: ws, ctx: ctx, cancel: cancel, authenticated: authenticated,
-		out:     make(chan []byte, h.opts.SendQueue),
+		out:     make(chan outMsg, h.opts.SendQueue),
 		sem:     make(chan struct{}, h.opts.MaxConcurrent),
 		closing: make(chan struct{}),
 		subs:    map[string]*forwarder{},
@@ -67,6 +67,33 @@ func (c *conn) run() {
 	c.inflight.Wait()
 	bg.Wait()
 	_ = c.ws.CloseNow()
+	c.discard()
+}
+
+// outMsg is a message for the writer, and what its answer holds (see
+// rpc.Hold), released once it is written or dropped; nil for none.
+type outMsg struct {
+	b       []byte
+	release func()
+}
+
+func (m outMsg) done() {
+	if m.release != nil {
+		m.release()
+	}
+}
+
+// discard drops the messages the writer left queued, releasing what they
+// hold; it runs once nothing sends any more.
+func (c *conn) discard() {
+	for {
+		select {
+		case m := <-c.out:
+			m.done()
+		default:
+			return
+		}
+	}
 }
 
 // readLoop reads messages until the connection fails or closes. The read
@@ -186,9 +213,9 @@ func (c *conn) authDeadline() (inTime func() bool) {
 // response that names them.
 func (c *conn) answer(msg []byte) {
 	s := &session{c: c}
-	resp := c.h.rpc.Answer(context.WithValue(c.ctx, sessionKey{}, s), msg)
-	if resp != nil {
-		c.send(resp)
+	resp, release := c.h.rpc.Answer(context.WithValue(c.ctx, sessionKey{}, s), msg)
+	if resp == nil || !c.queue(outMsg{resp, release}) {
+		release()
 	}
 	s.startSubscriptions()
 }
@@ -196,13 +223,19 @@ func (c *conn) answer(msg []byte) {
 // send queues b for the writer; it waits while the queue is full and
 // returns false once the connection is closing.
 func (c *conn) send(b []byte) bool {
+	return c.queue(outMsg{b: b})
+}
+
+// queue queues m for the writer as send does; when it returns false, m
+// was not queued and the caller releases what it holds.
+func (c *conn) queue(m outMsg) bool {
 	select {
 	case <-c.closing:
 		return false
 	default:
 	}
 	select {
-	case c.out <- b:
+	case c.out <- m:
 		return true
 	case <-c.closing:
 		return false
@@ -221,8 +254,10 @@ func (c *conn) writeLoop() {
 			}
 			_ = c.ws.Close(c.closeCode, c.closeReason)
 			return
-		case b := <-c.out:
-			if err := c.write(b); err != nil {
+		case m := <-c.out:
+			err := c.write(m.b)
+			m.done()
+			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
 					c.h.opts.Logger.Warn("ws: write timed out, dropping connection")
 				}
@@ -238,8 +273,10 @@ func (c *conn) writeLoop() {
 func (c *conn) drain() {
 	for {
 		select {
-		case b := <-c.out:
-			if c.write(b) != nil {
+		case m := <-c.out:
+			err := c.write(m.b)
+			m.done()
+			if err != nil {
 				return
 			}
 		default:

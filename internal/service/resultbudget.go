@@ -1,0 +1,63 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/rpc"
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// DefaultResultBudget is how many bytes of large results task.get answers
+// may hold in memory at once (Config.ResultBudget): one of the largest,
+// or as many smaller ones as add up to it. While it is built an answer
+// holds about four times its result's bytes (the result read, its
+// encoding, the response around it).
+const DefaultResultBudget = taskwire.MaxResultBytes
+
+// resultWait is the longest a task.get waits for its share of the result
+// budget before it is refused.
+const resultWait = 30 * time.Second
+
+// errResultBudget refuses a task.get whose result does not fit in the
+// budget now: safe to retry.
+func errResultBudget() error {
+	return &store.UnavailableError{Backend: "memory", RetryAfter: time.Second,
+		Err: errors.New("the results being answered fill the memory budget")}
+}
+
+// reserveResult takes the size of task id's result from the result budget
+// when it is large (over taskwire.ListResultLimit; a smaller one is not
+// counted), and returns the function that gives it back. A call waits up
+// to resultWait for its share, unless it is one of a batch: a batch is
+// answered whole, so its calls would wait for each other; it is refused
+// at once instead. A result larger than the whole budget takes all of it.
+func (s *Service) reserveResult(ctx context.Context, id string) (release func(), err error) {
+	rc, size, err := s.store.OpenResult(ctx, id)
+	if err != nil {
+		return func() {}, nil // no result, or no task: GetTask says which
+	}
+	_ = rc.Close()
+	if size <= taskwire.ListResultLimit {
+		return func() {}, nil
+	}
+	n := min(size, s.cfg.ResultBudget)
+	if rpc.InBatch(ctx) {
+		if !s.results.TryAcquire(n) {
+			return nil, errResultBudget()
+		}
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, resultWait)
+		defer cancel()
+		if err := s.results.Acquire(wctx, n); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, errResultBudget()
+		}
+	}
+	return sync.OnceFunc(func() { s.results.Release(n) }), nil
+}
