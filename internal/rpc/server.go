@@ -7,6 +7,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,11 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/taskwire/taskwire"
@@ -35,7 +38,21 @@ const (
 	// MinBodyRate (bytes per second) is the slowest a large body may
 	// arrive: 1 GiB in about 18 minutes.
 	MinBodyRate = 1 << 20
+	// DefaultBodyBudget is how many bytes of large bodies (over
+	// smallBody) may be in memory at once: two of the largest, so that
+	// one slow upload does not stop every other. A request holds about
+	// twice its body until it is answered (the body, the params decoded
+	// from it).
+	DefaultBodyBudget = 2 * DefaultMaxBodyBytes
 )
+
+// smallBody is the body size up to which a body is read without taking
+// from the body budget.
+const smallBody = 1 << 20
+
+// bodyWait is the longest a large body waits for its share of the body
+// budget before its request is refused.
+const bodyWait = 30 * time.Second
 
 // Options tune a Server. Zero values take the defaults.
 type Options struct {
@@ -50,6 +67,11 @@ type Options struct {
 	// answered HTTP 408, so that a client trickling bytes cannot hold a
 	// connection open. Default DefaultBodyGrace.
 	BodyGrace time.Duration
+	// BodyBudget bounds the bytes of large request bodies held in memory
+	// at once, from the read until the response is written; a body waits
+	// for its share (see readBody). At least MaxBodyBytes. Default
+	// DefaultBodyBudget.
+	BodyBudget int64
 	// BatchConcurrency is how many requests of one batch run at once.
 	// Default DefaultBatchConcurrency.
 	BatchConcurrency int
@@ -79,6 +101,10 @@ type Server struct {
 	// unavailableLog spaces out the warnings of a backend that cannot
 	// serve (see errorFor).
 	unavailableLog *rate.Sometimes
+	// bodies is the budget of large request bodies (Options.BodyBudget);
+	// a body waits at most bodyWait for its share.
+	bodies   *semaphore.Weighted
+	bodyWait time.Duration
 }
 
 // LongestBody is how long the largest body the server takes may
@@ -109,8 +135,13 @@ func NewServer(methods []Method, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.BodyBudget <= 0 {
+		opts.BodyBudget = DefaultBodyBudget
+	}
+	opts.BodyBudget = max(opts.BodyBudget, opts.MaxBodyBytes)
 	s := &Server{methods: map[string]*Method{}, opts: opts, log: opts.Logger,
-		unavailableLog: &rate.Sometimes{First: 1, Interval: unavailableLogInterval}}
+		unavailableLog: &rate.Sometimes{First: 1, Interval: unavailableLogInterval},
+		bodies:         semaphore.NewWeighted(opts.BodyBudget), bodyWait: bodyWait}
 	for _, m := range methods {
 		if _, dup := s.methods[m.name]; dup || m.name == taskwire.MethodDiscover {
 			panic(fmt.Sprintf("rpc: method %s registered twice (rpc.discover is built in)", m.name))
@@ -145,11 +176,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			errorResponse(nil, invalidRequest("HTTP method %s is not allowed, use POST", r.Method)))
 		return
 	}
-	body, err := s.readBody(w, r)
+	ctx, release := withHolds(WithClientAddr(r.Context(), r.RemoteAddr))
+	defer release()
+	body, err := s.readBody(ctx, w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		var netErr net.Error
 		switch {
+		case errors.Is(err, errBodyBudget):
+			writeJSON(w, http.StatusOK, errorResponse(nil, unavailable("memory", time.Second)))
 		case errors.As(err, &tooLarge):
 			writeJSON(w, http.StatusRequestEntityTooLarge,
 				errorResponse(nil, taskwire.TooLarge("body", int(s.opts.MaxBodyBytes))))
@@ -164,8 +199,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	ctx, release := withHolds(WithClientAddr(r.Context(), r.RemoteAddr))
-	defer release()
 	out := s.handle(ctx, body)
 	if out == nil {
 		w.WriteHeader(http.StatusNoContent)
@@ -176,10 +209,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // readBody reads the whole body into one buffer: of exactly the announced
 // size when there is a Content-Length, so a large body is never copied.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, err error) {
+// A body over smallBody bytes first takes its size from the body budget,
+// held until the response is written (ctx carries the holds); one of
+// unknown length takes as much as the largest body once it runs past
+// smallBody. A body that waits bodyWait for its share is refused with
+// errBodyBudget, unread.
+func (s *Server) readBody(ctx context.Context, w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	limit := s.opts.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if r.ContentLength > smallBody {
+		if err := s.reserveBody(ctx, r.ContentLength); err != nil {
+			return nil, err
+		}
 	}
 	// The deadline covers this body only: it is lifted once the body is
 	// in, so that a long poll or a large response is not cut. (After a
@@ -198,13 +241,43 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	}
 	in := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength < 0 {
-		return io.ReadAll(in)
+		b, err := io.ReadAll(io.LimitReader(in, smallBody+1))
+		if err != nil || len(b) <= smallBody {
+			return b, err
+		}
+		if err := s.reserveBody(ctx, limit); err != nil {
+			return nil, err
+		}
+		buf := bytes.NewBuffer(b) // grows b, without a copy at the end
+		_, err = buf.ReadFrom(in)
+		return buf.Bytes(), err
 	}
 	b := make([]byte, r.ContentLength)
 	if _, err := io.ReadFull(in, b); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// errBodyBudget refuses a body that found no room in the body budget.
+var errBodyBudget = errors.New("the bodies being read fill the memory budget")
+
+// reserveBody takes n bytes from the body budget, waiting up to
+// s.bodyWait, and holds them until the response is written (Hold).
+func (s *Server) reserveBody(ctx context.Context, n int64) error {
+	wctx, cancel := context.WithTimeout(ctx, s.bodyWait)
+	defer cancel()
+	if err := s.bodies.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errBodyBudget
+	}
+	release := sync.OnceFunc(func() { s.bodies.Release(n) })
+	if !Hold(ctx, release) {
+		release()
+	}
+	return nil
 }
 
 // writeJSON writes the response made of parts.

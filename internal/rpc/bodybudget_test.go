@@ -1,0 +1,121 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskwire/taskwire"
+)
+
+// holdParams carries a large pad, to make a large body.
+type holdParams struct {
+	Pad string `json:"pad"`
+}
+
+// bodyBudgetServer serves a method that blocks until gate closes, on a
+// server whose body budget fits one body of 3 MiB at a time.
+func bodyBudgetServer(t *testing.T, gate <-chan struct{}, entered chan<- struct{}) (*Server, *httptest.Server) {
+	t.Helper()
+	hold := Register("hold", "Wait for the gate.", func(ctx context.Context, p *holdParams) (int, error) {
+		entered <- struct{}{}
+		<-gate
+		return len(p.Pad), nil
+	})
+	s := NewServer([]Method{hold}, Options{MaxBodyBytes: 4 << 20, BodyBudget: 4 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts
+}
+
+// post sends a request of about n bytes to the hold method, without a
+// Content-Length when chunked, and returns its error object.
+func post(t *testing.T, url string, n int, chunked bool) (*taskwire.Error, error) {
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"hold","params":{"pad":"` + strings.Repeat("x", n) + `"}}`)
+	var r io.Reader = bytes.NewReader(body)
+	if chunked {
+		r = io.MultiReader(r) // hides the length: sent chunked
+	}
+	resp, err := http.Post(url, "application/json", r)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Error *taskwire.Error `json:"error"`
+	}
+	return out.Error, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Large bodies share a budget held until their response is written: a
+// second large body waits for the first's response before its method
+// runs, and one that waits too long is refused with -32001; small bodies
+// are not counted. Both with and without a Content-Length.
+func TestBodyBudget(t *testing.T) {
+	t.Parallel()
+	for _, chunked := range []bool{false, true} {
+		gate, entered := make(chan struct{}), make(chan struct{}, 4)
+		var opened sync.Once
+		open := func() { opened.Do(func() { close(gate) }) }
+		s, ts := bodyBudgetServer(t, gate, entered)
+		t.Cleanup(open) // runs before the server's Close, on failure too
+		first := make(chan error, 1)
+		go func() { _, err := post(t, ts.URL, 3<<20, chunked); first <- err }()
+		<-entered
+		if s.bodies.TryAcquire(2 << 20) {
+			t.Fatalf("chunked %v: the budget has room for 2 MiB while a 3 MiB body is held", chunked)
+		}
+		// A small body is not counted: its method runs now.
+		small := make(chan error, 1)
+		go func() { _, err := post(t, ts.URL, 100, chunked); small <- err }()
+		<-entered
+
+		second := make(chan *taskwire.Error, 1)
+		go func() {
+			e, err := post(t, ts.URL, 3<<20, chunked)
+			if err != nil {
+				t.Error(err)
+			}
+			second <- e
+		}()
+		select {
+		case <-entered:
+			t.Fatalf("chunked %v: a second large body ran beside the first", chunked)
+		case <-time.After(200 * time.Millisecond):
+		}
+		open()
+		if e := <-second; e != nil {
+			t.Errorf("chunked %v: second large body: %v", chunked, e)
+		}
+		<-entered
+		for _, ch := range []chan error{first, small} {
+			if err := <-ch; err != nil {
+				t.Errorf("chunked %v: %v", chunked, err)
+			}
+		}
+		if !s.bodies.TryAcquire(4 << 20) {
+			t.Errorf("chunked %v: the budget is not whole once every response is written", chunked)
+		}
+		s.bodies.Release(4 << 20)
+
+		// A body that waits longer than bodyWait is refused, unread.
+		s.bodyWait = 10 * time.Millisecond
+		if err := s.bodies.Acquire(context.Background(), 4<<20); err != nil {
+			t.Fatal(err)
+		}
+		e, err := post(t, ts.URL, 3<<20, chunked)
+		if err != nil || e == nil || e.Code != taskwire.CodeUnavailable {
+			t.Errorf("chunked %v: body over a full budget: %v, %v; want -32001", chunked, e, err)
+		}
+		s.bodies.Release(4 << 20)
+	}
+}
