@@ -36,12 +36,9 @@ func errResultBudget() error {
 // answered whole, so its calls would wait for each other; it is refused
 // at once instead. A result larger than the whole budget takes all of it.
 func (s *Service) reserveResult(ctx context.Context, id string) (release func(), err error) {
-	rc, size, err := s.store.OpenResult(ctx, id)
-	if err != nil {
-		return func() {}, nil // no result, or no task: GetTask says which
-	}
-	_ = rc.Close()
-	if size <= taskwire.ListResultLimit {
+	size, err := s.store.ResultSize(ctx, id)
+	if err != nil || size <= taskwire.ListResultLimit {
+		// No result, or no task: GetTask says which.
 		return func() {}, nil
 	}
 	n := min(size, s.cfg.ResultBudget)

@@ -128,6 +128,9 @@ type Store interface {
 	// OpenResult streams the stored result of a task. A task without a
 	// stored result (not final yet) is ErrNoResult.
 	OpenResult(ctx context.Context, id string) (r io.ReadCloser, size int64, err error)
+	// ResultSize is the size in bytes of the stored result of a task,
+	// read without the result; errors as OpenResult's.
+	ResultSize(ctx context.Context, id string) (int64, error)
 
 	// Ping reports whether the backend answers.
 	Ping(ctx context.Context) error

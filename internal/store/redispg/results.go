@@ -226,6 +226,18 @@ func (s *Store) OpenResult(ctx context.Context, id string) (io.ReadCloser, int64
 	return r, t.ResultSize, nil
 }
 
+// ResultSize implements store.Store.
+func (s *Store) ResultSize(ctx context.Context, id string) (int64, error) {
+	t, err := boundedValue(ctx, s, func(ctx context.Context) (*taskState, error) { return s.readTask(ctx, id) })
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("result size of %s: %w", id, err)
+	case !t.Status.Final():
+		return 0, fmt.Errorf("result size of %s: %w", id, store.ErrNoResult)
+	}
+	return t.ResultSize, nil
+}
+
 type resultReader struct {
 	s       *Store
 	ctx     context.Context

@@ -146,3 +146,19 @@ func (r *resultReader) Close() error {
 	}
 	return err
 }
+
+// ResultSize implements store.Store.
+func (s *Store) ResultSize(ctx context.Context, id string) (int64, error) {
+	var size int64
+	var stored bool
+	err := s.read.QueryRowContext(ctx, "SELECT result_size, result_sum IS NOT NULL FROM tasks WHERE id = ?", id).Scan(&size, &stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, &store.TaskNotFoundError{ID: id}
+	case err != nil:
+		return 0, unavailable(err)
+	case !stored:
+		return 0, store.ErrNoResult
+	}
+	return size, nil
+}

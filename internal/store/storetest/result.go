@@ -14,7 +14,8 @@ import (
 
 func testResult(t *testing.T, newStore newStoreFunc) {
 	// OpenResult streams exactly the bytes of the result with their size,
-	// and GetTask returns the same bytes, however large.
+	// ResultSize gives that size, and GetTask returns the same bytes,
+	// however large.
 	t.Run("RoundTrip", func(t *testing.T) {
 		t.Parallel()
 		tests := []struct {
@@ -45,6 +46,9 @@ func testResult(t *testing.T, newStore newStoreFunc) {
 				if got.ResultSize != int64(len(tt.result)) {
 					t.Errorf("GetTask ResultSize = %d, want %d", got.ResultSize, len(tt.result))
 				}
+				if size, err := s.st.ResultSize(s.ctx, taskID(1)); err != nil || size != int64(len(tt.result)) {
+					t.Errorf("ResultSize = %d, %v; want %d", size, err, len(tt.result))
+				}
 			})
 		}
 	})
@@ -72,6 +76,9 @@ func testResult(t *testing.T, newStore newStoreFunc) {
 				if !errors.Is(err, store.ErrNoResult) {
 					t.Errorf("OpenResult: err = %v, want store.ErrNoResult", err)
 				}
+				if _, err := s.st.ResultSize(s.ctx, taskID(1)); !errors.Is(err, store.ErrNoResult) {
+					t.Errorf("ResultSize: err = %v, want store.ErrNoResult", err)
+				}
 			})
 		}
 	})
@@ -81,6 +88,8 @@ func testResult(t *testing.T, newStore newStoreFunc) {
 		s := setup(t, newStore)
 		completed(s)
 		_, _, err := s.st.OpenResult(s.ctx, taskID(2))
+		wantTaskNotFound(t, err, taskID(2))
+		_, err = s.st.ResultSize(s.ctx, taskID(2))
 		wantTaskNotFound(t, err, taskID(2))
 	})
 }
