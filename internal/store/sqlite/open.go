@@ -31,6 +31,10 @@ type Options struct {
 	// hold before the store has it start over even under steady load
 	// (README, Checkpoints). Default 8192, 32 MiB of 4 KiB pages.
 	WALRestartFrames int
+	// ResidentBytes is how much of the database file and its WAL the
+	// store keeps in memory (see keeper); negative keeps nothing. Default
+	// a quarter of the machine's memory.
+	ResidentBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -42,6 +46,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WALRestartFrames <= 0 {
 		o.WALRestartFrames = walRestartFrames
+	}
+	if o.ResidentBytes == 0 {
+		o.ResidentBytes = physicalMemory() / 4
 	}
 	return o
 }
@@ -57,6 +64,7 @@ type Store struct {
 	w    *writer
 	read *sql.DB
 	ckpt *checkpointer
+	keep *keeper
 	lock *dbLock
 }
 
@@ -152,7 +160,8 @@ func openLocked(ctx context.Context, path string, opts Options) (*Store, error) 
 	}
 	w.lastEvent.Store(lastEvent)
 	go w.run()
-	return &Store{w: w, read: read, ckpt: ckpt}, nil
+	keep := startKeeper(context.WithoutCancel(ctx), opts.ResidentBytes, file, file+"-wal")
+	return &Store{w: w, read: read, ckpt: ckpt, keep: keep}, nil
 }
 
 // dsn returns the data source name of the database file with the pragmas
@@ -215,5 +224,6 @@ func (s *Store) Close() error {
 	if !stopped {
 		return nil
 	}
+	s.keep.close()
 	return errors.Join(err, s.ckpt.close(), s.read.Close(), s.lock.release())
 }

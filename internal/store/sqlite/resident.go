@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+)
+
+// residentInterval is how often the keeper goes over the database files:
+// well within the minute or more that reclaimers let a page sit unused
+// before they evict it.
+const residentInterval = 10 * time.Second
+
+// keeper keeps the database file and its WAL in memory, up to a budget of
+// bytes, going over them every residentInterval.
+//
+// Why: a claim reads the rows and index entries of the oldest queued
+// tasks, which nothing has read since they were queued. A deep queue holds
+// them for minutes, and a host that reclaims idle page cache (proactive
+// reclaim, or plain memory pressure) evicts them meanwhile. The writer
+// then reads them back from the disk one page at a time, every caller of
+// its batch waiting (the README's 1M claim tail). The keeper maps the
+// files and has the kernel populate the mapping: pages that left come
+// back in large reads, off the writer's path, and every page is mapped,
+// which reclaim that takes only unmapped page cache (DAMON's, as set on
+// the host measured) passes over. It reserves nothing: under memory
+// pressure the kernel can still take the pages, and the next pass brings
+// them back.
+type keeper struct {
+	files  []mapping
+	budget int64
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+// startKeeper starts keeping the files at paths resident, the first ones
+// first, up to budget bytes in all. Where the system cannot, it does
+// nothing.
+func startKeeper(ctx context.Context, budget int64, paths ...string) *keeper {
+	k := &keeper{budget: budget, done: make(chan struct{})}
+	for _, p := range paths {
+		k.files = append(k.files, mapping{path: p})
+	}
+	ctx, k.stop = context.WithCancel(ctx)
+	go k.run(ctx)
+	return k
+}
+
+func (k *keeper) run(ctx context.Context) {
+	defer close(k.done)
+	if !residentSupported || k.budget <= 0 {
+		return
+	}
+	tick := time.NewTicker(residentInterval)
+	defer tick.Stop()
+	for {
+		if unsupported(k.pass()) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// pass maps what each file has grown to, within the budget, and
+// populates the mappings. A failure leaves a file as it is until the next
+// pass; pass returns the last one.
+func (k *keeper) pass() error {
+	var failed error
+	left := k.budget
+	for i := range k.files {
+		m := &k.files[i]
+		n, err := m.refresh(left)
+		if err == nil {
+			err = m.populate()
+		}
+		if err != nil {
+			failed = err
+		}
+		left -= n
+	}
+	return failed
+}
+
+// close stops the keeper and releases its mappings.
+func (k *keeper) close() {
+	k.stop()
+	<-k.done
+	for i := range k.files {
+		_ = k.files[i].unmap()
+	}
+}
