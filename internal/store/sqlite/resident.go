@@ -53,7 +53,7 @@ func (k *keeper) run(ctx context.Context) {
 	tick := time.NewTicker(residentInterval)
 	defer tick.Stop()
 	for {
-		if unsupported(k.pass()) {
+		if unsupported(k.pass(ctx)) {
 			return
 		}
 		select {
@@ -65,16 +65,16 @@ func (k *keeper) run(ctx context.Context) {
 }
 
 // pass maps what each file has grown to, within the budget, and
-// populates the mappings. A failure leaves a file as it is until the next
+// populates the mappings, until ctx ends. A failure leaves a file as it is until the next
 // pass; pass returns the last one.
-func (k *keeper) pass() error {
+func (k *keeper) pass(ctx context.Context) error {
 	var failed error
 	left := k.budget
 	for i := range k.files {
 		m := &k.files[i]
 		n, err := m.refresh(left)
 		if err == nil {
-			err = m.populate()
+			err = m.populate(ctx)
 		}
 		if err != nil {
 			failed = err

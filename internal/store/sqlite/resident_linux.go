@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"os"
 
@@ -74,15 +75,27 @@ func (m *mapping) mapFile(size int64) error {
 	return nil
 }
 
+// populateStep is how much of a mapping one madvise call populates, so
+// that closing the store waits for at most one step of a first pass that
+// reads a large file from the disk.
+const populateStep = 64 << 20
+
 // populate has the kernel read into memory and map every page of the
-// mapping that is not there, in one call and in large requests; the
-// process never touches the mapping itself. A file cut shorter since refresh makes it fail with
-// EFAULT instead of a SIGBUS; the next refresh maps the new size.
-func (m *mapping) populate() error {
-	if m.data == nil {
-		return nil
+// mapping that is not there, in large requests; the process never touches
+// the mapping itself. It stops early when ctx ends. A file cut shorter
+// since refresh makes it fail with EFAULT instead of a SIGBUS; the next
+// refresh maps the new size.
+func (m *mapping) populate(ctx context.Context) error {
+	for off := 0; off < len(m.data); off += populateStep {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		end := min(off+populateStep, len(m.data))
+		if err := unix.Madvise(m.data[off:end], unix.MADV_POPULATE_READ); err != nil {
+			return err
+		}
 	}
-	return unix.Madvise(m.data, unix.MADV_POPULATE_READ)
+	return nil
 }
 
 // unmap releases the mapping.

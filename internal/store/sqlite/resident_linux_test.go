@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestKeeperReadsEvictedPagesBack(t *testing.T) {
 	path := writeFile(t, "db", 4<<20)
 	evict(t, path)
 	k := testKeeper(t, 1<<30, path)
-	if err := k.pass(); err != nil {
+	if err := k.pass(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(k.files[0].data); got != 4<<20 {
@@ -39,7 +40,7 @@ func TestKeeperFollowsTheFileSize(t *testing.T) {
 		if err := os.Truncate(path, size); err != nil {
 			t.Fatal(err)
 		}
-		if err := k.pass(); err != nil {
+		if err := k.pass(t.Context()); err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		if got := int64(len(k.files[0].data)); got != size {
@@ -49,7 +50,7 @@ func TestKeeperFollowsTheFileSize(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.pass(); err != nil {
+	if err := k.pass(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if k.files[0].data != nil {
@@ -67,7 +68,7 @@ func TestKeeperStopsAtItsBudget(t *testing.T) {
 		{1 << 20, 1 << 20, 0},
 	} {
 		k := testKeeper(t, int64(c.budget), db, wal)
-		if err := k.pass(); err != nil {
+		if err := k.pass(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if got, got2 := len(k.files[0].data), len(k.files[1].data); got != c.db || got2 != c.wal {
@@ -82,20 +83,37 @@ func TestKeeperStopsAtItsBudget(t *testing.T) {
 func TestKeeperSurvivesAFileCutShortMidPass(t *testing.T) {
 	path := writeFile(t, "db", 4<<20)
 	k := testKeeper(t, 1<<30, path)
-	if err := k.pass(); err != nil {
+	if err := k.pass(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(path, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.files[0].populate(); !errors.Is(err, unix.EFAULT) {
+	if err := k.files[0].populate(t.Context()); !errors.Is(err, unix.EFAULT) {
 		t.Fatalf("populate past the end of the file: %v, want EFAULT", err)
 	}
-	if err := k.pass(); err != nil {
+	if err := k.pass(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(k.files[0].data); got != 1<<20 {
 		t.Fatalf("mapped %d bytes, want %d", got, 1<<20)
+	}
+}
+
+// TestKeeperPassStopsWhenCanceled requires a pass to stop before it
+// populates anything once its context has ended, so that closing a store
+// does not wait for the reading of a whole large file.
+func TestKeeperPassStopsWhenCanceled(t *testing.T) {
+	path := writeFile(t, "db", 4<<20)
+	evict(t, path)
+	k := testKeeper(t, 1<<30, path)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := k.pass(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("pass after cancel: %v, want context.Canceled", err)
+	}
+	if in, all := residentPages(t, path); in == all {
+		t.Fatalf("%d of %d pages in memory after a canceled pass, want fewer", in, all)
 	}
 }
 
@@ -138,11 +156,11 @@ func BenchmarkKeeperPass(b *testing.B) {
 		b.Fatal(err)
 	}
 	k := testKeeper(b, 1<<40, path)
-	if err := k.pass(); err != nil {
+	if err := k.pass(b.Context()); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if err := k.pass(); err != nil {
+		if err := k.pass(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 	}
