@@ -22,7 +22,7 @@ import (
 
 // walRestartChild is the childEnv value of a server on the data directory
 // given as its argument, without rate limits, whose WAL starts over past
-// walRestartChildFrames frames instead of the default 8192, so that it
+// walRestartChildFrames frames instead of the default 32768, so that it
 // starts over several times a second under load.
 const (
 	walRestartChild       = "wal-restart"

@@ -13,12 +13,15 @@ import (
 const checkpointInterval = 250 * time.Millisecond
 
 // walRestartFrames is how many frames the WAL may hold before it is
-// started over (see checkpointer): 32 MiB of 4 KiB pages, half the
+// started over (see checkpointer): 128 MiB of 4 KiB pages, half the
 // journal_size_limit, so that the WAL file is reused as it is, never cut
-// back. The checkpointer makes up to restartPasses passes before the WAL
+// back. Each start over pauses the writer (3-15 ms measured), and the
+// claims that arrive meanwhile wait: at 2,500 claims/s a 32 MiB WAL
+// started over four to six times in four seconds, a 128 MiB one two or
+// three times. The checkpointer makes up to restartPasses passes before the WAL
 // starts over, fewer when one finds at most walRestartLag new frames.
 const (
-	walRestartFrames = 8192
+	walRestartFrames = 32768
 	walRestartLag    = 64
 	restartPasses    = 4
 )

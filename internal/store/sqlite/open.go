@@ -29,7 +29,7 @@ type Options struct {
 	ReadConns int
 	// WALRestartFrames is how many frames (database pages) the WAL may
 	// hold before the store has it start over even under steady load
-	// (README, Checkpoints). Default 8192, 32 MiB of 4 KiB pages.
+	// (README, Checkpoints). Default 32768, 128 MiB of 4 KiB pages.
 	WALRestartFrames int
 	// ResidentBytes is how much of the database file and its WAL the
 	// store keeps in memory (see keeper); negative keeps nothing. Default
@@ -190,7 +190,7 @@ func openLocked(ctx context.Context, path string, opts Options) (*Store, error) 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_size_limit(67108864)")
+	q.Add("_pragma", "journal_size_limit(268435456)")
 	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
