@@ -18,8 +18,9 @@ const checkpointInterval = 250 * time.Millisecond
 // back. Each start over pauses the writer (3-15 ms measured), and the
 // claims that arrive meanwhile wait: at 2,500 claims/s a 32 MiB WAL
 // started over four to six times in four seconds, a 128 MiB one two or
-// three times. The checkpointer makes up to restartPasses passes before the WAL
-// starts over, fewer when one finds at most walRestartLag new frames.
+// three times. The checkpointer makes up to restartPasses passes before
+// the WAL starts over, fewer when one finds at most walRestartLag new
+// frames.
 const (
 	walRestartFrames = 32768
 	walRestartLag    = 64

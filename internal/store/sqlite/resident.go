@@ -65,8 +65,8 @@ func (k *keeper) run(ctx context.Context) {
 }
 
 // pass maps what each file has grown to, within the budget, and
-// populates the mappings, until ctx ends. A failure leaves a file as it is until the next
-// pass; pass returns the last one.
+// populates the mappings, until ctx ends. A failure leaves a file as it
+// is until the next pass; pass returns the last one.
 func (k *keeper) pass(ctx context.Context) error {
 	var failed error
 	left := k.budget

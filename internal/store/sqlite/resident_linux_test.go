@@ -151,10 +151,7 @@ func TestStoreMapsItsDatabaseUntilClosed(t *testing.T) {
 // size: it reports the pass's time per GiB.
 func BenchmarkKeeperPass(b *testing.B) {
 	const size = 256 << 20
-	path := filepath.Join(b.TempDir(), "db")
-	if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, size), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	path := writeFile(b, "db", size)
 	k := testKeeper(b, 1<<40, path)
 	if err := k.pass(b.Context()); err != nil {
 		b.Fatal(err)
@@ -184,7 +181,7 @@ func testKeeper(t testing.TB, budget int64, paths ...string) *keeper {
 
 // writeFile writes size bytes to a new file named name in t's temporary
 // directory and returns its path.
-func writeFile(t *testing.T, name string, size int) string {
+func writeFile(t testing.TB, name string, size int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, size), 0o600); err != nil {
