@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -117,5 +118,64 @@ func TestBodyBudget(t *testing.T) {
 			t.Errorf("chunked %v: body over a full budget: %v, %v; want -32001", chunked, e, err)
 		}
 		s.bodies.Release(4 << 20)
+	}
+}
+
+// A message of a stream (a WebSocket message, whose length is not known
+// until its end) shares the budget of POST bodies: a small one takes
+// nothing, a large one the largest message's share until it is released,
+// and one that finds no room is read to its end and refused.
+func TestReadMessageBudget(t *testing.T) {
+	t.Parallel()
+	s := NewServer(nil, Options{MaxBodyBytes: 4 << 20, BodyBudget: 4 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx := context.Background()
+
+	small := []byte(`{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}`)
+	msg, release, err := s.ReadMessage(ctx, bytes.NewReader(small), 3<<20)
+	if err != nil || !bytes.Equal(msg, small) {
+		t.Fatalf("small message: %q, %v", msg, err)
+	}
+	if !s.bodies.TryAcquire(4 << 20) {
+		t.Fatal("a small message took from the budget")
+	}
+	s.bodies.Release(4 << 20)
+	release()
+
+	large := bytes.Repeat([]byte(" "), 2<<20)
+	msg, release, err = s.ReadMessage(ctx, bytes.NewReader(large), 3<<20)
+	if err != nil || !bytes.Equal(msg, large) {
+		t.Fatalf("large message: %d bytes, %v", len(msg), err)
+	}
+	if s.bodies.TryAcquire(2 << 20) {
+		t.Fatal("the budget has room for 2 MiB while a message holds 3 MiB of 4")
+	}
+	release()
+	if !s.bodies.TryAcquire(4 << 20) {
+		t.Fatal("the budget is not whole after the release")
+	}
+
+	// The budget is full now: a large message waits, then is refused,
+	// read to its end (the stream stays in step) and holding nothing.
+	s.bodyWait = 10 * time.Millisecond
+	r := bytes.NewReader(large)
+	msg, _, err = s.ReadMessage(ctx, r, 3<<20)
+	if !errors.Is(err, ErrBodyBudget) || msg != nil {
+		t.Fatalf("message over a full budget: %d bytes, %v; want ErrBodyBudget", len(msg), err)
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes of the refused message left unread", r.Len())
+	}
+	s.bodies.Release(4 << 20)
+	if !s.bodies.TryAcquire(4 << 20) {
+		t.Fatal("a refused message took from the budget")
+	}
+	var refusal struct {
+		ID    any             `json:"id"`
+		Error *taskwire.Error `json:"error"`
+	}
+	if err := json.Unmarshal(BudgetRefusal(), &refusal); err != nil || refusal.ID != nil ||
+		refusal.Error == nil || refusal.Error.Code != taskwire.CodeUnavailable {
+		t.Fatalf("refusal %s: %v", BudgetRefusal(), err)
 	}
 }

@@ -183,8 +183,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		var netErr net.Error
 		switch {
-		case errors.Is(err, errBodyBudget):
-			writeJSON(w, http.StatusOK, errorResponse(nil, unavailable("memory", time.Second)))
+		case errors.Is(err, ErrBodyBudget):
+			writeJSON(w, http.StatusOK, BudgetRefusal())
 		case errors.As(err, &tooLarge):
 			writeJSON(w, http.StatusRequestEntityTooLarge,
 				errorResponse(nil, taskwire.TooLarge("body", int(s.opts.MaxBodyBytes))))
@@ -213,7 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // held until the response is written (ctx carries the holds); one of
 // unknown length takes as much as the largest body once it runs past
 // smallBody. A body that waits bodyWait for its share is refused with
-// errBodyBudget, unread.
+// ErrBodyBudget, unread.
 func (s *Server) readBody(ctx context.Context, w http.ResponseWriter, r *http.Request) (body []byte, err error) {
 	limit := s.opts.MaxBodyBytes
 	if r.ContentLength > limit {
@@ -259,25 +259,69 @@ func (s *Server) readBody(ctx context.Context, w http.ResponseWriter, r *http.Re
 	return b, nil
 }
 
-// errBodyBudget refuses a body that found no room in the body budget.
-var errBodyBudget = errors.New("the bodies being read fill the memory budget")
+// ErrBodyBudget refuses a request that found no room in the body budget;
+// BudgetRefusal is its answer.
+var ErrBodyBudget = errors.New("the requests being read fill the memory budget")
 
-// reserveBody takes n bytes from the body budget, waiting up to
-// s.bodyWait, and holds them until the response is written (Hold).
+// BudgetRefusal is the response to a request refused with ErrBodyBudget:
+// -32001 with backend "memory", id null (the request was not read).
+func BudgetRefusal() []byte { return errorResponse(nil, unavailable("memory", time.Second)) }
+
+// reserveBody takes n bytes from the body budget (see takeBody) and holds
+// them until the response is written (Hold).
 func (s *Server) reserveBody(ctx context.Context, n int64) error {
-	wctx, cancel := context.WithTimeout(ctx, s.bodyWait)
-	defer cancel()
-	if err := s.bodies.Acquire(wctx, n); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return errBodyBudget
+	release, err := s.takeBody(ctx, n)
+	if err != nil {
+		return err
 	}
-	release := sync.OnceFunc(func() { s.bodies.Release(n) })
 	if !Hold(ctx, release) {
 		release()
 	}
 	return nil
+}
+
+// takeBody takes n bytes from the body budget, waiting up to s.bodyWait,
+// and returns the function that gives them back.
+func (s *Server) takeBody(ctx context.Context, n int64) (release func(), err error) {
+	wctx, cancel := context.WithTimeout(ctx, s.bodyWait)
+	defer cancel()
+	if err := s.bodies.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, ErrBodyBudget
+	}
+	return sync.OnceFunc(func() { s.bodies.Release(n) }), nil
+}
+
+// ReadMessage reads one request message of a stream (a WebSocket
+// message) from r, whose length is not known until its end, under the
+// budget of POST bodies: once the message runs past smallBody bytes, it
+// takes limit bytes (the largest message r can give) from the budget
+// before reading on (at most the whole budget), as a body without a
+// Content-Length does. release
+// gives them back: call it once the message's response is written or
+// dropped. A message that waited too long for its share is read to its
+// end and dropped, and ReadMessage returns ErrBodyBudget (answer it with
+// BudgetRefusal).
+func (s *Server) ReadMessage(ctx context.Context, r io.Reader, limit int64) (msg []byte, release func(), err error) {
+	msg, err = io.ReadAll(io.LimitReader(r, smallBody+1))
+	if err != nil || len(msg) <= smallBody {
+		return msg, func() {}, err
+	}
+	release, err = s.takeBody(ctx, min(limit, s.opts.BodyBudget))
+	if err != nil {
+		if _, drainErr := io.Copy(io.Discard, r); drainErr != nil {
+			return nil, nil, drainErr
+		}
+		return nil, nil, err
+	}
+	buf := bytes.NewBuffer(msg) // grows msg, without a copy at the end
+	if _, err := buf.ReadFrom(r); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return buf.Bytes(), release, nil
 }
 
 // writeJSON writes the response made of parts.

@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,31 @@ func TestMessageTooBig(t *testing.T) {
 	cl := dial(t, b, nil)
 	cl.send(`{"jsonrpc":"2.0","id":1,"method":"task.create","params":{"text":"` + strings.Repeat("x", 2000) + `"}}`)
 	cl.wantClose(websocket.StatusMessageTooBig, "")
+}
+
+// A message over 1 MiB, read under the server's budget of request bodies,
+// is answered whole, and the messages after it on the connection are
+// answered too: its share of the budget came back with its response. With
+// messages of up to 1 GiB, each large one takes 1 GiB of the budget (about
+// 2 GiB), so the third would wait for a share never given back.
+func TestLargeMessage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(wsOpts(func(o *wsOpt) { o.MaxMessageBytes = 1 << 30 })))
+	cl := dial(t, b, nil)
+	for i := range 3 {
+		id := fmt.Sprint(i + 1)
+		// 3 MiB of white space before the closing brace: the request is
+		// whole only when the end of the message is read.
+		cl.send(`{"jsonrpc":"2.0","id":` + id + `,"method":"task.create","params":{"text":"large ` + id + `"}` +
+			strings.Repeat(" ", 3<<20) + `}`)
+		m := cl.response(id)
+		if m.Error != nil {
+			t.Fatalf("message %s of 3 MiB: %v", id, m.Error)
+		}
+		if task := decode[taskwire.Task](t, m); task.Text != "large "+id {
+			t.Fatalf("message %s: created %q", id, task.Text)
+		}
+	}
 }
 
 // A text message that is not UTF-8 closes the connection with 1007 (RFC

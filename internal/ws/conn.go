@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/taskwire/taskwire/internal/rpc"
 )
 
 // conn is one WebSocket connection: a read loop that starts a goroutine
@@ -103,41 +105,74 @@ func (c *conn) readLoop() {
 	first := true
 	inTime := c.authDeadline()
 	for {
-		typ, msg, err := c.ws.Read(context.Background())
+		typ, msg, release, err := c.read()
+		if errors.Is(err, rpc.ErrBodyBudget) {
+			if !c.send(rpc.BudgetRefusal()) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 				c.h.opts.Logger.Info("ws: message over the limit", "limit", c.h.opts.MaxMessageBytes)
 			}
 			return
 		}
-		if typ == websocket.MessageText && !utf8.Valid(msg) {
-			// RFC 6455 section 8.1: text that is not UTF-8 fails the
-			// connection (a binary message is answered -32602, as HTTP).
-			c.shutAfterQueued(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+		if !c.take(typ, msg, &first, inTime, release) {
 			return
 		}
-		if first {
-			first = false
-			if !inTime() {
-				return
-			}
-			if !c.authenticate(msg) {
-				continue
-			}
-		}
-		if !c.acquire() {
-			return
-		}
-		if !c.admit() {
-			<-c.sem
-			continue
-		}
-		go func() {
-			defer c.inflight.Done()
-			defer func() { <-c.sem }()
-			c.answer(msg)
-		}()
 	}
+}
+
+// read reads the next message whole, a large one under the server's
+// budget of request bodies (rpc.Server.ReadMessage): release gives its
+// share back.
+func (c *conn) read() (typ websocket.MessageType, msg []byte, release func(), err error) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return typ, nil, nil, err
+	}
+	msg, release, err = c.h.rpc.ReadMessage(c.ctx, r, c.h.opts.MaxMessageBytes)
+	return typ, msg, release, err
+}
+
+// take answers one message read, the first one authenticating the
+// connection when it needs a token; msg holds its share of the body budget
+// until release. It returns false when the connection is done.
+func (c *conn) take(typ websocket.MessageType, msg []byte, first *bool, inTime func() bool, release func()) bool {
+	if typ == websocket.MessageText && !utf8.Valid(msg) {
+		release()
+		// RFC 6455 section 8.1: text that is not UTF-8 fails the
+		// connection (a binary message is answered -32602, as HTTP).
+		c.shutAfterQueued(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+		return false
+	}
+	if *first {
+		*first = false
+		if !inTime() {
+			release()
+			return false
+		}
+		if !c.authenticate(msg) {
+			release()
+			return true
+		}
+	}
+	if !c.acquire() {
+		release()
+		return false
+	}
+	if !c.admit() {
+		<-c.sem
+		release()
+		return true
+	}
+	go func() {
+		defer c.inflight.Done()
+		defer func() { <-c.sem }()
+		c.answer(msg, release)
+	}()
+	return true
 }
 
 // acquire takes a slot for one more request, waiting (and not reading)
@@ -210,10 +245,12 @@ func (c *conn) authDeadline() (inTime func() bool) {
 
 // answer runs one message and queues its response, then lets the
 // subscriptions it opened start sending: their events follow the
-// response that names them.
-func (c *conn) answer(msg []byte) {
+// response that names them. read is the message's share of the body
+// budget, given back with what the response holds.
+func (c *conn) answer(msg []byte, read func()) {
 	s := &session{c: c}
-	resp, release := c.h.rpc.Answer(context.WithValue(c.ctx, sessionKey{}, s), msg)
+	resp, holds := c.h.rpc.Answer(context.WithValue(c.ctx, sessionKey{}, s), msg)
+	release := func() { holds(); read() }
 	if resp == nil || !c.queue(outMsg{resp, release}) {
 		release()
 	}
