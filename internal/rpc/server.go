@@ -297,13 +297,12 @@ func (s *Server) takeBody(ctx context.Context, n int64) (release func(), err err
 // ReadMessage reads one request message of a stream (a WebSocket
 // message) from r, whose length is not known until its end, under the
 // budget of POST bodies: once the message runs past smallBody bytes, it
-// takes limit bytes (the largest message r can give) from the budget
-// before reading on (at most the whole budget), as a body without a
-// Content-Length does. release
-// gives them back: call it once the message's response is written or
-// dropped. A message that waited too long for its share is read to its
-// end and dropped, and ReadMessage returns ErrBodyBudget (answer it with
-// BudgetRefusal).
+// takes limit bytes (the largest message r can give; at most the whole
+// budget) from the budget before reading on, as a body without a
+// Content-Length does. release gives them back: call it once the
+// message's response is written or dropped. A message that waited too
+// long for its share is read to its end and dropped, and ReadMessage
+// returns ErrBodyBudget (answer it with BudgetRefusal).
 func (s *Server) ReadMessage(ctx context.Context, r io.Reader, limit int64) (msg []byte, release func(), err error) {
 	msg, err = io.ReadAll(io.LimitReader(r, smallBody+1))
 	if err != nil || len(msg) <= smallBody {
