@@ -103,6 +103,31 @@ func TestAuthFirstMessage(t *testing.T) {
 	}
 }
 
+// A connection that needs a token reads its first message only up to
+// 64 KiB, so that a caller not yet known takes nothing from the memory
+// budget of large messages: a larger one is refused and the connection
+// closed, even rpc.authenticate with a good token.
+func TestAuthFirstMessageTooLarge(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(authOn()))
+	cl := dial(t, b, nil)
+	cl.send(`{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"` + goodToken + `"}` +
+		strings.Repeat(" ", 64<<10) + `}`)
+	m := cl.next(cl.resps)
+	if m.Error == nil || m.Error.Code != taskwire.CodeNotAllowed {
+		t.Errorf("got %.200s, want error %d", m.raw, taskwire.CodeNotAllowed)
+	}
+	cl.wantClose(websocket.StatusPolicyViolation, "authentication required")
+
+	// Up to the bound, the same message authenticates.
+	ok := dial(t, b, nil)
+	ok.send(`{"jsonrpc":"2.0","id":1,"method":"rpc.authenticate","params":{"token":"` + goodToken + `"}` +
+		strings.Repeat(" ", 60<<10) + `}`)
+	if got := decode[taskwire.AuthenticateResult](t, ok.response("1")); !got.Authenticated {
+		t.Errorf("rpc.authenticate under the bound = %+v", got)
+	}
+}
+
 // A connection that needs a token and sends no first message is closed
 // once AuthTimeout has passed, so clients without a token cannot hold
 // connections open; one authenticated by its header may stay idle.

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,12 @@ func (c *conn) readLoop() {
 	first := true
 	inTime := c.authDeadline()
 	for {
-		typ, msg, release, err := c.read()
+		typ, msg, release, err := c.read(first && !c.authenticated)
+		if errors.Is(err, errAuthTooLarge) {
+			c.reply(nil, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
+			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+			return
+		}
 		if errors.Is(err, rpc.ErrBodyBudget) {
 			if !c.send(rpc.BudgetRefusal()) {
 				return
@@ -124,13 +130,30 @@ func (c *conn) readLoop() {
 	}
 }
 
+// maxAuthMessage bounds the first message of a connection that still
+// needs a token: rpc.authenticate {token} fits in it many times over, and
+// a caller not yet known takes nothing from the memory budget.
+const maxAuthMessage = 64 << 10
+
+// errAuthTooLarge is a first message over maxAuthMessage on a connection
+// that still needs a token.
+var errAuthTooLarge = errors.New("first message too large for rpc.authenticate")
+
 // read reads the next message whole, a large one under the server's
 // budget of request bodies (rpc.Server.ReadMessage): release gives its
-// share back.
-func (c *conn) read() (typ websocket.MessageType, msg []byte, release func(), err error) {
+// share back. The message that must authenticate the connection
+// (needsToken) is read only up to maxAuthMessage.
+func (c *conn) read(needsToken bool) (typ websocket.MessageType, msg []byte, release func(), err error) {
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
 		return typ, nil, nil, err
+	}
+	if needsToken {
+		msg, err = io.ReadAll(io.LimitReader(r, maxAuthMessage+1))
+		if err == nil && len(msg) > maxAuthMessage {
+			err = errAuthTooLarge
+		}
+		return typ, msg, func() {}, err
 	}
 	msg, release, err = c.h.rpc.ReadMessage(c.ctx, r, c.h.opts.MaxMessageBytes)
 	return typ, msg, release, err
