@@ -11,6 +11,13 @@ import (
 	"github.com/taskwire/taskwire/internal/rpc"
 )
 
+// requireToken answers the first message of a connection that needs a
+// token, when it is not rpc.authenticate, and closes the connection.
+func (c *conn) requireToken(id json.RawMessage) {
+	c.reply(id, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
+	c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+}
+
 // authenticate handles the first message of a connection and reports
 // whether it is still to be answered as an ordinary request. A valid
 // rpc.authenticate request is answered here: with authentication on, its
@@ -24,8 +31,7 @@ func (c *conn) authenticate(msg []byte) (passOn bool) {
 		if c.authenticated {
 			return true
 		}
-		c.reply(id, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
-		c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+		c.requireToken(id)
 		return false
 	}
 	token, e := authToken(params)

@@ -108,8 +108,7 @@ func (c *conn) readLoop() {
 	for {
 		typ, msg, release, err := c.read(first && !c.authenticated)
 		if errors.Is(err, errAuthTooLarge) {
-			c.reply(nil, nil, unauthorized("send rpc.authenticate {token} as the first message, or an Authorization: Bearer header"))
-			c.shutAfterQueued(websocket.StatusPolicyViolation, "authentication required")
+			c.requireToken(nil)
 			return
 		}
 		if errors.Is(err, rpc.ErrBodyBudget) {
