@@ -241,16 +241,11 @@ func (s *Server) readBody(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	in := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength < 0 {
-		b, err := io.ReadAll(io.LimitReader(in, smallBody+1))
-		if err != nil || len(b) <= smallBody {
-			return b, err
+		b, release, err := s.readUnsized(ctx, in, limit)
+		if err == nil && !Hold(ctx, release) {
+			release()
 		}
-		if err := s.reserveBody(ctx, limit); err != nil {
-			return nil, err
-		}
-		buf := bytes.NewBuffer(b) // grows b, without a copy at the end
-		_, err = buf.ReadFrom(in)
-		return buf.Bytes(), err
+		return b, err
 	}
 	b := make([]byte, r.ContentLength)
 	if _, err := io.ReadFull(in, b); err != nil {
@@ -296,26 +291,36 @@ func (s *Server) takeBody(ctx context.Context, n int64) (release func(), err err
 
 // ReadMessage reads one request message of a stream (a WebSocket
 // message) from r, whose length is not known until its end, under the
-// budget of POST bodies: once the message runs past smallBody bytes, it
-// takes limit bytes (the largest message r can give; at most the whole
-// budget) from the budget before reading on, as a body without a
-// Content-Length does. release gives them back: call it once the
-// message's response is written or dropped. A message that waited too
-// long for its share is read to its end and dropped, and ReadMessage
-// returns ErrBodyBudget (answer it with BudgetRefusal).
+// budget of POST bodies, as a body without a Content-Length
+// (readUnsized): limit is the largest message r can give. release gives
+// its share back: call it once the message's response is written or
+// dropped. A message that waited too long for its share is read to its
+// end and dropped, and ReadMessage returns ErrBodyBudget (answer it with
+// BudgetRefusal).
 func (s *Server) ReadMessage(ctx context.Context, r io.Reader, limit int64) (msg []byte, release func(), err error) {
-	msg, err = io.ReadAll(io.LimitReader(r, smallBody+1))
-	if err != nil || len(msg) <= smallBody {
-		return msg, func() {}, err
-	}
-	release, err = s.takeBody(ctx, min(limit, s.opts.BodyBudget))
-	if err != nil {
+	msg, release, err = s.readUnsized(ctx, r, limit)
+	if errors.Is(err, ErrBodyBudget) {
 		if _, drainErr := io.Copy(io.Discard, r); drainErr != nil {
 			return nil, nil, drainErr
 		}
+	}
+	return msg, release, err
+}
+
+// readUnsized reads r whole, its length known only at its end: once it
+// runs past smallBody bytes, it takes limit bytes (at most the whole
+// budget) from the body budget before reading on, given back by release.
+// A read that finds no room in time returns ErrBodyBudget, the rest of r
+// unread.
+func (s *Server) readUnsized(ctx context.Context, r io.Reader, limit int64) (b []byte, release func(), err error) {
+	b, err = io.ReadAll(io.LimitReader(r, smallBody+1))
+	if err != nil || len(b) <= smallBody {
+		return b, func() {}, err
+	}
+	if release, err = s.takeBody(ctx, min(limit, s.opts.BodyBudget)); err != nil {
 		return nil, nil, err
 	}
-	buf := bytes.NewBuffer(msg) // grows msg, without a copy at the end
+	buf := bytes.NewBuffer(b) // grows b, without a copy at the end
 	if _, err := buf.ReadFrom(r); err != nil {
 		release()
 		return nil, nil, err
