@@ -80,13 +80,16 @@ func (m *mapping) mapFile(size int64) error {
 // reads a large file from the disk.
 const populateStep = 64 << 20
 
+// size is how many bytes of the file are mapped.
+func (m *mapping) size() int64 { return int64(len(m.data)) }
+
 // populate has the kernel read into memory and map every page of the
-// mapping that is not there, in large requests; the process never touches
-// the mapping itself. It stops early when ctx ends. A file cut shorter
-// since refresh makes it fail with EFAULT instead of a SIGBUS; the next
-// refresh maps the new size.
-func (m *mapping) populate(ctx context.Context) error {
-	for off := 0; off < len(m.data); off += populateStep {
+// mapping from byte from on that is not there, in large requests; the
+// process never touches the mapping itself. It stops early when ctx
+// ends. A file cut shorter since refresh makes it fail with EFAULT
+// instead of a SIGBUS; the next refresh maps the new size.
+func (m *mapping) populate(ctx context.Context, from int64) error {
+	for off := int(from) &^ (os.Getpagesize() - 1); off < len(m.data); off += populateStep {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

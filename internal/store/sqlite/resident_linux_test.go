@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,62 @@ func TestKeeperStopsAtItsBudget(t *testing.T) {
 	}
 }
 
+// TestKeeperGrowMapsOnlyTheGrowth grows a file between passes: grow maps
+// every page the file grew by and none of those it had before (a pass
+// maps those), so that it costs what the file grew by.
+func TestKeeperGrowMapsOnlyTheGrowth(t *testing.T) {
+	path := writeFile(t, "db-wal", 1<<20)
+	k := testKeeper(t, 1<<30, path)
+	if err := k.pass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Unmap and evict what the pass mapped, so that only a pass would
+	// bring it back.
+	if err := unix.Madvise(k.files[0].data, unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	evict(t, path)
+	appendFile(t, path, 2<<20)
+	if err := k.grow(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mappedBytes(t, path); got != 2<<20 {
+		t.Fatalf("%d bytes mapped in memory after grow, want the %d the file grew by", got, 2<<20)
+	}
+	if err := k.pass(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mappedBytes(t, path); got != 3<<20 {
+		t.Fatalf("%d bytes mapped in memory after a pass, want all %d", got, 3<<20)
+	}
+}
+
+// TestKeeperMapsAppendedPagesBeforeTheNextPass requires a running keeper
+// to map the pages appended to a file well before its next whole pass:
+// fresh pages left unmapped for a pass interval were the ones a reclaimer
+// took.
+func TestKeeperMapsAppendedPagesBeforeTheNextPass(t *testing.T) {
+	path := writeFile(t, "db-wal", 1<<20)
+	k := startKeeper(t.Context(), 1<<30, path)
+	t.Cleanup(k.close)
+	waitMapped(t, path, 1<<20)
+	appendFile(t, path, 1<<20)
+	waitMapped(t, path, 2<<20)
+}
+
+// waitMapped waits until size bytes of the file at path are mapped in
+// memory, for half a pass interval at most.
+func waitMapped(t *testing.T, path string, size int64) {
+	t.Helper()
+	deadline := time.Now().Add(residentInterval / 2)
+	for mappedBytes(t, path) != size {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes of %s mapped in memory, want %d", mappedBytes(t, path), path, size)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestKeeperSurvivesAFileCutShortMidPass cuts the file shorter between
 // mapping and populating: populate fails instead of killing the process
 // with SIGBUS, and the next pass maps the new size.
@@ -89,7 +146,7 @@ func TestKeeperSurvivesAFileCutShortMidPass(t *testing.T) {
 	if err := os.Truncate(path, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.files[0].populate(t.Context()); !errors.Is(err, unix.EFAULT) {
+	if err := k.files[0].populate(t.Context(), 0); !errors.Is(err, unix.EFAULT) {
 		t.Fatalf("populate past the end of the file: %v, want EFAULT", err)
 	}
 	if err := k.pass(t.Context()); err != nil {
@@ -190,6 +247,19 @@ func writeFile(t testing.TB, name string, size int) string {
 	return path
 }
 
+// appendFile appends size bytes to the file at path.
+func appendFile(t *testing.T, path string, size int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(bytes.Repeat([]byte{0xa5}, size)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // evict writes the file at path to disk and drops its pages from the page
 // cache. It skips the test, loudly, on a file system that keeps them (such
 // as tmpfs), where there is nothing to read back.
@@ -254,4 +324,30 @@ func mapped(t *testing.T, path string) bool {
 		}
 	}
 	return false
+}
+
+// mappedBytes is how many bytes of the file at path the process's
+// mappings of it hold in memory (their Rss in /proc/self/smaps).
+func mappedBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kib int64
+	ours := false
+	for line := range strings.Lines(string(smaps)) {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":"):
+			ours = fields[len(fields)-1] == path
+		case ours && len(fields) == 3 && fields[0] == "Rss:":
+			n, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kib += n
+		}
+	}
+	return kib << 10
 }
