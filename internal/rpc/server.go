@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/budget"
 )
 
 // Defaults of Options.
@@ -278,15 +278,11 @@ func (s *Server) reserveBody(ctx context.Context, n int64) error {
 // takeBody takes n bytes from the body budget, waiting up to s.bodyWait,
 // and returns the function that gives them back.
 func (s *Server) takeBody(ctx context.Context, n int64) (release func(), err error) {
-	wctx, cancel := context.WithTimeout(ctx, s.bodyWait)
-	defer cancel()
-	if err := s.bodies.Acquire(wctx, n); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, ErrBodyBudget
+	release, err = budget.Take(ctx, s.bodies, n, s.bodyWait)
+	if errors.Is(err, budget.ErrExhausted) {
+		err = ErrBodyBudget
 	}
-	return sync.OnceFunc(func() { s.bodies.Release(n) }), nil
+	return release, err
 }
 
 // ReadMessage reads one request message of a stream (a WebSocket

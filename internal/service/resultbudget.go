@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taskwire/taskwire"
+	"github.com/taskwire/taskwire/internal/budget"
 	"github.com/taskwire/taskwire/internal/rpc"
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -46,15 +47,11 @@ func (s *Service) reserveResult(ctx context.Context, id string) (release func(),
 		if !s.results.TryAcquire(n) {
 			return nil, errResultBudget()
 		}
-	} else {
-		wctx, cancel := context.WithTimeout(ctx, resultWait)
-		defer cancel()
-		if err := s.results.Acquire(wctx, n); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, errResultBudget()
-		}
+		return sync.OnceFunc(func() { s.results.Release(n) }), nil
 	}
-	return sync.OnceFunc(func() { s.results.Release(n) }), nil
+	release, err = budget.Take(ctx, s.results, n, resultWait)
+	if errors.Is(err, budget.ErrExhausted) {
+		err = errResultBudget()
+	}
+	return release, err
 }
