@@ -86,7 +86,8 @@ func (k *keeper) pass(ctx context.Context) error {
 }
 
 // grow maps what each file has grown to, within the budget, and
-// populates only what the mappings have grown by since the last pass.
+// populates only what the mappings have grown by since the keeper last
+// looked (a pass or a grow).
 func (k *keeper) grow(ctx context.Context) error {
 	return k.refresh(ctx, true)
 }
