@@ -160,10 +160,16 @@ func (c *conn) read(needsToken bool) (typ websocket.MessageType, msg []byte, rel
 
 // take answers one message read, the first one authenticating the
 // connection when it needs a token; msg holds its share of the body budget
-// until release. It returns false when the connection is done.
+// until release, which take calls itself unless the message is answered.
+// It returns false when the connection is done.
 func (c *conn) take(typ websocket.MessageType, msg []byte, first *bool, inTime func() bool, release func()) bool {
+	answering := false
+	defer func() {
+		if !answering {
+			release()
+		}
+	}()
 	if typ == websocket.MessageText && !utf8.Valid(msg) {
-		release()
 		// RFC 6455 section 8.1: text that is not UTF-8 fails the
 		// connection (a binary message is answered -32602, as HTTP).
 		c.shutAfterQueued(websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8")
@@ -172,23 +178,20 @@ func (c *conn) take(typ websocket.MessageType, msg []byte, first *bool, inTime f
 	if *first {
 		*first = false
 		if !inTime() {
-			release()
 			return false
 		}
 		if !c.authenticate(msg) {
-			release()
 			return true
 		}
 	}
 	if !c.acquire() {
-		release()
 		return false
 	}
 	if !c.admit() {
 		<-c.sem
-		release()
 		return true
 	}
+	answering = true
 	go func() {
 		defer c.inflight.Done()
 		defer func() { <-c.sem }()
