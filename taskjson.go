@@ -3,17 +3,51 @@ package taskwire
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
 )
 
-// appendJSON appends the wire form of t to b, field by field in the order
-// of SPEC section 3 (Task's order), without reflection: tasks are most of
-// what the server writes. Strings are escaped as encoding/json escapes
-// them, without its escaping of <, > and &; metadata and result are
-// appended compacted.
-func (t *Task) appendJSON(b []byte) ([]byte, error) {
+// AppendJSON appends the wire form of t to b, what MarshalJSON returns,
+// field by field in the order of SPEC section 3 (Task's order), without
+// reflection: tasks are most of what the server writes. Strings are
+// escaped as encoding/json escapes them, without its escaping of <, > and
+// &; metadata and result are appended compacted but not checked to be
+// JSON (encoding/json checks what MarshalJSON returns; a caller of
+// AppendJSON checks what it appended). b grows once for the result and
+// what follows it, with room for a few hundred bytes more (the end of a
+// response around the task), so that a large result is copied into b
+// once.
+func (t *Task) AppendJSON(b []byte) ([]byte, error) {
+	b, err := t.appendHead(b)
+	if err != nil {
+		return nil, err
+	}
+	// An error message escaped grows up to six times (\u00XX).
+	b = slices.Grow(b, len(t.Result)+6*len(t.Error)+tailRoom)
+	if b, err = appendRawJSON(b, t.Result); err != nil {
+		return nil, err
+	}
+	return t.appendTail(b), nil
+}
+
+// AppendJSONAround appends the wire form of t as AppendJSON does, but for
+// its result, which a writer sends between head and tail as it is: head
+// ends with "result": and tail goes on after the result. A large result
+// is then written without a copy. The result must be compact JSON, as
+// AppendJSON would write it.
+func (t *Task) AppendJSONAround(head, tail []byte) ([]byte, []byte, error) {
+	head, err := t.appendHead(head)
+	if err != nil {
+		return nil, nil, err
+	}
+	return head, t.appendTail(tail), nil
+}
+
+// appendHead appends the fields of t's wire form before the result's
+// value, "result": included.
+func (t *Task) appendHead(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, t.ID)
 	b = append(b, `,"queue":`...)
@@ -41,10 +75,12 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 	b = appendJSONTime(b, t.RunAt)
 	b = append(b, `,"leaseExpiresAt":`...)
 	b = appendJSONTime(b, t.LeaseExpiresAt)
-	b = append(b, `,"result":`...)
-	if b, err = appendRawJSON(b, t.Result); err != nil {
-		return nil, err
-	}
+	return append(b, `,"result":`...), nil
+}
+
+// appendTail appends the fields of t's wire form after the result's
+// value, and the closing brace.
+func (t *Task) appendTail(b []byte) []byte {
 	if t.ResultSize != 0 {
 		b = append(b, `,"resultSize":`...)
 		b = strconv.AppendInt(b, t.ResultSize, 10)
@@ -66,8 +102,13 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 	} else {
 		b = strconv.AppendInt(b, t.DurationMs, 10)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
+
+// tailRoom is the room AppendJSON leaves after a task's result for the
+// fields that follow it (the error message aside) and a few hundred bytes
+// more.
+const tailRoom = 768
 
 // appendRawJSON appends m compacted, or null when m is empty.
 func appendRawJSON(b []byte, m json.RawMessage) ([]byte, error) {
@@ -75,7 +116,7 @@ func appendRawJSON(b []byte, m json.RawMessage) ([]byte, error) {
 		return append(b, "null"...), nil
 	}
 	if !bytes.ContainsAny(m, " \t\r\n") {
-		return append(b, m...), nil // compact already; the caller's encoder checks it is JSON
+		return append(b, m...), nil // compact already; the caller checks it is JSON
 	}
 	buf := bytes.NewBuffer(b)
 	if err := json.Compact(buf, m); err != nil {

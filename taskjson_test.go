@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -86,6 +87,19 @@ func checkTaskJSON(t *testing.T, task Task) {
 	want := taskByReflection(t, task)
 	if g, w := decodeAny(t, got), decodeAny(t, want); !reflect.DeepEqual(g, w) {
 		t.Errorf("MarshalJSON wrote\n%s\nencoding/json writes\n%s", got, want)
+	}
+	if !bytes.ContainsAny(task.Result, " \t\r\n") {
+		head, tail, err := task.AppendJSONAround([]byte("x"), []byte("y"))
+		result := []byte(task.Result)
+		if len(result) == 0 {
+			result = []byte("null")
+		}
+		// head and tail go on from what they held.
+		around := slices.Concat(head, result, tail)
+		if err != nil || !bytes.HasPrefix(head, []byte("x")) || !bytes.HasPrefix(tail, []byte("y")) ||
+			!bytes.Equal(slices.Concat(head[1:], result, tail[1:]), got) {
+			t.Errorf("AppendJSONAround around the result (%v):\n%s\nMarshalJSON wrote\n%s", err, around, got)
+		}
 	}
 }
 
