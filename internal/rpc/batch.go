@@ -36,7 +36,7 @@ func (s *Server) batch(ctx context.Context, arr []byte, checkUTF8 bool) [][]byte
 
 	// A few goroutines take the requests in turn: one per request would
 	// grow a fresh stack for each (the schema validator runs deep).
-	responses := make([][]byte, len(entries))
+	responses := make([][][]byte, len(entries))
 	ctx = context.WithValue(ctx, batchKey{}, true)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -58,7 +58,7 @@ func (s *Server) batch(ctx context.Context, arr []byte, checkUTF8 bool) [][]byte
 		if len(parts) == 0 {
 			sep[0] = '['
 		}
-		parts = append(parts, sep, r)
+		parts = append(append(parts, sep), r...)
 	}
 	if len(parts) == 0 {
 		return nil

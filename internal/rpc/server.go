@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -352,45 +353,43 @@ func (s *Server) handle(ctx context.Context, body []byte) [][]byte {
 	if v[0] == '[' {
 		return s.batch(ctx, v, checkUTF8)
 	}
-	if resp := s.answer(ctx, v, checkUTF8); resp != nil {
-		return [][]byte{resp}
-	}
-	return nil
+	return s.answer(ctx, v, checkUTF8)
 }
 
-// answer runs the request object b and returns its response, nil for a
-// notification.
-func (s *Server) answer(ctx context.Context, b []byte, checkUTF8 bool) []byte {
+// answer runs the request object b and returns the parts of its
+// response, nil for a notification.
+func (s *Server) answer(ctx context.Context, b []byte, checkUTF8 bool) [][]byte {
 	req, rpcErr := parseRequest(b, checkUTF8)
 	if rpcErr != nil {
-		return errorResponse(req.id, rpcErr)
+		return [][]byte{errorResponse(req.id, rpcErr)}
 	}
-	var result []byte
+	var resp [][]byte
 	if m := s.methods[req.method]; m == nil {
 		rpcErr = methodNotFound(req.method)
 		if s.opts.Observe != nil {
 			s.opts.Observe(UnknownMethod, 0, rpcErr.Code)
 		}
 	} else {
-		result, rpcErr = s.call(ctx, m, req.params, checkUTF8)
+		resp, rpcErr = s.call(ctx, m, req.params, checkUTF8, req.id)
 	}
 	switch {
 	case req.id == nil:
 		return nil
 	case rpcErr != nil:
-		return errorResponse(req.id, rpcErr)
+		return [][]byte{errorResponse(req.id, rpcErr)}
 	}
-	return resultResponse(req.id, result)
+	return resp
 }
 
-// call runs method m with the raw params and returns its encoded result.
-// A panic in the method is an internal error, logged with its stack.
-func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 bool) (result []byte, rpcErr *taskwire.Error) {
+// call runs method m with the raw params and returns the parts of its
+// success response to the request id, nil for a notification (id nil). A
+// panic in the method is an internal error, logged with its stack.
+func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 bool, id []byte) (resp [][]byte, rpcErr *taskwire.Error) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("rpc: method panicked", "method", m.name, "panic", p, "stack", string(debug.Stack()))
-			result, rpcErr = nil, internalError()
+			resp, rpcErr = nil, internalError()
 		}
 		if s.opts.Observe != nil {
 			var code taskwire.Code
@@ -408,11 +407,14 @@ func (s *Server) call(ctx context.Context, m *Method, params []byte, checkUTF8 b
 	if err != nil {
 		return nil, s.errorFor(m.name, err)
 	}
-	if result, err = taskwire.MarshalJSON(v); err != nil {
+	if id == nil {
+		return nil, nil
+	}
+	if resp, err = resultResponse(id, v); err != nil {
 		s.log.Error("rpc: cannot encode result", "method", m.name, "error", err)
 		return nil, internalError()
 	}
-	return result, nil
+	return resp, nil
 }
 
 // paramsObject is the params object a method decodes: {} when the
@@ -431,15 +433,57 @@ func paramsObject(params []byte) ([]byte, *taskwire.Error) {
 	return params, nil
 }
 
-// resultResponse encodes a success response; result is the encoded result.
-func resultResponse(id, result []byte) []byte {
-	b := make([]byte, 0, len(`{"jsonrpc":"2.0","result":,"id":}`)+len(result)+len(id))
-	b = append(b, `{"jsonrpc":"2.0","result":`...)
-	b = append(b, result...)
-	b = append(b, `,"id":`...)
-	b = append(b, id...)
-	return append(b, '}')
+// resultResponse encodes a success response around a method's result v,
+// in parts.
+func resultResponse(id []byte, v any) ([][]byte, error) {
+	head := append(make([]byte, 0, 512+len(id)), `{"jsonrpc":"2.0","result":`...)
+	var parts [][]byte
+	var err error
+	if t, ok := v.(*taskwire.Task); ok {
+		parts, err = appendTask(head, t)
+	} else {
+		var enc []byte
+		enc, err = taskwire.MarshalJSON(v)
+		parts = [][]byte{append(head, enc...)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	last := parts[len(parts)-1]
+	last = append(append(last, `,"id":`...), id...)
+	parts[len(parts)-1] = append(last, '}')
+	return parts, nil
 }
+
+// appendTask appends t's encoding to b, in parts. A task encodes itself
+// (taskwire.Task.AppendJSON) and is checked with json.Valid, as
+// encoding/json checks what it encodes. A task whose result is large
+// (most of an answer's bytes) and compact is written around its result,
+// which goes out as it is: no copy of it is made.
+func appendTask(b []byte, t *taskwire.Task) ([][]byte, error) {
+	start := len(b)
+	if len(t.Result) <= taskwire.ListResultLimit || bytes.ContainsAny(t.Result, " \t\r\n") {
+		b, err := t.AppendJSON(b)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(b[start:]) {
+			return nil, errTaskEncoding
+		}
+		return [][]byte{b}, nil
+	}
+	b, tail, err := t.AppendJSONAround(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(t.Result) || !json.Valid(slices.Concat(b[start:], jsonNull, tail)) {
+		return nil, errTaskEncoding
+	}
+	return [][]byte{b, t.Result, tail}, nil
+}
+
+// errTaskEncoding is a task whose encoding is not JSON.
+var errTaskEncoding = errors.New("the task's encoding is not JSON")
 
 // errorResponse encodes an error response; a nil id is written null.
 func errorResponse(id []byte, e *taskwire.Error) []byte {

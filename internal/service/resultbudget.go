@@ -14,9 +14,9 @@ import (
 
 // DefaultResultBudget is how many bytes of large results task.get answers
 // may hold in memory at once (Config.ResultBudget): one of the largest,
-// or as many smaller ones as add up to it. While it is built an answer
-// holds about four times its result's bytes (the result read, its
-// encoding, the response around it).
+// or as many smaller ones as add up to it. An answer holds its result's
+// bytes once over HTTP (the response is written around the result read),
+// twice over WebSocket (the message is one copy).
 const DefaultResultBudget = taskwire.MaxResultBytes
 
 // resultWait is the longest a task.get waits for its share of the result
