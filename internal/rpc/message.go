@@ -19,33 +19,16 @@ func WithClientAddr(ctx context.Context, addr string) context.Context {
 
 // Answer answers one JSON-RPC message exactly as ServeHTTP answers a POST
 // body with it: a request object or a batch, with the same validation,
-// errors, limits and batch rules. It returns the response message, or nil
-// when there is none (a notification, or a batch of them only: where HTTP
-// answers 204). ctx should carry the client address (WithClientAddr).
-// The caller runs release once the response is written or dropped (see
-// Hold); release is never nil.
-func (s *Server) Answer(ctx context.Context, msg []byte) (resp []byte, release func()) {
+// errors, limits and batch rules. It returns the response message in
+// parts, to be sent one after the other as one message (a large task
+// result is a part of its own, not copied), or nil when there is none (a
+// notification, or a batch of them only: where HTTP answers 204). ctx
+// should carry the client address (WithClientAddr). The caller runs
+// release once the response is written or dropped (see Hold); release is
+// never nil.
+func (s *Server) Answer(ctx context.Context, msg []byte) (parts [][]byte, release func()) {
 	ctx, release = withHolds(ctx)
-	return join(s.handle(ctx, msg)), release
-}
-
-// join returns the parts of a response as one message, nil for none.
-func join(parts [][]byte) []byte {
-	switch len(parts) {
-	case 0:
-		return nil
-	case 1:
-		return parts[0]
-	}
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	out := make([]byte, 0, n)
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
+	return s.handle(ctx, msg), release
 }
 
 // Request reads msg as one JSON-RPC request object, checked as Answer

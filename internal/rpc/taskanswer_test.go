@@ -63,9 +63,9 @@ func TestTaskAnswer(t *testing.T) {
 			if wantBatch := "[" + want(p, 1) + "," + want(p, 2) + "]"; resp.StatusCode != http.StatusOK || string(body) != wantBatch {
 				t.Errorf("batch: HTTP %d, answer %.200s\nwant %.200s", resp.StatusCode, body, wantBatch)
 			}
-			msg, release := b.srv.Answer(context.Background(), []byte(request(p, 3)))
+			parts, release := b.srv.Answer(context.Background(), []byte(request(p, 3)))
 			release()
-			if string(msg) != want(p, 3) {
+			if msg := bytes.Join(parts, nil); string(msg) != want(p, 3) {
 				t.Errorf("message: %.200s\nwant %.200s", msg, want(p, 3))
 			}
 		})

@@ -73,10 +73,10 @@ func (c *conn) run() {
 	c.discard()
 }
 
-// outMsg is a message for the writer, and what its answer holds (see
-// rpc.Hold), released once it is written or dropped; nil for none.
+// outMsg is a message for the writer, in parts, and what its answer holds
+// (see rpc.Hold), released once it is written or dropped; nil for none.
 type outMsg struct {
-	b       []byte
+	parts   [][]byte
 	release func()
 }
 
@@ -285,7 +285,7 @@ func (c *conn) answer(msg []byte, read func()) {
 // send queues b for the writer; it waits while the queue is full and
 // returns false once the connection is closing.
 func (c *conn) send(b []byte) bool {
-	return c.queue(outMsg{b: b})
+	return c.queue(outMsg{parts: [][]byte{b}})
 }
 
 // queue queues m for the writer as send does; when it returns false, m
@@ -317,7 +317,7 @@ func (c *conn) writeLoop() {
 			_ = c.ws.Close(c.closeCode, c.closeReason)
 			return
 		case m := <-c.out:
-			err := c.write(m.b)
+			err := c.write(m.parts)
 			m.done()
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
@@ -336,7 +336,7 @@ func (c *conn) drain() {
 	for {
 		select {
 		case m := <-c.out:
-			err := c.write(m.b)
+			err := c.write(m.parts)
 			m.done()
 			if err != nil {
 				return
@@ -347,10 +347,23 @@ func (c *conn) drain() {
 	}
 }
 
-func (c *conn) write(b []byte) error {
+// write writes parts as one message.
+func (c *conn) write(parts [][]byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
 	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	if len(parts) == 1 {
+		return c.ws.Write(ctx, websocket.MessageText, parts[0])
+	}
+	w, err := c.ws.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return errors.Join(err, w.Close())
+		}
+	}
+	return w.Close()
 }
 
 // pingLoop pings every PingInterval; a peer that does not answer within
