@@ -2,12 +2,16 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskwire/taskwire"
@@ -235,5 +239,50 @@ func TestTaskResponsesCarryResult(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTaskGetLargeResult: task.get answers a large result (over 64 KiB,
+// written around, not copied), compact or spaced, whole and the same over
+// HTTP and over WebSocket, as one message.
+func TestTaskGetLargeResult(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	register(t, b, "w1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.url, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(-1)
+	for _, sep := range []string{",", ", "} {
+		result := []byte("[" + strings.TrimSuffix(strings.Repeat(`"abcdefgh"`+sep, 20000), sep) + "]")
+		task := createTask(t, b, params{})
+		claimOne(t, b, "w1")
+		completeRaw(t, b, task.ID, "w1", result)
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":7,"method":"task.get","params":{"id":%q}}`, task.ID)
+		overHTTP, status, err := b.cl.Post(ctx, []byte(req))
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("HTTP %d %v", status, err)
+		}
+		var got struct {
+			Result taskwire.Task `json:"result"`
+		}
+		if err := json.Unmarshal(overHTTP, &got); err != nil {
+			t.Fatalf("%v: %.300s", err, overHTTP)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, result); err != nil || !bytes.Equal(got.Result.Result, compact.Bytes()) {
+			t.Errorf("separator %q: result of %d bytes answered, want the %d sent, compacted", sep, len(got.Result.Result), compact.Len())
+		}
+		if err := c.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		_, overWS, err := c.Read(ctx)
+		if err != nil || !bytes.Equal(overWS, overHTTP) {
+			t.Errorf("separator %q: WebSocket answer (%v) %.200s\ndiffers from HTTP's %.200s", sep, err, overWS, overHTTP)
+		}
 	}
 }
