@@ -15,8 +15,7 @@ import (
 // DefaultResultBudget is how many bytes of large results task.get answers
 // may hold in memory at once (Config.ResultBudget): one of the largest,
 // or as many smaller ones as add up to it. An answer holds its result's
-// bytes once over HTTP (the response is written around the result read),
-// twice over WebSocket (the message is one copy).
+// bytes once: the response is written around the result read.
 const DefaultResultBudget = taskwire.MaxResultBytes
 
 // resultWait is the longest a task.get waits for its share of the result
