@@ -180,7 +180,7 @@ func commandResult(out []byte) json.RawMessage {
 	if len(trimmed) > 0 && utf8.Valid(trimmed) && json.Valid(trimmed) {
 		return trimmed
 	}
-	s, _ := json.Marshal(strings.TrimRight(string(out), "\n"))
+	s, _ := taskwire.MarshalJSON(strings.TrimRight(string(out), "\n"))
 	return s
 }
 

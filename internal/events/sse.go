@@ -176,7 +176,7 @@ func appendPosition(b []byte, id string) []byte {
 
 // appendEvent appends e to b in the text/event-stream format.
 func appendEvent(b []byte, e *taskwire.Event) []byte {
-	data, err := json.Marshal(e)
+	data, err := taskwire.MarshalJSON(e)
 	if err != nil {
 		// Payload and metadata come from the log as JSON; a row that is
 		// not cannot be sent as data but keeps its place in the stream.

@@ -694,3 +694,15 @@ func TestEventsGapAfterTrimmed(t *testing.T) {
 	}
 	s.quiet(t) // the event kept is a task.created
 }
+
+// TestEventsNotHTMLEscaped: an event's payload keeps <, > and & as they
+// are, as every answer of the server does.
+func TestEventsNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := openEvents(t, b, "", "")
+	createTask(t, b, params{"text": `<b> & "x"`})
+	if m := s.events(t, 1)[0]; !strings.Contains(m.Data, `"text":"<b> & \"x\""`) {
+		t.Errorf("task.created data %s: want the text as sent, unescaped", m.Data)
+	}
+}

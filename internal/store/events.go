@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/taskwire/taskwire"
@@ -17,8 +16,8 @@ import (
 const SystemActor = "system"
 
 func event(typ taskwire.EventType, taskID string, now time.Time, payload, metadata any) taskwire.Event {
-	p, _ := json.Marshal(payload)  // maps or structs of plain values: cannot fail
-	m, _ := json.Marshal(metadata) // likewise
+	p, _ := taskwire.MarshalJSON(payload)  // maps or structs of plain values: cannot fail
+	m, _ := taskwire.MarshalJSON(metadata) // likewise
 	return taskwire.Event{Type: typ, TaskID: taskID, Payload: p, Metadata: m, Timestamp: now.UnixMilli()}
 }
 

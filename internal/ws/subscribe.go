@@ -2,7 +2,6 @@ package ws
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -215,7 +214,7 @@ func (f *forwarder) end() {
 // forward queues the notification of e unless the subscription was
 // stopped; it returns false once the connection is closing.
 func (f *forwarder) forward(e *taskwire.Event) bool {
-	b, err := json.Marshal(struct {
+	b, err := taskwire.MarshalJSON(struct {
 		JSONRPC string                     `json:"jsonrpc"`
 		Method  string                     `json:"method"`
 		Params  taskwire.EventNotification `json:"params"`

@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -354,4 +355,17 @@ func TestSubscribeGapAfterTrimmed(t *testing.T) {
 			n, n.Event.Payload, taskwire.EventGap, history[2], resumed, history[0], history[3])
 	}
 	cl.noEvent() // the event kept is a task.created
+}
+
+// TestSubscribeNotHTMLEscaped: an event notification keeps <, > and & of
+// the payload as they are, as every answer of the server does.
+func TestSubscribeNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cl := dial(t, b, nil)
+	cl.subscribe(map[string]any{})
+	createTask(t, b, `<b> & "x"`)
+	if m := cl.nextEvent(); !bytes.Contains(m.raw, []byte(`"text":"<b> & \"x\""`)) {
+		t.Errorf("notification %s: want the text as sent, unescaped", m.raw)
+	}
 }
