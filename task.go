@@ -96,7 +96,7 @@ type taskWire struct {
 
 // MarshalJSON writes the wire form of the task.
 func (t Task) MarshalJSON() ([]byte, error) {
-	return t.AppendJSON(make([]byte, 0, 512+len(t.Text)+len(t.Metadata)))
+	return t.AppendJSON(make([]byte, 0, 512+len(t.Text)+len(t.Metadata)+len(t.Result)+6*len(t.Error)+tailRoom))
 }
 
 // UnmarshalJSON reads the wire form of a task.
