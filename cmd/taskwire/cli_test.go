@@ -320,22 +320,23 @@ func TestCLIEvents(t *testing.T) {
 
 // TestCLIWork turns a shell command into a worker: stdout completes
 // (JSON when it parses, else a string), a non-zero exit fails with stderr
-// and the status.
+// and the status; the task comes on stdin as the server writes it.
 func TestCLIWork(t *testing.T) {
 	t.Parallel()
 	b := cliSetup(t)
 	ids := map[string]string{}
-	for _, text := range []string{"json", "text", "fail"} {
+	for _, text := range []string{"json", "text", "fail", "<b> & c"} {
 		ids[text] = strings.TrimSpace(b.cli(t, "create", "--queue", "shell", text).want(t, exitOK).stdout)
 	}
 	script := `task=$(cat)
 case "$task" in
 *'"text":"json"'*) printf '{"id":"%s","attempt":%s}\n' "$TASKWIRE_TASK_ID" "$TASKWIRE_TASK_ATTEMPT" ;;
 *'"text":"text"'*) echo "hello world" ;;
+*'"text":"<b> & c"'*) echo "as sent" ;;
 *) echo "  no such file  " >&2; exit 7 ;;
 esac`
 	r := b.cli(t, "work", "--queue", "shell", "--concurrency", "2", "--exit-when-idle", "--worker-id", "sh-1", "--", "sh", "-c", script).want(t, exitOK)
-	if strings.Count(r.stderr, "attempt 1") != 3 {
+	if strings.Count(r.stderr, "attempt 1") != 4 {
 		t.Errorf("per-task lines:\n%s", r.stderr)
 	}
 	want := map[string]struct {
@@ -344,7 +345,10 @@ esac`
 	}{
 		"json": {taskwire.StatusCompleted, `{"id":"` + ids["json"] + `","attempt":1}`, ""},
 		"text": {taskwire.StatusCompleted, `"hello world"`, ""},
-		"fail": {taskwire.StatusFailed, "", "exit status 7: no such file"},
+		// The task reaches the command as the server writes it: <, > and
+		// & as they are.
+		"<b> & c": {taskwire.StatusCompleted, `"as sent"`, ""},
+		"fail":    {taskwire.StatusFailed, "", "exit status 7: no such file"},
 	}
 	for text, w := range want {
 		task, err := b.c.GetTask(t.Context(), ids[text])

@@ -125,7 +125,7 @@ const maxStderr = 64 << 10
 
 // run is the Handler of `taskwire work`.
 func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) {
-	in, err := json.Marshal(t)
+	in, err := t.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}

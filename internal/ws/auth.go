@@ -136,7 +136,7 @@ func (c *conn) reply(id json.RawMessage, result any, e *taskwire.Error) {
 		Error   *taskwire.Error `json:"error,omitempty"`
 		ID      json.RawMessage `json:"id"`
 	}{JSONRPC: "2.0", Result: result, Error: e, ID: id}
-	b, err := json.Marshal(resp)
+	b, err := taskwire.MarshalJSON(resp)
 	if err != nil {
 		c.h.opts.Logger.Error("ws: encode response", "err", err)
 		return
@@ -153,7 +153,7 @@ func unauthorized(reason string) *taskwire.Error {
 // writeHTTPError answers a request that is not upgraded with a JSON-RPC
 // error object.
 func writeHTTPError(w http.ResponseWriter, status int, e *taskwire.Error) {
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "error": e, "id": nil})
+	b, _ := taskwire.MarshalJSON(map[string]any{"jsonrpc": "2.0", "error": e, "id": nil})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
