@@ -29,6 +29,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				mustCall(b, bd.cl, taskwire.MethodSystemRegister, map[string]any{"id": fmt.Sprintf("bw%d", w)})
 			}
 			b.ResetTimer()
+			cpu := cpuMeter(b)
 			start := time.Now()
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -51,6 +52,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
+			cpu()
 		})
 	}
 }
@@ -106,6 +108,7 @@ func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) 
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu := cpuMeter(b)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(worker string) {
@@ -126,6 +129,7 @@ func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) 
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu()
 	slices.Sort(lat)
 	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 	b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
@@ -153,6 +157,20 @@ func fill(b *testing.B, st store.Store, n int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// cpuMeter starts measuring the CPU time the process uses (server, store
+// and load generator alike, user and system); the function it returns
+// reports it per operation as cpu-us/op. The figure moves far less from
+// run to run than a latency tail does, so it shows what a change costs or
+// saves in fewer runs.
+func cpuMeter(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		if end, _ := processCPU(); ok {
+			b.ReportMetric(float64((end-start).Microseconds())/float64(b.N), "cpu-us/op")
+		}
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
