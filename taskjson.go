@@ -45,6 +45,50 @@ func (t *Task) AppendJSONAround(head, tail []byte) ([]byte, []byte, error) {
 	return head, t.appendTail(tail), nil
 }
 
+// AppendJSON appends the wire form of r to b, what MarshalJSON returns,
+// without reflection: every task.claim answers one. The task claimed first
+// is both Task and the first of Tasks; it is encoded once and its bytes
+// copied. As with Task.AppendJSON, a caller checks that what was appended
+// is JSON.
+func (r *ClaimResult) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"claimed":`...)
+	b = strconv.AppendBool(b, r.Claimed)
+	if r.TaskID != "" {
+		b = append(b, `,"taskId":`...)
+		b = appendJSONString(b, r.TaskID)
+	}
+	var err error
+	var task []byte // r.Task's encoding in b
+	if r.Task != nil {
+		b = append(b, `,"task":`...)
+		start := len(b)
+		if b, err = r.Task.AppendJSON(b); err != nil {
+			return nil, err
+		}
+		task = b[start:]
+	}
+	if len(r.Tasks) == 0 {
+		return append(b, '}'), nil
+	}
+	b = append(b, `,"tasks":[`...)
+	for i, t := range r.Tasks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		switch {
+		case t == nil:
+			b = append(b, "null"...)
+		case t == r.Task:
+			b = append(b, task...)
+		default:
+			if b, err = t.AppendJSON(b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return append(b, "]}"...), nil
+}
+
 // appendHead appends the fields of t's wire form before the result's
 // value, "result": included.
 func (t *Task) appendHead(b []byte) ([]byte, error) {

@@ -165,3 +165,34 @@ func FuzzTaskMarshalJSON(f *testing.F) {
 			DurationMs: n, ResultSize: n})
 	})
 }
+
+// TestClaimResultAppendJSON: a claim's answer is what encoding/json writes
+// for it, byte for byte, whether the first task is shared by Task and
+// Tasks or not.
+func TestClaimResultAppendJSON(t *testing.T) {
+	at := time.Date(2025, 1, 19, 12, 45, 0, 123_000_000, time.UTC)
+	task := func(id string) *Task {
+		return &Task{ID: id, Queue: "q", Text: `<b> & "x"`, Status: StatusInProgress, Priority: 7,
+			Metadata: json.RawMessage(`{"k": [1, 2]}`), AssignedTo: "w-1", Attempt: 1, MaxAttempts: 3,
+			LeaseMs: 1000, LeaseExpiresAt: at.Add(time.Second), CreatedAt: at, UpdatedAt: at}
+	}
+	first, second := task("t-1"), task("t-2")
+	copyOfFirst := *first
+	for name, r := range map[string]ClaimResult{
+		"nothing":     {},
+		"one":         {Claimed: true, TaskID: first.ID, Task: first, Tasks: []*Task{first}},
+		"two":         {Claimed: true, TaskID: first.ID, Task: first, Tasks: []*Task{first, second}},
+		"a copy":      {Claimed: true, TaskID: first.ID, Task: first, Tasks: []*Task{&copyOfFirst, second}},
+		"task alone":  {Claimed: true, Task: second},
+		"a nil entry": {Claimed: true, Tasks: []*Task{nil, second}},
+	} {
+		got, err := r.AppendJSON([]byte("x"))
+		if want := encodeReflect(t, r); err != nil || string(got) != "x"+string(want) {
+			t.Errorf("%s: AppendJSON (%v)\n%s\nencoding/json writes\n%s", name, err, got, want)
+		}
+	}
+	bad := ClaimResult{Claimed: true, Task: &Task{Metadata: json.RawMessage(`{"k": }`)}}
+	if got, err := bad.AppendJSON(nil); err == nil && json.Valid(got) {
+		t.Errorf("metadata that is not JSON: %s, valid JSON and no error", got)
+	}
+}

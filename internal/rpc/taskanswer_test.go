@@ -80,3 +80,28 @@ func TestTaskAnswer(t *testing.T) {
 		t.Errorf("the broken results were not logged: %s", b.logs.String())
 	}
 }
+
+// TestClaimAnswer: a task.claim result is answered as encoding/json writes
+// it (taskwire.ClaimResult.AppendJSON); one whose task does not encode to
+// JSON is an internal error.
+func TestClaimAnswer(t *testing.T) {
+	b := setup(t, Options{}, Register("claim", "Answers a claim.", func(_ context.Context, p *resultParams) (*taskwire.ClaimResult, error) {
+		task := taskWithResult(p)
+		return &taskwire.ClaimResult{Claimed: true, TaskID: task.ID, Task: task, Tasks: []*taskwire.Task{task}}, nil
+	}))
+	p := resultParams{N: 3}
+	task := taskWithResult(&p)
+	enc, err := taskwire.MarshalJSON(taskwire.ClaimResult{Claimed: true, TaskID: task.ID, Task: task, Tasks: []*taskwire.Task{task}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`{"jsonrpc":"2.0","result":%s,"id":1}`, enc)
+	resp, body := b.do(t, http.MethodPost, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"claim","params":{"n":3}}`))
+	if resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("HTTP %d, answer %s\nwant %s", resp.StatusCode, body, want)
+	}
+	resp, body = b.do(t, http.MethodPost, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"claim","params":{"n":3,"broken":true}}`))
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"code":-32603`)) {
+		t.Errorf("a result that is not JSON: HTTP %d %s", resp.StatusCode, body)
+	}
+}
