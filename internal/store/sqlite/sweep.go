@@ -16,11 +16,12 @@ import (
 // service runs right after (SweepResult.More), with the callers' ops
 // committed in between. The sweep that trimmed a second's events at
 // once, 2,500 at 2,500 claims/s, held the writer for 4-6 ms every second,
-// and the claims that arrived meanwhile waited that long (claim p99); at
-// 500 events a step still held it 0.6-3.5 ms, five times a second, once
-// the log was full. A step of 100 events lowered claim p99 at 1,000,000
-// queued in four of five runs alternated with 500 (median 6.9 against
-// 9.5 ms).
+// and the claims that arrived meanwhile waited that long (claim p99).
+// Once the log is full it is trimmed as fast as events are appended: at
+// 2,500 claims/s with 1,000,000 queued, steps of 500 events held the
+// writer 0.84 ms at the median, 1.6 ms at the 90th percentile, 42 steps
+// in four seconds; steps of 100 hold it 0.15 and 0.34 ms, 189 steps, for
+// about the same time in all.
 const (
 	sweepMaxWorkers = 200
 	sweepMaxTasks   = 200
