@@ -15,10 +15,10 @@ import (
 // escaped as encoding/json escapes them, without its escaping of <, > and
 // &; metadata and result are appended compacted but not checked to be
 // JSON (encoding/json checks what MarshalJSON returns; a caller of
-// AppendJSON checks what it appended). b grows once for the result and
-// what follows it, with room for a few hundred bytes more (the end of a
-// response around the task), so that a large result is copied into b
-// once.
+// AppendJSON checks them, or what it appended). b grows once for the
+// result and what follows it, with room for a few hundred bytes more (the
+// end of a response around the task), so that a large result is copied
+// into b once.
 func (t *Task) AppendJSON(b []byte) ([]byte, error) {
 	b, err := t.appendHead(b)
 	if err != nil {
@@ -48,8 +48,8 @@ func (t *Task) AppendJSONAround(head, tail []byte) ([]byte, []byte, error) {
 // AppendJSON appends the wire form of r to b, what MarshalJSON returns,
 // without reflection: every task.claim answers one. The task claimed first
 // is both Task and the first of Tasks; it is encoded once and its bytes
-// copied. As with Task.AppendJSON, a caller checks that what was appended
-// is JSON.
+// copied. As with Task.AppendJSON, a caller checks the tasks' metadata
+// and results, or what was appended, to be JSON.
 func (r *ClaimResult) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"claimed":`...)
 	b = strconv.AppendBool(b, r.Claimed)
