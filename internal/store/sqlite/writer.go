@@ -75,10 +75,13 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, max
 
 // do submits fn to the writer and waits until its batch has committed and
 // is on disk.
-// When ctx ends before fn has started, fn never runs; when it ends while
-// fn's batch is committing, do returns ctx's error and the change may or
-// may not have been made. fn's statements run on the writer's context,
-// never on ctx: interrupting one would roll back the whole batch.
+// When ctx ends before fn is submitted, or before it has started, fn never
+// runs and do returns ctx's error; once fn has started, do waits for its
+// outcome whatever ctx does, so that an error always means the change was
+// not made (a client that hangs up early, or half-closes its connection,
+// must not be told a create failed that was made). fn's statements run on
+// the writer's context, never on ctx: interrupting one would roll back the
+// whole batch.
 func (w *writer) do(ctx context.Context, fn func(tx *writeTx) error) error {
 	return w.submit(&op{ctx: ctx, fn: fn, done: make(chan error, 1)})
 }
@@ -106,12 +109,7 @@ func (w *writer) submit(o *op) error {
 		w.mu.RUnlock()
 		return ctx.Err()
 	}
-	select {
-	case err := <-o.done:
-		return unavailable(err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return unavailable(<-o.done)
 }
 
 // run commits batches until the ops channel is closed and drained, then

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -173,5 +174,65 @@ func TestLoneFailedOpLeavesNothing(t *testing.T) {
 	}
 	if n := s.w.counts.sum("q", ""); n != 0 {
 		t.Errorf("tasks counted in queue q = %d, want 0", n)
+	}
+}
+
+// A caller whose context ends gets the outcome of its op once the op has
+// started (the change was made: success), and its context's error only
+// when the op never ran (nothing changed).
+func TestCanceledCallerGetsTheOutcome(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	running, release := make(chan struct{}), make(chan struct{})
+	go s.w.do(t.Context(), func(*writeTx) error {
+		close(running)
+		<-release
+		return nil
+	})
+	<-running
+	queued := func(n int) {
+		for len(s.w.ops) < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	// Op 1 starts, then the op after it in the same batch ends op 1's
+	// context while the batch has yet to commit.
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	created := make(chan error, 1)
+	go func() {
+		_, _, err := s.CreateTask(ctx1, store.CreateTaskParams{Task: task(1), Now: task(1).CreatedAt})
+		created <- err
+	}()
+	queued(1)
+	go s.w.do(t.Context(), func(*writeTx) error {
+		cancel1()
+		time.Sleep(50 * time.Millisecond) // op 1's caller sees its context end first
+		return nil
+	})
+	queued(2)
+
+	// Op 3's context ends while it waits behind the others: it never runs.
+	ctx3, cancel3 := context.WithCancel(t.Context())
+	notCreated := make(chan error, 1)
+	go func() {
+		_, _, err := s.CreateTask(ctx3, store.CreateTaskParams{Task: task(3), Now: task(3).CreatedAt})
+		notCreated <- err
+	}()
+	queued(3)
+	cancel3()
+	close(release)
+
+	if err := <-created; err != nil {
+		t.Errorf("create whose context ended after it started: %v, want its success", err)
+	}
+	if _, err := s.GetTask(t.Context(), task(1).ID); err != nil {
+		t.Errorf("GetTask(%s): %v", task(1).ID, err)
+	}
+	if err := <-notCreated; !errors.Is(err, context.Canceled) {
+		t.Errorf("create whose context ended before it started: %v, want context.Canceled", err)
+	}
+	if _, err := s.GetTask(t.Context(), task(3).ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask(%s) of the create that never ran: %v, want not found", task(3).ID, err)
 	}
 }
