@@ -100,7 +100,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 // openLocked is Open once the lock is taken.
 func openLocked(ctx context.Context, path string, opts Options) (*Store, error) {
 	unclean := leftWAL(path)
-	wdb, err := sql.Open("sqlite", dsn(path, false))
+	wdb, err := sql.Open("sqlite", writerDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}

@@ -111,11 +111,17 @@ func (s *walSyncer) sync() error {
 		err = s.flush(s.f)
 	}
 	if err != nil {
-		s.failed.Store(&store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second,
-			Err: fmt.Errorf("sync WAL (restart taskwire to recover): %w", err)})
-		return s.failure()
+		return s.fail(fmt.Errorf("sync WAL: %w", err))
 	}
 	return nil
+}
+
+// fail records err, a change committed that may not reach the disk, as
+// the store's failure for good (see failed) and returns it.
+func (s *walSyncer) fail(err error) error {
+	s.failed.CompareAndSwap(nil, &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second,
+		Err: fmt.Errorf("%w (restart taskwire to recover)", err)})
+	return s.failure()
 }
 
 // failure returns the error of the first failed sync, or nil.

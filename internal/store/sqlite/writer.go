@@ -47,6 +47,8 @@ type writer struct {
 	// lastEvent is the seq of the newest event committed.
 	lastEvent atomic.Int64
 	sync      *walSyncer
+	// path is the database file, as SQLite resolved it.
+	path string
 	// restartWAL asks the writer to finish a checkpoint before its next
 	// batch; see checkpointer.
 	restartWAL atomic.Bool
@@ -69,6 +71,7 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, max
 		max:     maxBatch,
 		changed: &store.Signal{},
 		sync:    newWALSyncer(path),
+		path:    path,
 		stopped: make(chan struct{}),
 	}
 }
@@ -164,6 +167,12 @@ func (w *writer) commit(batch []*op) {
 	if err == nil {
 		if _, err = w.tx.exec("COMMIT"); err != nil {
 			err = fmt.Errorf("commit: %w", err)
+		}
+	}
+	if err == nil {
+		if werr := walWriteErr(w.path); werr != nil {
+			// Committed, but its WAL frames may not be in the file.
+			err = w.sync.fail(werr)
 		}
 	}
 	if err == nil {

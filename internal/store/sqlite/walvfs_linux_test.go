@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/taskwire/taskwire/internal/store"
+)
+
+// walBufferOf returns the WAL buffer of s's writer, failing the test when
+// the writer's WAL is not buffered.
+func walBufferOf(t *testing.T, s *Store) *walBuffer {
+	t.Helper()
+	walVFSFilesMu.Lock()
+	defer walVFSFilesMu.Unlock()
+	b := walVFSBuffers[s.w.path]
+	if b == nil || b.pFile == 0 {
+		t.Fatalf("the writer's WAL of %s is not buffered", s.w.path)
+	}
+	return b
+}
+
+// Each commit reaches the WAL file in one write, however many frames it
+// has, and nothing of it is left in the buffer once it is answered.
+func TestWALWritesOnePerCommit(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1)) // the WAL exists from the first commit on
+	b := walBufferOf(t, s)
+	frames, writes := b.frames, b.writes
+	const commits = 50
+	for n := 2; n < 2+commits; n++ {
+		create(t, s, task(n)) // one at a time: a commit each
+		if len(b.buf) != 0 {
+			t.Fatalf("after create %d: %d bytes of the WAL still buffered", n, len(b.buf))
+		}
+	}
+	frames, writes = b.frames-frames, b.writes-writes
+	// A lone create changes the task row, its index entries and its event:
+	// several pages, each a frame of two writes without the buffer.
+	if frames < 3*commits {
+		t.Errorf("%d commits wrote %d frames, want at least %d", commits, frames, 3*commits)
+	}
+	if writes > commits {
+		t.Errorf("%d commits of %d frames took %d writes, want at most one each", commits, frames, writes)
+	}
+	for n := 2; n < 2+commits; n++ {
+		if _, err := s.GetTask(t.Context(), task(n).ID); err != nil {
+			t.Errorf("GetTask(%s) from a read connection: %v", task(n).ID, err)
+		}
+	}
+}
+
+// A write of the buffer that failed where SQLite could not be told (a
+// barrier) fails the commit and every write after it, and readiness.
+func TestWALWriteFailureFailsTheStore(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1))
+	b := walBufferOf(t, s)
+	errDisk := errors.New("write WAL: disk gone")
+	walVFSFilesMu.Lock()
+	b.err = errDisk
+	walVFSFilesMu.Unlock()
+	for n := 2; n <= 3; n++ {
+		_, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: task(n), Now: task(n).CreatedAt})
+		var unavailable *store.UnavailableError
+		if !errors.As(err, &unavailable) || !errors.Is(err, errDisk) {
+			t.Errorf("create %d after the failed write: %v, want unavailable wrapping %v", n, err, errDisk)
+		}
+	}
+	if err := s.Ping(t.Context()); !errors.Is(err, errDisk) {
+		t.Errorf("Ping after the failed write: %v, want %v", err, errDisk)
+	}
+}
