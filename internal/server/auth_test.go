@@ -442,3 +442,46 @@ func TestAuthenticateForTransports(t *testing.T) {
 		t.Errorf("auth off: ok %v, want an admin caller", ok)
 	}
 }
+
+// TestWorkerTokenConflicts: a worker's token on a task another worker
+// holds is not allowed (-32002), but what is in the way whoever asks (a
+// stale attempt, a final task) is a conflict (-32003), as without auth;
+// nothing changes either way.
+func TestWorkerTokenConflicts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withTokens(t, nil))
+	b.cl.Token = adminToken
+	register(t, b, "w1")
+	register(t, b, "w2")
+	createTask(t, b, nil)
+	task := claimOne(t, b, "w1") // attempt 1
+	call[taskwire.UnassignResult](t, b, taskwire.MethodTaskUnassign, params{"taskId": task.ID})
+	if again := claimOne(t, b, "w2"); again.ID != task.ID || again.Attempt != 2 {
+		t.Fatalf("w2 claimed %s attempt %d, want %s attempt 2", again.ID, again.Attempt, task.ID)
+	}
+	w1 := as(b, workerToken)
+	try := func(name string, want taskwire.Code, method string, p params) {
+		t.Helper()
+		before := state(t, b)
+		var raw json.RawMessage
+		err := w1.Call(context.Background(), method, p, &raw)
+		var rpcErr *taskwire.Error
+		if !errors.As(err, &rpcErr) || rpcErr.Code != want {
+			t.Errorf("%s: want %d, got %v (result %s)", name, want, err, raw)
+		}
+		if diff := cmp.Diff(before, state(t, b)); diff != "" {
+			t.Errorf("%s changed the state (-before +after):\n%s", name, diff)
+		}
+	}
+	try("a zombie's completion", taskwire.CodeConflict, taskwire.MethodTaskComplete,
+		params{"id": task.ID, "workerId": "w1", "attempt": 1, "result": 1})
+	try("a zombie's update", taskwire.CodeConflict, taskwire.MethodTaskUpdate,
+		params{"id": task.ID, "workerId": "w1", "attempt": 1, "updates": params{"text": "late"}})
+	try("a completion of w2's task", taskwire.CodeNotAllowed, taskwire.MethodTaskComplete,
+		params{"id": task.ID, "result": 1})
+	try("an update of w2's task", taskwire.CodeNotAllowed, taskwire.MethodTaskUpdate,
+		params{"id": task.ID, "updates": params{"text": "mine"}})
+	call[json.RawMessage](t, b, taskwire.MethodTaskComplete, params{"id": task.ID, "workerId": "w2", "result": 2})
+	try("a completion of a completed task", taskwire.CodeConflict, taskwire.MethodTaskComplete,
+		params{"id": task.ID, "result": 1})
+}

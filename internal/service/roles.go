@@ -101,13 +101,13 @@ func (s *Service) checkStatusChange(ctx context.Context, u *taskwire.TaskUpdates
 }
 
 // otherWorkersTask turns the store's refusal of a worker-role caller
-// acting on a task assigned to another worker into -32002; other errors
-// pass unchanged.
+// acting on a task another worker holds or has reserved into -32002; other
+// errors pass unchanged, conflicts among them (a final task, a stale
+// attempt: -32003 whoever asks).
 func (s *Service) otherWorkersTask(ctx context.Context, err error) error {
 	var conflict *store.ConflictError
 	c := CallerFrom(ctx)
-	if s.cfg.AuthRequired && c.Role == auth.RoleWorker && errors.As(err, &conflict) &&
-		conflict.AssignedTo != "" && conflict.AssignedTo != c.WorkerID {
+	if s.cfg.AuthRequired && c.Role == auth.RoleWorker && errors.As(err, &conflict) && conflict.OtherWorker {
 		return notAllowed(fmt.Sprintf("task %s is assigned to another worker, not %s", conflict.TaskID, c.WorkerID))
 	}
 	return err

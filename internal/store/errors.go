@@ -46,6 +46,11 @@ type ConflictError struct {
 	// Reason says in words what is in the way ("task is completed",
 	// "assigned to w2", "stale attempt 1, current 2").
 	Reason string
+	// OtherWorker is set when all that is in the way is that another
+	// worker than the one acting holds the task, or has it reserved: the
+	// refusal a worker's token gets as not allowed (-32002) rather than as
+	// a conflict.
+	OtherWorker bool
 }
 
 func (e *ConflictError) Error() string {

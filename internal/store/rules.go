@@ -22,7 +22,7 @@ func Conflict(t *taskwire.Task, format string, args ...any) *ConflictError {
 func HeldBy(t *taskwire.Task, worker string) error {
 	switch {
 	case t.AssignedTo != worker && t.AssignedTo != "":
-		return Conflict(t, "assigned to %s", t.AssignedTo)
+		return otherWorker(t)
 	case t.AssignedTo != worker:
 		return Conflict(t, "task is not assigned")
 	case t.Status != taskwire.StatusInProgress:
@@ -45,14 +45,22 @@ func CheckCompletion(t *taskwire.Task, completedBy string, sameOutcome bool, p C
 		return false, Conflict(t, "task is %s", t.Status)
 	}
 	switch {
+	case p.Attempt != nil && *p.Attempt != t.Attempt:
+		return false, Conflict(t, "stale attempt %d, current %d", *p.Attempt, t.Attempt)
 	case t.AssignedTo == "":
 		return false, Conflict(t, "task is not assigned")
 	case p.WorkerID != "" && p.WorkerID != t.AssignedTo:
-		return false, Conflict(t, "assigned to %s", t.AssignedTo)
-	case p.Attempt != nil && *p.Attempt != t.Attempt:
-		return false, Conflict(t, "stale attempt %d, current %d", *p.Attempt, t.Attempt)
+		return false, otherWorker(t)
 	}
 	return false, nil
+}
+
+// otherWorker is the conflict of a worker acting on a task t that another
+// worker holds or has reserved.
+func otherWorker(t *taskwire.Task) *ConflictError {
+	e := Conflict(t, "assigned to %s", t.AssignedTo)
+	e.OtherWorker = true
+	return e
 }
 
 // CheckAssign applies the rules of AssignTask to t for worker: again when

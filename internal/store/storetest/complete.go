@@ -67,43 +67,58 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 	})
 
 	// A completion the task's state does not allow is a conflict naming
-	// that state, and changes nothing.
+	// that state, and changes nothing. Only another worker's hold or
+	// reservation is a conflict of OtherWorker: a final task or a stale
+	// attempt is in the way whoever completes.
 	t.Run("Conflicts", func(t *testing.T) {
 		t.Parallel()
+		// requeuedTo gives the task of inProgress (w1's attempt 1) to
+		// worker as attempt 2.
+		requeuedTo := func(worker string) func(s *bundle) {
+			return func(s *bundle) {
+				inProgress(s)
+				s.unassign(taskID(1), t0.Add(2*time.Second))
+				s.reclaim(taskID(1), taskwire.DefaultQueue, worker, t0.Add(3*time.Second))
+			}
+		}
 		tests := []struct {
-			name         string
-			setup        func(s *bundle)
-			p            store.CompleteTaskParams // ID and Now are filled in
-			wantStatus   taskwire.Status
-			wantAssigned string
+			name            string
+			setup           func(s *bundle)
+			p               store.CompleteTaskParams // ID and Now are filled in
+			wantStatus      taskwire.Status
+			wantAssigned    string
+			wantOtherWorker bool
 		}{
 			// Nobody holds the task: completion needs an assignment.
 			{"Unassigned", func(s *bundle) { s.create(newTask(1)) },
-				store.CompleteTaskParams{WorkerID: "w1"}, taskwire.StatusPending, ""},
+				store.CompleteTaskParams{WorkerID: "w1"}, taskwire.StatusPending, "", false},
 			// Not even an admin completes a task nobody holds.
 			{"UnassignedAdmin", func(s *bundle) { s.create(newTask(1)) },
-				store.CompleteTaskParams{}, taskwire.StatusPending, ""},
+				store.CompleteTaskParams{}, taskwire.StatusPending, "", false},
 			// Another worker holds the task.
 			{"OtherWorker", inProgress,
-				store.CompleteTaskParams{WorkerID: "w2"}, taskwire.StatusInProgress, "w1"},
+				store.CompleteTaskParams{WorkerID: "w2"}, taskwire.StatusInProgress, "w1", true},
 			// The task is reserved for another worker.
 			{"ReservedForOther", reserved,
-				store.CompleteTaskParams{WorkerID: "w2"}, taskwire.StatusPending, "w1"},
+				store.CompleteTaskParams{WorkerID: "w2"}, taskwire.StatusPending, "w1", true},
 			// Completed already: a late failure does not replace it.
 			{"Completed", completed,
-				store.CompleteTaskParams{WorkerID: "w1", Failed: true, Error: "late"}, taskwire.StatusCompleted, "w1"},
+				store.CompleteTaskParams{WorkerID: "w1", Failed: true, Error: "late"}, taskwire.StatusCompleted, "w1", false},
+			// Completed already by another worker.
+			{"CompletedByOther", completed,
+				store.CompleteTaskParams{WorkerID: "w2"}, taskwire.StatusCompleted, "w1", false},
 			// Failed already: not even an admin completes it.
 			{"FailedAdmin", failed,
-				store.CompleteTaskParams{Result: json.RawMessage(`{"ok":true}`)}, taskwire.StatusFailed, "w1"},
+				store.CompleteTaskParams{Result: json.RawMessage(`{"ok":true}`)}, taskwire.StatusFailed, "w1", false},
 			// A zombie of attempt 1, after the task was requeued and claimed again.
-			{"StaleAttempt", func(s *bundle) {
-				inProgress(s)
-				s.unassign(taskID(1), t0.Add(2*time.Second))
-				s.reclaim(taskID(1), taskwire.DefaultQueue, "w1", t0.Add(3*time.Second))
-			}, store.CompleteTaskParams{WorkerID: "w1", Attempt: ptr(1)}, taskwire.StatusInProgress, "w1"},
+			{"StaleAttempt", requeuedTo("w1"),
+				store.CompleteTaskParams{WorkerID: "w1", Attempt: ptr(1)}, taskwire.StatusInProgress, "w1", false},
+			// The same zombie when another worker claimed the task again.
+			{"StaleAttemptOtherWorker", requeuedTo("w2"),
+				store.CompleteTaskParams{WorkerID: "w1", Attempt: ptr(1)}, taskwire.StatusInProgress, "w2", false},
 			// An attempt the task has not reached.
 			{"FutureAttempt", inProgress,
-				store.CompleteTaskParams{WorkerID: "w1", Attempt: ptr(2)}, taskwire.StatusInProgress, "w1"},
+				store.CompleteTaskParams{WorkerID: "w1", Attempt: ptr(2)}, taskwire.StatusInProgress, "w1", false},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +130,7 @@ func testComplete(t *testing.T, newStore newStoreFunc) {
 				p.ID, p.Now = taskID(1), t0.Add(time.Minute)
 				_, _, err := s.st.CompleteTask(s.ctx, p)
 				wantConflict(t, err, taskID(1), tt.wantStatus, tt.wantAssigned)
+				wantOtherWorker(t, err, tt.wantOtherWorker)
 				s.unchanged(before)
 			})
 		}

@@ -347,7 +347,7 @@ func wantConflict(t *testing.T, err error, id string, status taskwire.Status, as
 		return
 	}
 	want := store.ConflictError{TaskID: id, Status: status, AssignedTo: assignedTo}
-	if diff := cmp.Diff(want, *e, cmpopts.IgnoreFields(store.ConflictError{}, "Reason")); diff != "" {
+	if diff := cmp.Diff(want, *e, cmpopts.IgnoreFields(store.ConflictError{}, "Reason", "OtherWorker")); diff != "" {
 		t.Errorf("ConflictError (-want +got):\n%s", diff)
 	}
 	if e.Reason == "" {
@@ -355,6 +355,16 @@ func wantConflict(t *testing.T, err error, id string, status taskwire.Status, as
 	}
 	if !errors.Is(err, store.ErrConflict) {
 		t.Errorf("errors.Is(%v, store.ErrConflict) = false", err)
+	}
+}
+
+// wantOtherWorker checks that err, a *store.ConflictError, says whether
+// all in the way is another worker holding or reserving the task.
+func wantOtherWorker(t *testing.T, err error, want bool) {
+	t.Helper()
+	var e *store.ConflictError
+	if errors.As(err, &e) && e.OtherWorker != want {
+		t.Errorf("ConflictError.OtherWorker = %v, want %v (%v)", e.OtherWorker, want, err)
 	}
 }
 

@@ -184,17 +184,18 @@ func testUpdate(t *testing.T, newStore newStoreFunc) {
 	t.Run("WorkerConflicts", func(t *testing.T) {
 		t.Parallel()
 		tests := []struct {
-			name         string
-			setup        func(s *bundle)
-			wantStatus   taskwire.Status
-			wantAssigned string
+			name            string
+			setup           func(s *bundle)
+			wantStatus      taskwire.Status
+			wantAssigned    string
+			wantOtherWorker bool
 		}{
-			{"HeldByOther", func(s *bundle) { s.claimed(newTask(1), "w2", t0.Add(time.Second)) }, taskwire.StatusInProgress, "w2"},
-			{"Pending", func(s *bundle) { s.create(newTask(1)) }, taskwire.StatusPending, ""},
+			{"HeldByOther", func(s *bundle) { s.claimed(newTask(1), "w2", t0.Add(time.Second)) }, taskwire.StatusInProgress, "w2", true},
+			{"Pending", func(s *bundle) { s.create(newTask(1)) }, taskwire.StatusPending, "", false},
 			// Reserved for the worker but not claimed yet.
-			{"Reserved", reserved, taskwire.StatusPending, "w1"},
+			{"Reserved", reserved, taskwire.StatusPending, "w1", false},
 			// A late progress note after the worker completed the task.
-			{"Final", completed, taskwire.StatusCompleted, "w1"},
+			{"Final", completed, taskwire.StatusCompleted, "w1", false},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -205,26 +206,30 @@ func testUpdate(t *testing.T, newStore newStoreFunc) {
 				_, err := s.st.UpdateTask(s.ctx, store.UpdateTaskParams{ID: taskID(1), WorkerID: "w1",
 					Updates: taskwire.TaskUpdates{Text: ptr("progress")}, Now: t0.Add(time.Minute)})
 				wantConflict(t, err, taskID(1), tt.wantStatus, tt.wantAssigned)
+				wantOtherWorker(t, err, tt.wantOtherWorker)
 				s.unchanged(before)
 			})
 		}
 	})
 
 	// An update carrying an attempt that is not the current one is fenced
-	// out, whoever sends it.
+	// out, whoever sends it and whoever claimed the task again.
 	t.Run("StaleAttempt", func(t *testing.T) {
 		t.Parallel()
-		for name, worker := range map[string]string{"Worker": "w1", "Admin": ""} {
-			t.Run(name, func(t *testing.T) {
+		for _, c := range []struct{ name, worker, holder string }{
+			{"Worker", "w1", "w1"}, {"Admin", "", "w1"}, {"OtherWorkerHolds", "w1", "w2"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
 				s := setup(t, newStore)
 				inProgress(s)
 				s.unassign(taskID(1), t0.Add(2*time.Second))
-				s.reclaim(taskID(1), taskwire.DefaultQueue, "w1", t0.Add(3*time.Second))
+				s.reclaim(taskID(1), taskwire.DefaultQueue, c.holder, t0.Add(3*time.Second))
 				before := s.get(taskID(1))
-				_, err := s.st.UpdateTask(s.ctx, store.UpdateTaskParams{ID: taskID(1), WorkerID: worker, Attempt: ptr(1),
+				_, err := s.st.UpdateTask(s.ctx, store.UpdateTaskParams{ID: taskID(1), WorkerID: c.worker, Attempt: ptr(1),
 					Updates: taskwire.TaskUpdates{Text: ptr("zombie")}, Now: t0.Add(time.Minute)})
-				wantConflict(t, err, taskID(1), taskwire.StatusInProgress, "w1")
+				wantConflict(t, err, taskID(1), taskwire.StatusInProgress, c.holder)
+				wantOtherWorker(t, err, false)
 				s.unchanged(before)
 			})
 		}
