@@ -165,14 +165,14 @@ func ClientAddr(ctx context.Context) string {
 }
 
 // ServeHTTP answers a JSON-RPC request or batch sent with POST. Every
-// response with a body is HTTP 200, except 413 for a body over
-// MaxBodyBytes and 405 for a method other than POST; a notification, or a
-// batch of them only, is HTTP 204 with no body. A body that cannot be read
-// whole is 400 (-32700), or 408 when it does not arrive in time.
+// response with a body is HTTP 200 (SPEC 1), errors included, except 413
+// for a body over MaxBodyBytes; a notification, or a batch of them only,
+// is HTTP 204 with no body. Another HTTP method than POST is -32600, a
+// body that cannot be read whole -32700, and one that does not arrive in
+// time -32600.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed,
+		writeJSON(w, http.StatusOK,
 			errorResponse(nil, invalidRequest("HTTP method %s is not allowed, use POST", r.Method)))
 		return
 	}
@@ -189,13 +189,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusRequestEntityTooLarge,
 				errorResponse(nil, taskwire.TooLarge("body", int(s.opts.MaxBodyBytes))))
 		case errors.As(err, &netErr) && netErr.Timeout():
-			writeJSON(w, http.StatusRequestTimeout,
+			writeJSON(w, http.StatusOK,
 				errorResponse(nil, invalidRequest("the request body did not arrive in time")))
 		default:
 			// Broken chunked framing, or a body cut short of its
 			// Content-Length: what arrived is not the JSON sent. (A
 			// client that went away mid-body never reads this.)
-			writeJSON(w, http.StatusBadRequest, errorResponse(nil, bodyUnreadable()))
+			writeJSON(w, http.StatusOK, errorResponse(nil, bodyUnreadable()))
 		}
 		return
 	}

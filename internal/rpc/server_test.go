@@ -157,17 +157,15 @@ func TestTransport(t *testing.T) {
 	}
 }
 
-// TestHTTPMethod checks that only POST is served.
+// TestHTTPMethod checks that only POST is served: another method is a
+// -32600, HTTP 200 as every JSON-RPC response (SPEC 1).
 func TestHTTPMethod(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
 	for _, verb := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		resp, out := b.do(t, verb, nil)
-		if resp.StatusCode != http.StatusMethodNotAllowed {
-			t.Errorf("%s: status %d, want 405", verb, resp.StatusCode)
-		}
-		if got := resp.Header.Get("Allow"); got != http.MethodPost {
-			t.Errorf("%s: Allow %q, want POST", verb, got)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", verb, resp.StatusCode)
 		}
 		want := `{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request: HTTP method ` + verb +
 			` is not allowed, use POST"},"id":null}`

@@ -285,11 +285,17 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestRPCOnlyPost: GET /rpc is a -32600 with id null, HTTP 200 as every
+// JSON-RPC response (SPEC 1).
 func TestRPCOnlyPost(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	resp, _ := httpGet(t, b, "/rpc")
-	if resp.StatusCode == 200 || resp.StatusCode >= 500 {
-		t.Errorf("GET /rpc: HTTP %d, want a 4xx", resp.StatusCode)
+	resp, raw := httpGet(t, b, "/rpc")
+	var out rpctest.Response
+	if err := json.Unmarshal(raw, &out); err != nil || out.Error == nil || out.Error.Code != taskwire.CodeInvalidRequest || string(out.ID) != "null" {
+		t.Errorf("GET /rpc: %s, want a -32600 with id null", raw)
+	}
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /rpc: HTTP %d, want 200", resp.StatusCode)
 	}
 }

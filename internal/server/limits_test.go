@@ -147,8 +147,9 @@ func TestWaitingClaimsCap(t *testing.T) {
 }
 
 // TestBrokenBody: a body that cannot be read whole (chunked framing that
-// is not, or a body cut short of its Content-Length) is answered 400
-// with a -32700, never an empty 200.
+// is not, or a body cut short of its Content-Length) is answered with a
+// -32700, HTTP 200 as every JSON-RPC response (SPEC 1), never an empty
+// 200.
 func TestBrokenBody(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -169,15 +170,16 @@ func TestBrokenBody(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reading the answer: %v", err)
 			}
-			if !strings.HasPrefix(string(got), "HTTP/1.1 400") || !strings.Contains(string(got), `"code":-32700`) {
-				t.Errorf("answer %q, want 400 with a -32700", got)
+			if !strings.HasPrefix(string(got), "HTTP/1.1 200") || !strings.Contains(string(got), `"code":-32700`) {
+				t.Errorf("answer %q, want 200 with a -32700", got)
 			}
 		})
 	}
 }
 
 // TestSlowBody: a body that does not arrive within the grace is answered
-// 408 and the connection does not stay tied up.
+// with a -32600 (HTTP 200, as every JSON-RPC response) and the connection
+// does not stay tied up.
 func TestSlowBody(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *Config) { c.BodyGrace = 300 * time.Millisecond })
@@ -193,8 +195,8 @@ func TestSlowBody(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no answer to a trickling body within 10s: %v", err)
 	}
-	if got := string(buf[:n]); !strings.HasPrefix(got, "HTTP/1.1 408") || !strings.Contains(got, `"code":-32600`) {
-		t.Errorf("answer %q, want 408 with a -32600", got)
+	if got := string(buf[:n]); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(got, `"code":-32600`) {
+		t.Errorf("answer %q, want 200 with a -32600", got)
 	}
 	// A long poll on another connection is not cut by the body deadline.
 	register(t, b, "w1")
