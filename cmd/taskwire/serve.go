@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,8 +76,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (*serveConfig, error) {
 	e := &envFlags{fs: fs, vars: map[string]string{}}
 	e.string(&c.listen, "listen", "TASKWIRE_LISTEN", "127.0.0.1:7700", "address to listen on")
 	e.string(&c.data, "data", "TASKWIRE_DATA", "./taskwire-data", "directory of the embedded SQLite database")
-	e.string(&c.redisURL, "redis", "TASKWIRE_REDIS_URL", "", "Redis URL, distributed mode, with --postgres")
-	e.string(&c.postgresURL, "postgres", "TASKWIRE_POSTGRES_URL", "", "PostgreSQL URL, distributed mode, with --redis")
+	e.secret(&c.redisURL, "redis", "TASKWIRE_REDIS_URL", "Redis URL, distributed mode, with --postgres")
+	e.secret(&c.postgresURL, "postgres", "TASKWIRE_POSTGRES_URL", "PostgreSQL URL, distributed mode, with --redis")
 	fs.StringVar(&c.tokens, "tokens", tokensEnv, "`FILE` of tokens: turns authentication on (make entries with taskwire token new) [TASKWIRE_TOKENS: the FILE, or the JSON array itself]")
 	e.int(&c.redisPool, "redis-pool-size", "TASKWIRE_REDIS_POOL_SIZE", 0, "distributed mode: Redis connections per process; 0: the URL's pool_size, else 64 (a cluster: go-redis's default per node)")
 	e.int(&c.postgresPool, "postgres-max-conns", "TASKWIRE_POSTGRES_MAX_CONNS", 0, "distributed mode: PostgreSQL connections per process; 0: the URL's pool_max_conns, else 32")
@@ -329,6 +330,27 @@ type badEnv struct {
 func (e *envFlags) string(p *string, name, variable, def, usage string) {
 	e.vars[name] = variable
 	e.fs.StringVar(p, name, env(variable, def), usage+" ["+variable+"]")
+}
+
+// secret is string, without a default, for a URL that may hold a
+// password: --help shows the variable's value with the password masked.
+func (e *envFlags) secret(p *string, name, variable, usage string) {
+	e.string(p, name, variable, "", usage)
+	f := e.fs.Lookup(name)
+	f.DefValue = maskPassword(f.DefValue)
+}
+
+// passwordParam is a password=... parameter of a key/value connection
+// string (PostgreSQL's).
+var passwordParam = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// maskPassword returns s, a Redis or PostgreSQL URL or a PostgreSQL
+// key/value connection string, with any password replaced by xxxxx.
+func maskPassword(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		s = u.Redacted()
+	}
+	return passwordParam.ReplaceAllString(s, "${1}xxxxx")
 }
 
 func (e *envFlags) duration(p *time.Duration, name, variable string, def time.Duration, usage string) {

@@ -381,3 +381,38 @@ func TestParseServeNamesTheSourceOfARefusedValue(t *testing.T) {
 		})
 	}
 }
+
+// TestServeHelpMasksPasswords: serve --help shows the Redis and PostgreSQL
+// URLs taken from the environment as defaults, never their passwords.
+func TestServeHelpMasksPasswords(t *testing.T) {
+	t.Setenv("TASKWIRE_REDIS_URL", "redis://:redis-s3cret@cache:6379/0")
+	t.Setenv("TASKWIRE_POSTGRES_URL", "postgres://app:pg-s3cret@db/tasks?sslmode=disable")
+	r := runTaskwire(t, "serve", "--help").want(t, exitOK)
+	for _, secret := range []string{"redis-s3cret", "pg-s3cret"} {
+		if strings.Contains(r.stdout, secret) {
+			t.Errorf("serve --help shows the password %q:\n%s", secret, r.stdout)
+		}
+	}
+	for _, want := range []string{"redis://:xxxxx@cache:6379/0", "postgres://app:xxxxx@db/tasks?sslmode=disable"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("serve --help lacks the masked URL %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestMaskPassword(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                                      "",
+		"redis://cache:6379":                    "redis://cache:6379",
+		"redis://:pw@cache:6379":                "redis://:xxxxx@cache:6379",
+		"postgres://u:pw@db/x?sslmode=require":  "postgres://u:xxxxx@db/x?sslmode=require",
+		"postgres://u@db/x?password=pw":         "postgres://u@db/x?password=xxxxx",
+		"host=db user=u password=pw dbname=x":   "host=db user=u password=xxxxx dbname=x",
+		"host=db password = 'p w\\'x' dbname=x": "host=db password = xxxxx dbname=x",
+	} {
+		if got := maskPassword(in); got != want {
+			t.Errorf("maskPassword(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
