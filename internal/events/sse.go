@@ -104,13 +104,14 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// When the subscription ends (the hub closes for a shutdown, or the
 	// client is too slow), a write blocked on a client that stopped
 	// reading must fail rather than hold the handler: the server has no
-	// WriteTimeout, for the sake of these streams.
+	// WriteTimeout, for the sake of these streams. A client that reads
+	// gets the rest, and the response's end, within streamEndGrace.
 	finished := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		select {
 		case <-sub.Done():
-			_ = rc.SetWriteDeadline(time.Now())
+			_ = rc.SetWriteDeadline(time.Now().Add(streamEndGrace))
 		case <-finished:
 		}
 	})
@@ -164,6 +165,10 @@ func (h *sseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// streamEndGrace is how long a stream whose subscription ended may take
+// to write what is left and end its response.
+const streamEndGrace = time.Second
 
 // appendPosition appends the position line of a stream that starts after
 // id: an id field alone, which sets the client's last event ID without

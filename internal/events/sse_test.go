@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,5 +81,29 @@ func TestSSERefusedResume(t *testing.T) {
 				t.Errorf("message %q leaks the cause", body.Error.Message)
 			}
 		})
+	}
+}
+
+// A stream the hub ends (a shutdown) ends as a whole HTTP response: the
+// client reads to a clean end, not a transfer cut short.
+func TestSSEEndsWhole(t *testing.T) {
+	t.Parallel()
+	hub := NewHub(refusingLog{}, Options{Logger: discard()})
+	go hub.Run(context.WithoutCancel(t.Context()))
+	srv := httptest.NewServer(NewSSEHandler(hub, SSEOptions{Logger: discard()}))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("id: "))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("reading the stream's position: %v", err)
+	}
+	hub.Close()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Errorf("after the hub closed, the stream ended with %v (read %q), want a clean end", err, rest)
 	}
 }
