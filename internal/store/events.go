@@ -48,11 +48,13 @@ func TaskClaimedEvent(taskID, workerID string, now time.Time) taskwire.Event {
 	}{taskwire.NewTime(now)})
 }
 
-// TaskUpdatedEvent: payload the task (without its result), metadata
-// {updatedBy, changes: [field names]}.
+// TaskUpdatedEvent: payload the task with its result left out (up to
+// 1 GiB): resultSize says how large it is and resultTruncated that it is
+// not there, as in a task.list row; metadata {updatedBy, changes: [field
+// names]}.
 func TaskUpdatedEvent(t *taskwire.Task, by string, changes []string, now time.Time) taskwire.Event {
 	view := *t
-	view.Result, view.ResultSize, view.ResultTruncated = nil, 0, false
+	view.Result, view.ResultTruncated = nil, t.ResultSize > 0
 	if changes == nil {
 		changes = []string{}
 	}

@@ -58,3 +58,28 @@ func TestTaskRequeuedEventWithoutWorker(t *testing.T) {
 		}
 	}
 }
+
+// A task.updated payload leaves the result out and flags it, with its
+// size, as a task.list row does; a task without a result has neither.
+func TestTaskUpdatedEventLeavesResultOut(t *testing.T) {
+	now := time.Date(2025, 1, 19, 12, 45, 0, 0, time.UTC)
+	for _, c := range []struct {
+		size      int64
+		truncated any
+	}{{100011, true}, {0, nil}} {
+		task := &taskwire.Task{ID: "t-1", Status: taskwire.StatusCompleted, ResultSize: c.size}
+		if c.size > 0 {
+			task.Result = json.RawMessage(`"x"`)
+		}
+		var p map[string]any
+		if err := json.Unmarshal(TaskUpdatedEvent(task, "ops", []string{"text"}, now).Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p["result"] != nil || p["resultTruncated"] != c.truncated {
+			t.Errorf("result of %d bytes: result %v, resultTruncated %v; want null, %v", c.size, p["result"], p["resultTruncated"], c.truncated)
+		}
+		if size, _ := p["resultSize"].(float64); int64(size) != c.size {
+			t.Errorf("result of %d bytes: resultSize %v", c.size, p["resultSize"])
+		}
+	}
+}

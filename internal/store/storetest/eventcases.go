@@ -55,6 +55,14 @@ func taskEventCases() []eventCase {
 				Updates: taskwire.TaskUpdates{Metadata: json.RawMessage(`{"progress":0.5}`)}})
 			return ev(store.TaskUpdatedEvent(got, "w1", []string{"metadata"}, now))
 		}},
+		// The payload leaves a result out and says so, with its size.
+		{"UpdateCompleted", completed, func(s *bundle) []taskwire.Event {
+			got := update(s, store.UpdateTaskParams{By: "alice", Updates: taskwire.TaskUpdates{Text: ptr("new")}})
+			if got.ResultSize != int64(len(`{"ok":true}`)) {
+				s.t.Fatalf("the completed task's resultSize is %d, want %d", got.ResultSize, len(`{"ok":true}`))
+			}
+			return ev(store.TaskUpdatedEvent(got, "alice", []string{"text"}, now))
+		}},
 		// An update that changes no value still writes its event.
 		{"UpdateSameValues", func(s *bundle) { s.create(newTask(1)) }, func(s *bundle) []taskwire.Event {
 			got := update(s, store.UpdateTaskParams{By: "alice", Updates: taskwire.TaskUpdates{Text: ptr("task 1")}})
