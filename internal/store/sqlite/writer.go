@@ -80,9 +80,9 @@ func newWriter(ctx context.Context, db *sql.DB, conn *sql.Conn, path string, max
 // is on disk.
 // When ctx ends before fn is submitted, or before it has started, fn never
 // runs and do returns ctx's error; once fn has started, do waits for its
-// outcome whatever ctx does, so that an error always means the change was
-// not made (a client that hangs up early, or half-closes its connection,
-// must not be told a create failed that was made). fn's statements run on
+// outcome whatever ctx does, and returns that (a client that hangs up
+// early, or half-closes its connection, must not be told a create failed
+// that was made). fn's statements run on
 // the writer's context, never on ctx: interrupting one would roll back the
 // whole batch.
 func (w *writer) do(ctx context.Context, fn func(tx *writeTx) error) error {
