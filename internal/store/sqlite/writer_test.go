@@ -89,21 +89,13 @@ func TestCloseDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	running, release := make(chan struct{}), make(chan struct{})
-	go s.w.do(t.Context(), func(*writeTx) error {
-		close(running)
-		<-release
-		return nil
-	})
-	<-running
+	release := holdWriter(t, s)
 	const queued = 10
 	done := make(chan error, queued)
 	for n := range queued {
 		go func() { done <- createErr(t, s, n+1) }()
 	}
-	for len(s.w.ops) < queued {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s, queued)
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	for !s.w.isClosed() {
@@ -112,7 +104,7 @@ func TestCloseDrains(t *testing.T) {
 	if err := createErr(t, s, 99); !errors.Is(err, errClosed) {
 		t.Errorf("create after Close: %v, want errClosed", err)
 	}
-	close(release)
+	release()
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
@@ -183,45 +175,26 @@ func TestLoneFailedOpLeavesNothing(t *testing.T) {
 func TestCanceledCallerGetsTheOutcome(t *testing.T) {
 	t.Parallel()
 	s := open(t, Options{})
-	running, release := make(chan struct{}), make(chan struct{})
-	go s.w.do(t.Context(), func(*writeTx) error {
-		close(running)
-		<-release
-		return nil
-	})
-	<-running
-	queued := func(n int) {
-		for len(s.w.ops) < n {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	release := holdWriter(t, s)
 
 	// Op 1 starts, then the op after it in the same batch ends op 1's
 	// context while the batch has yet to commit.
 	ctx1, cancel1 := context.WithCancel(t.Context())
-	created := make(chan error, 1)
-	go func() {
-		_, _, err := s.CreateTask(ctx1, store.CreateTaskParams{Task: task(1), Now: task(1).CreatedAt})
-		created <- err
-	}()
-	queued(1)
+	created := goCreate(ctx1, s, 1)
+	waitQueued(s, 1)
 	go s.w.do(t.Context(), func(*writeTx) error {
 		cancel1()
 		time.Sleep(50 * time.Millisecond) // op 1's caller sees its context end first
 		return nil
 	})
-	queued(2)
+	waitQueued(s, 2)
 
 	// Op 3's context ends while it waits behind the others: it never runs.
 	ctx3, cancel3 := context.WithCancel(t.Context())
-	notCreated := make(chan error, 1)
-	go func() {
-		_, _, err := s.CreateTask(ctx3, store.CreateTaskParams{Task: task(3), Now: task(3).CreatedAt})
-		notCreated <- err
-	}()
-	queued(3)
+	notCreated := goCreate(ctx3, s, 3)
+	waitQueued(s, 3)
 	cancel3()
-	close(release)
+	release()
 
 	if err := <-created; err != nil {
 		t.Errorf("create whose context ended after it started: %v, want its success", err)
@@ -235,4 +208,35 @@ func TestCanceledCallerGetsTheOutcome(t *testing.T) {
 	if _, err := s.GetTask(t.Context(), task(3).ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetTask(%s) of the create that never ran: %v, want not found", task(3).ID, err)
 	}
+}
+
+// holdWriter keeps s's writer busy with an op of its own until release is
+// called, so that the ops submitted meanwhile wait in its queue.
+func holdWriter(t *testing.T, s *Store) (release func()) {
+	running, done := make(chan struct{}), make(chan struct{})
+	go s.w.do(t.Context(), func(*writeTx) error {
+		close(running)
+		<-done
+		return nil
+	})
+	<-running
+	return func() { close(done) }
+}
+
+// waitQueued waits until n ops wait in the queue of s's writer.
+func waitQueued(s *Store, n int) {
+	for len(s.w.ops) < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// goCreate creates task n with ctx in a goroutine of its own; the channel
+// gets its error.
+func goCreate(ctx context.Context, s *Store, n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.CreateTask(ctx, store.CreateTaskParams{Task: task(n), Now: task(n).CreatedAt})
+		done <- err
+	}()
+	return done
 }
