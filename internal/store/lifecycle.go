@@ -17,7 +17,8 @@ type Lifecycle interface {
 	// task of those workers, and every in_progress task whose
 	// LeaseExpiresAt is at or before Now, to pending (assignment and lease
 	// cleared, attempt kept, event task.requeued) — or, when Attempt >=
-	// MaxAttempts, fails it with error "lease expired after N attempts"
+	// MaxAttempts, fails it with error "worker offline after N attempts"
+	// when its worker is offline, else "lease expired after N attempts"
 	// (event task.completed; the task keeps its assignment, as every final
 	// task does). The events of a sweep are by SystemActor. It never
 	// touches a final task. It also trims the event log from its oldest

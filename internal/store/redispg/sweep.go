@@ -124,16 +124,16 @@ func (s *Store) expireLeases(ctx context.Context, now time.Time, res *store.Swee
 			}
 			x := s.txn()
 			r := t.clone()
+			reason := store.RequeueLeaseExpired
+			if w == nil || w.Status != taskwire.WorkerOnline {
+				reason = store.RequeueWorkerOffline
+			}
 			failed := t.Attempt >= t.MaxAttempts
 			if failed {
-				r.finalize(taskwire.StatusFailed, fmt.Sprintf("lease expired after %d attempts", t.Attempt), 0, "", store.SystemActor, now)
+				r.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", reason, t.Attempt), 0, "", store.SystemActor, now)
 				x.saveTask(t, r, now)
 				x.emit(store.TaskCompletedEvent(r.Task, store.SystemActor))
 			} else {
-				reason := store.RequeueLeaseExpired
-				if w == nil || w.Status != taskwire.WorkerOnline {
-					reason = store.RequeueWorkerOffline
-				}
 				r.requeue()
 				r.UpdatedAt = now
 				x.saveTask(t, r, now)

@@ -151,17 +151,12 @@ func (s *Store) heldTasks(ctx context.Context, id string) ([]*taskState, error) 
 
 // release adds to x what a worker leaving (unregistered or offline) does
 // to the tasks it holds: in_progress ones go back to pending (event
-// task.requeued with reason) or, on their last attempt, fail (event
-// task.completed); reserved ones lose their reservation
+// task.requeued with reason) or, on their last attempt, fail with error
+// "<reason> after N attempts" (event task.completed); reserved ones lose
+// their reservation
 // (task.unassigned). It returns how many went back to pending and how
 // many failed.
 func (x *txn) release(w *workerState, held []*taskState, reason, by string, now time.Time) (requeued, failed int) {
-	// Why a task on its last attempt failed: an offline worker's leases
-	// end, as in embedded mode, where they expire at the sweep.
-	why := "lease expired"
-	if reason == store.RequeueUnregistered {
-		why = reason
-	}
 	for _, t := range held {
 		if t.AssignedTo != w.ID || t.Status.Final() {
 			continue
@@ -173,7 +168,7 @@ func (x *txn) release(w *workerState, held []*taskState, reason, by string, now 
 			x.saveTask(t, after, now)
 			x.emit(store.TaskUnassignedEvent(t.ID, w.ID, by, now))
 		case t.Attempt >= t.MaxAttempts:
-			after.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", why, t.Attempt), 0, "", by, now)
+			after.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", reason, t.Attempt), 0, "", by, now)
 			x.saveTask(t, after, now)
 			x.emit(store.TaskCompletedEvent(after.Task, by))
 			failed++

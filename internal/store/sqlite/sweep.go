@@ -151,7 +151,7 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 		if offline {
 			reason = store.RequeueWorkerOffline
 		}
-		requeued, err := releaseTask(tx, r, "lease expired", reason, store.SystemActor, now)
+		requeued, err := releaseTask(tx, r, reason, store.SystemActor, now)
 		if err != nil {
 			return err
 		}
@@ -165,10 +165,10 @@ func expireLeases(tx *writeTx, now time.Time, res *store.SweepResult) error {
 }
 
 // releaseTask ends the hold of r's worker on r, an in_progress task: back
-// to pending (event task.requeued with reason), or failed with "why after
-// N attempts" when r is on its last attempt (event task.completed). It
-// reports whether r went back to pending.
-func releaseTask(tx *writeTx, r *taskRow, why, reason, by string, now time.Time) (bool, error) {
+// to pending (event task.requeued with reason), or failed with "<reason>
+// after N attempts" when r is on its last attempt (event task.completed).
+// It reports whether r went back to pending.
+func releaseTask(tx *writeTx, r *taskRow, reason, by string, now time.Time) (bool, error) {
 	var ev taskwire.Event
 	requeued := r.Attempt < r.MaxAttempts
 	if requeued {
@@ -177,7 +177,7 @@ func releaseTask(tx *writeTx, r *taskRow, why, reason, by string, now time.Time)
 		r.UpdatedAt = now
 		ev = store.TaskRequeuedEvent(r.ID, worker, r.Attempt, reason, by, now)
 	} else {
-		msg := fmt.Sprintf("%s after %d attempts", why, r.Attempt)
+		msg := fmt.Sprintf("%s after %d attempts", reason, r.Attempt)
 		if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), by, now); err != nil {
 			return false, err
 		}

@@ -118,7 +118,7 @@ func (s *Store) UnregisterWorker(ctx context.Context, p store.UnregisterWorkerPa
 		}
 		n := 0
 		for _, r := range held {
-			back, err := releaseTask(tx, r, "worker unregistered", store.RequeueUnregistered, p.By, now)
+			back, err := releaseTask(tx, r, store.RequeueUnregistered, p.By, now)
 			if err != nil {
 				return err
 			}

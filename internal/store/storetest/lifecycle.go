@@ -121,7 +121,7 @@ func testSweep(t *testing.T, newStore newStoreFunc) {
 		requeued := *before[1]
 		requeued.Status, requeued.AssignedTo, requeued.LeaseExpiresAt, requeued.UpdatedAt = taskwire.StatusPending, "", time.Time{}, now
 		s.wantStored(requeued)
-		s.wantStored(leaseFailed(*before[2], now))
+		s.wantStored(lastAttemptFailed(*before[2], "worker offline", now))
 		released := *before[4]
 		released.AssignedTo, released.UpdatedAt = "", now
 		s.wantStored(released)
@@ -416,7 +416,7 @@ func leaseFailed(tk taskwire.Task, now time.Time) taskwire.Task {
 
 // lastAttemptFailed is task tk, in_progress on its last attempt, failed
 // at now because its worker lost it (why: "lease expired", "worker
-// unregistered").
+// offline", "worker unregistered").
 func lastAttemptFailed(tk taskwire.Task, why string, now time.Time) taskwire.Task {
 	tk.Status = taskwire.StatusFailed
 	tk.Error = fmt.Sprintf("%s after %d attempts", why, tk.Attempt)
