@@ -9,7 +9,8 @@
 //
 // Errors the server answers are *Error values carrying the JSON-RPC code,
 // message and data; IsNotFound, IsRateLimited, IsConflict, IsUnavailable
-// and RetryAfter read them. Calls that are safe to repeat are retried on
+// and RetryAfter read them. A 401 is an *HTTPError, which IsUnauthorized
+// reads. Calls that are safe to repeat are retried on
 // -32000 (rate limited) and -32001 (backend unavailable), and on failed
 // connections, with backoff and jitter, honouring the server's
 // retryAfterMs, within the context and Options.MaxAttempts.

@@ -13,8 +13,10 @@ import (
 // Error is a JSON-RPC error answered by the server. Message is for people;
 // Code and Data are for programs (SPEC section 2 lists them).
 type Error struct {
-	// Method is the method whose call failed ("" for a whole batch or an
-	// HTTP endpoint).
+	// Method is the method whose call failed ("" for a whole batch, an
+	// HTTP endpoint, or an answer with an HTTP status other than 200, such
+	// as a 413 for a body over the server's limit; the error's text still
+	// names the method).
 	Method  string
 	Code    taskwire.Code
 	Message string
@@ -43,7 +45,8 @@ func (e *Error) DecodeData(v any) error {
 
 // HTTPError is an answer that is not a JSON-RPC response: an HTTP status
 // other than 200 or 204 with a body that carries no JSON-RPC error (a
-// proxy's error page, a 401 from a server requiring a token, ...).
+// proxy's error page, ...), and every 401, whatever its body (taskwire's
+// carries a -32002): IsUnauthorized reads it.
 type HTTPError struct {
 	StatusCode int
 	// Body is the start of the response body.
