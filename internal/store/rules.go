@@ -78,6 +78,13 @@ func CheckAssign(t *taskwire.Task, worker string) (again bool, err error) {
 	return false, nil
 }
 
+// LastAttemptError is the error of a task failed on its last attempt
+// because its worker lost it, for reason (RequeueLeaseExpired,
+// RequeueWorkerOffline, RequeueUnregistered): "<reason> after N attempts".
+func LastAttemptError(reason string, attempt int) string {
+	return fmt.Sprintf("%s after %d attempts", reason, attempt)
+}
+
 // CompletedBy is who a task.completed event names: the worker when there
 // is one, else the caller.
 func CompletedBy(workerID, by string) string {

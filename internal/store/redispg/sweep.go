@@ -130,7 +130,7 @@ func (s *Store) expireLeases(ctx context.Context, now time.Time, res *store.Swee
 			}
 			failed := t.Attempt >= t.MaxAttempts
 			if failed {
-				r.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", reason, t.Attempt), 0, "", store.SystemActor, now)
+				r.finalize(taskwire.StatusFailed, store.LastAttemptError(reason, t.Attempt), 0, "", store.SystemActor, now)
 				x.saveTask(t, r, now)
 				x.emit(store.TaskCompletedEvent(r.Task, store.SystemActor))
 			} else {

@@ -168,7 +168,7 @@ func (x *txn) release(w *workerState, held []*taskState, reason, by string, now 
 			x.saveTask(t, after, now)
 			x.emit(store.TaskUnassignedEvent(t.ID, w.ID, by, now))
 		case t.Attempt >= t.MaxAttempts:
-			after.finalize(taskwire.StatusFailed, fmt.Sprintf("%s after %d attempts", reason, t.Attempt), 0, "", by, now)
+			after.finalize(taskwire.StatusFailed, store.LastAttemptError(reason, t.Attempt), 0, "", by, now)
 			x.saveTask(t, after, now)
 			x.emit(store.TaskCompletedEvent(after.Task, by))
 			failed++

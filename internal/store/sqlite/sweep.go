@@ -177,7 +177,7 @@ func releaseTask(tx *writeTx, r *taskRow, reason, by string, now time.Time) (boo
 		r.UpdatedAt = now
 		ev = store.TaskRequeuedEvent(r.ID, worker, r.Attempt, reason, by, now)
 	} else {
-		msg := fmt.Sprintf("%s after %d attempts", reason, r.Attempt)
+		msg := store.LastAttemptError(reason, r.Attempt)
 		if err := finalize(tx, r, taskwire.StatusFailed, msg, nil, resultSum(nil), by, now); err != nil {
 			return false, err
 		}
