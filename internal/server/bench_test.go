@@ -91,13 +91,40 @@ func BenchmarkClaimLatency(b *testing.B) {
 	}
 	for _, l := range loads {
 		b.Run(fmt.Sprintf("queued=%d/arrival=%s/interval=%s", l.queued, l.arrival, l.interval), func(b *testing.B) {
-			claimLatency(b, l.queued, l.arrival == "burst", l.interval)
+			claimLatency(b, l.queued, l.arrival == "burst", l.interval, claimAccepted)
 		})
 	}
 }
 
-// claimLatency is one case of BenchmarkClaimLatency.
-func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) {
+// BenchmarkRefusedClaimLatency is BenchmarkClaimLatency's load at 2,500
+// claims/s with random arrivals and 10,000 queued, made of claims the
+// server refuses while it validates their params (maxTasks 11: -32602),
+// before any store work. It measures what every claim pays besides the
+// store (HTTP over loopback, JSON-RPC, the load generator, the machine's
+// scheduling): the floor under BenchmarkClaimLatency's figures, to read
+// them against in the same run.
+func BenchmarkRefusedClaimLatency(b *testing.B) {
+	defer gcheadroom.Keep(gcheadroom.Default)() // as taskwire serve runs
+	claimLatency(b, 10_000, false, 20*time.Millisecond, claimRefused)
+}
+
+// claimAccepted claims a task for worker and fails b on any error.
+func claimAccepted(b *testing.B, cl *rpctest.Client, worker string) {
+	mustCall(b, cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
+}
+
+// claimRefused sends worker a claim of 11 tasks, one more than allowed,
+// and fails b unless it is refused with -32602.
+func claimRefused(b *testing.B, cl *rpctest.Client, worker string) {
+	err := cl.Call(context.Background(), taskwire.MethodTaskClaim, map[string]any{"workerId": worker, "maxTasks": taskwire.MaxClaimTasks + 1}, nil)
+	if e, ok := err.(*taskwire.Error); !ok || e.Code != taskwire.CodeInvalidParams {
+		b.Fatalf("claim of %d tasks: want -32602, got %v", taskwire.MaxClaimTasks+1, err)
+	}
+}
+
+// claimLatency is one case of BenchmarkClaimLatency: 50 workers each
+// calling claim once per interval on average.
+func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration, claim func(*testing.B, *rpctest.Client, string)) {
 	bd := setup(b)
 	fill(b, bd.srv.svc.Store(), queued+b.N)
 	const workers = 50
@@ -122,7 +149,7 @@ func claimLatency(b *testing.B, queued int, burst bool, interval time.Duration) 
 				}
 				time.Sleep(time.Until(due))
 				t0 := time.Now()
-				mustCall(b, bd.cl, taskwire.MethodTaskClaim, map[string]any{"workerId": worker})
+				claim(b, bd.cl, worker)
 				lat[i] = time.Since(t0)
 			}
 		}(fmt.Sprintf("lw%d", w))
