@@ -27,7 +27,8 @@ JSON on stdin (and TASKWIRE_TASK_ID, TASKWIRE_TASK_ATTEMPT in its
 environment). Exit status 0 completes the task with CMD's stdout as the
 result (JSON when it parses as JSON, else a string); any other status fails
 it with CMD's stderr, trimmed, and the exit status, and so does running
-past --timeout. On SIGINT or SIGTERM it stops claiming, lets running
+past --timeout. Processes CMD leaves running in its process group when
+it exits get SIGTERM. On SIGINT or SIGTERM it stops claiming, lets running
 commands finish within --grace, hands the others back to the queue (one
 on its last attempt fails instead) and exits 0; a second Ctrl-C hands the
 running tasks back at once.
@@ -140,9 +141,9 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 	cmd.Env = append(cmd.Environ(), "TASKWIRE_TASK_ID="+t.ID, "TASKWIRE_TASK_ATTEMPT="+strconv.Itoa(t.Attempt))
 	var stdout bytes.Buffer
 	stderr := &limitedBuffer{max: maxStderr}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, stderr
+	cmd.Stdin = bytes.NewReader(in)
 	start := time.Now()
-	err = cmd.Run()
+	err = runCollecting(cmd, &stdout, stderr)
 	outcome := r.outcome(ctx, err)
 	r.report(t, outcome, time.Since(start))
 	if err == nil {
@@ -152,6 +153,48 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 		outcome += ": " + s
 	}
 	return nil, errors.New(outcome)
+}
+
+// runCollecting runs cmd with its stdout and stderr copied to the
+// writers, and returns cmd's own outcome as soon as it has exited: what it
+// left running in its process group is ended then (endGroup), and its
+// output is collected until the pipes close, for at most cmd.WaitDelay
+// more. (With writers of its own, exec.Cmd would wait for every process
+// holding the pipes, and fail a command that exited 0 after WaitDelay.)
+func runCollecting(cmd *exec.Cmd, stdout, stderr io.Writer) error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return err
+	}
+	var copies sync.WaitGroup
+	copies.Go(func() { _, _ = io.Copy(stdout, outR) })
+	copies.Go(func() { _, _ = io.Copy(stderr, errR) })
+	err = cmd.Wait()
+	endGroup(cmd)
+	closeAfter := time.AfterFunc(cmd.WaitDelay, func() {
+		outR.Close()
+		errR.Close()
+	})
+	copies.Wait()
+	closeAfter.Stop()
+	outR.Close()
+	errR.Close()
+	return err
 }
 
 // errTimedOut ends a command that ran past --timeout.

@@ -61,3 +61,30 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestCLIWorkCommandLeavesAChild: a command that exits 0 completes its
+// task with its stdout even when a child it left running still holds
+// stdout open, and the child is ended with the command.
+func TestCLIWorkCommandLeavesAChild(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "leaver", "leave a child").want(t, exitOK).stdout)
+	script := `echo hi; sleep 120 & echo $! > "$1"; exit 0`
+	b.cli(t, "work", "--queue", "leaver", "--exit-when-idle", "--", "sh", "-c", script, "sh", pidFile).want(t, exitOK)
+	task, err := b.c.GetTask(t.Context(), id)
+	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"hi"` {
+		t.Fatalf("task: %+v, %v", task, err)
+	}
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	// Gone, or a zombie waiting for its new parent to reap it.
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err == nil && !strings.Contains(string(stat), ") Z ") {
+		_ = syscall.Kill(atoi(t, pid), syscall.SIGKILL)
+		t.Fatalf("the command's child %s still runs: %s", pid, stat)
+	}
+}

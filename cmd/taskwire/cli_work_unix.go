@@ -21,3 +21,13 @@ func isolate(cmd *exec.Cmd) {
 		return syscall.Kill(group, syscall.SIGTERM)
 	}
 }
+
+// endGroup ends the processes cmd left running in its process group once
+// cmd has exited, as a job's end does: SIGTERM at once, SIGKILL a second
+// later to those that ignore it.
+func endGroup(cmd *exec.Cmd) {
+	group := -cmd.Process.Pid
+	if syscall.Kill(group, syscall.SIGTERM) == nil {
+		time.AfterFunc(time.Second, func() { _ = syscall.Kill(group, syscall.SIGKILL) })
+	}
+}
