@@ -155,6 +155,10 @@ func (f *cmdFlags) parse(args []string, minPos, maxPos int) ([]string, error) {
 		f.printUsage(f.cio.stderr)
 		return nil, usageError("%s: wrong number of arguments", f.Name())
 	}
+	if maxPos == 1 && len(pos) == 1 && pos[0] == "" {
+		// A task's text or id: an empty one is a missing argument.
+		return nil, usageError("%s: the argument must not be empty", f.Name())
+	}
 	if err := f.checkToken(); err != nil {
 		return nil, err
 	}
@@ -182,8 +186,8 @@ func (f *cmdFlags) serverURL() string {
 // typo is a bad command line rather than a server away.
 func (f *cmdFlags) checkServer() error {
 	u, err := url.Parse(f.serverURL())
-	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return usageError("--server (or TASKWIRE_SERVER) must be an http:// or https:// URL, not %q", f.serverURL())
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" {
+		return usageError("--server (or TASKWIRE_SERVER) must be an http:// or https:// URL or a host:port, not %q", f.serverURL())
 	}
 	return nil
 }

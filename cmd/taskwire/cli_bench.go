@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -62,6 +63,9 @@ func runBench(ctx context.Context, cio cliIO, args []string) error {
 	}
 	b := &bench{c: f.client(), cfg: cfg, cio: cio}
 	report, err := b.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		return exitError{code: exitServer, err: errors.New("bench: interrupted before the end")}
+	}
 	if err != nil {
 		return withExitCode(err)
 	}
@@ -293,8 +297,8 @@ func (b *bench) discard(ctx context.Context) {
 			}
 		}
 	}
-	fmt.Fprintf(b.cio.stderr, "bench: stopped before the end; deleted the %d tasks it had created in queue %s\n",
-		deleted, b.cfg.queue)
+	fmt.Fprintf(b.cio.stderr, "bench: stopped before the end; deleted %d of the %d tasks it had created in queue %s\n",
+		deleted, len(ids), b.cfg.queue)
 	if err != nil {
 		fmt.Fprintf(b.cio.stderr, "bench: %d tasks left in queue %s: %v\n", len(ids)-deleted, b.cfg.queue, err)
 	}

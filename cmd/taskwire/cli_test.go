@@ -180,6 +180,8 @@ func TestCLIUsage(t *testing.T) {
 		{"work"}, // no command
 		{"work", "--concurrency", "0", "--", "true"},
 		{"bench", "--tasks", "0"},
+		{"list", "--server", ":7700"}, // no host
+		{"list", "--server", "ftp://127.0.0.1:7700"},
 	} {
 		b.cli(t, args...).want(t, exitUsage)
 	}
@@ -229,6 +231,9 @@ func TestCLIFlagBounds(t *testing.T) {
 		{[]string{"list", "--status", "done"}, "--status must be pending, in_progress, completed or failed"},
 		{[]string{"events", "--count", "-1"}, "--count must not be negative"},
 		{[]string{"list", "--token", "tw_secret\n"}, "--token (or TASKWIRE_TOKEN) must not hold"},
+		{[]string{"get", ""}, "get: the argument must not be empty"},
+		{[]string{"complete", "", "--result", "1"}, "complete: the argument must not be empty"},
+		{[]string{"create", ""}, "create: the argument must not be empty"},
 	} {
 		r := runTaskwire(t, append(tc.args, "--server", srv.URL)...).want(t, exitUsage)
 		if !strings.Contains(r.stderr, tc.want) {
@@ -424,7 +429,10 @@ func TestCLIBenchInterrupted(t *testing.T) {
 			if err != nil || list.TotalCount != 0 {
 				t.Fatalf("tasks left in the bench's queue after it was interrupted: %d, %v\nstderr:\n%s", list.TotalCount, err, r.stderr)
 			}
-			if !strings.Contains(r.stderr, "deleted the") {
+			if r.code != exitServer || !strings.Contains(r.stderr, "taskwire: bench: interrupted") {
+				t.Errorf("the interrupted bench: exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "tasks it had created") {
 				t.Errorf("the interrupted bench does not say it deleted its tasks:\n%s", r.stderr)
 			}
 		})
