@@ -142,19 +142,26 @@ func (s *Store) Reconcile(ctx context.Context) (int, error) {
 	}
 }
 
-// restoreMissing restores those of tasks that Redis does not hold.
+// restoreMissing restores those of tasks that Redis does not hold, but
+// for the rows of creates fenced off, which it takes back.
 func (s *Store) restoreMissing(ctx context.Context, tasks []*taskState) (int, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(tasks))
+	held := make([]*redis.IntCmd, len(tasks))
+	fenced := make([]*redis.IntCmd, len(tasks))
 	for i, t := range tasks {
-		cmds[i] = pipe.Exists(ctx, s.k.task(t.ID))
+		held[i] = pipe.Exists(ctx, s.k.task(t.ID))
+		fenced[i] = pipe.Exists(ctx, s.k.createFence(t.ID))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, s.redisErr(err)
 	}
 	n, restoreNo := 0, int64(0)
 	for i, t := range tasks {
-		if cmds[i].Val() == 1 {
+		if held[i].Val() == 1 {
+			continue
+		}
+		if fenced[i].Val() == 1 && unchangedCreate(t) {
+			s.forget(ctx, t.ID)
 			continue
 		}
 		if restoreNo == 0 { // one number serves every task of this pass

@@ -24,6 +24,7 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	st := &taskState{Task: &t, ver: 1}
 	existing, err := s.insertTask(ctx, st, p)
 	if err != nil {
+		s.fenceUnwrittenCreate(ctx, t.ID)
 		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	if existing != "" {
@@ -91,6 +92,43 @@ func (s *Store) settleFailedCreate(ctx context.Context, id string) bool {
 		s.forget(ctx, id)
 		return false
 	}
+}
+
+// fenceUnwrittenCreate fences off the create of task id whose row
+// PostgreSQL did not acknowledge. Its statements may still be on their way
+// (a network that stalled, then recovers) and commit the row after the
+// caller was answered an error; whatever meets the row then (the
+// reconciler, a read or change of the task) finds the fence and takes the
+// row back (fencedRow), so that the create makes no task.
+func (s *Store) fenceUnwrittenCreate(ctx context.Context, id string) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := boundedValue(ctx, s, func(ctx context.Context) (bool, error) { return s.settleCreate(ctx, id) }); err != nil {
+		s.log.Warn("create not written kept unfenced; a late commit of its row would make the task", "task", id, "err", err)
+	}
+}
+
+// fencedRow reports whether the row of task t, which Redis does not hold,
+// is that of a create fenced off, and takes the row back (forget) when it
+// is.
+func (s *Store) fencedRow(ctx context.Context, t *taskState) (bool, error) {
+	if !unchangedCreate(t) {
+		return false, nil
+	}
+	n, err := s.rdb.Exists(ctx, s.k.createFence(t.ID)).Result()
+	if err != nil {
+		return false, s.redisErr(err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	s.forget(ctx, t.ID)
+	return true, nil
+}
+
+// unchangedCreate reports whether t is as its create wrote it: a row
+// changed since shows that Redis held the task, so its create was made.
+func unchangedCreate(t *taskState) bool {
+	return t.ver == 1 && t.Status == taskwire.StatusPending
 }
 
 // createFenceTTL is how long a settled create's fence lasts: far longer

@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/taskwire/taskwire"
 )
 
 // A create whose transition answered an error is marked in
@@ -32,14 +30,18 @@ func (s *Store) unmarkUnsettled(ctx context.Context, id string) error {
 }
 
 // settledRow reads the row of task id as pgTask does, settling first a
-// create of unknown outcome: nil when that create made no task.
+// create of unknown outcome: nil when that create made no task, or was
+// fenced off (fencedRow).
 func (s *Store) settledRow(ctx context.Context, id string) (*taskState, error) {
 	t, err := s.pgTask(ctx, id)
-	if err != nil || t == nil || t.ver != 1 || t.Status != taskwire.StatusPending {
+	if err != nil || t == nil || !unchangedCreate(t) {
 		return t, err // a row changed since its create was made
 	}
 	gone, err := s.settleUnsettled(ctx, id)
 	if err != nil || gone {
+		return nil, err
+	}
+	if gone, err = s.fencedRow(ctx, t); err != nil || gone {
 		return nil, err
 	}
 	return t, nil

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -22,6 +24,10 @@ type blackhole struct {
 	ln     net.Listener
 	target string
 	held   atomic.Bool
+	// paused, while set, keeps the bytes of the connections open instead
+	// (they go on when it is cleared, like a network that stalls and then
+	// recovers), and refuses new ones, such as a request to cancel.
+	paused atomic.Bool
 	mu     sync.Mutex
 	conns  []net.Conn
 }
@@ -56,6 +62,10 @@ func (b *blackhole) accept() {
 		if err != nil {
 			return
 		}
+		if b.paused.Load() {
+			c.Close()
+			continue
+		}
 		up, err := net.Dial("tcp", b.target)
 		if err != nil {
 			c.Close()
@@ -75,6 +85,9 @@ func (b *blackhole) pipe(dst io.Writer, src io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		for b.paused.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if n > 0 && !b.held.Load() {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
@@ -275,4 +288,61 @@ func answerWithin(t *testing.T, what string, call func() error) error {
 		t.Fatalf("%s still waiting after a minute", what)
 		return nil
 	}
+}
+
+// TestCreateCommittedLateNotMade: a create whose row PostgreSQL had not
+// acknowledged when WriteTimeout passed answers an error, and so makes no
+// task, even when its statements, held up on the way, commit the row
+// afterwards (a group commit sends its whole transaction at once): the
+// reconciler takes the row back instead of enqueueing it.
+func TestCreateCommittedLateNotMade(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	hole, u := startBlackholeTo(t, testPostgresURL)
+	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
+	t.Cleanup(hole.close)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	// A create first, so that the connection has its statements prepared
+	// and sends the next create's whole at once.
+	if _, _, err := st.CreateTask(ctx, store.CreateTaskParams{Task: readyTask("t-warm", now), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	hole.paused.Store(true)
+	err := createWithin(t, st, ctx, store.CreateTaskParams{Task: readyTask("t-late", now), Now: now})
+	hole.paused.Store(false)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("create with PostgreSQL stalled: %v; want a *store.UnavailableError", err)
+	}
+	waitForRow(t, env.pool(t), "t-late")
+	if got, err := st.GetTask(ctx, "t-late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask(t-late) once its row committed: %+v, %v; want not found", got, err)
+	}
+	time.Sleep(reconcileGrace + 500*time.Millisecond) // the reconciler leaves fresh rows alone
+	if _, err := st.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.GetTask(ctx, "t-late"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask(t-late) after reconciling: %+v, %v; want not found", got, err)
+	}
+	rows, _, err := st.ListTasks(ctx, store.ListTasksParams{Limit: 10})
+	if err != nil || len(rows) != 1 || rows[0].ID != "t-warm" {
+		t.Fatalf("ListTasks = %v, %v; want t-warm alone", rows, err)
+	}
+}
+
+// waitForRow waits until PostgreSQL holds the row of task id, failing the
+// test after 30 s.
+func waitForRow(t *testing.T, pool *pgxpool.Pool, id string) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 30*time.Second; time.Sleep(20 * time.Millisecond) {
+		var n int
+		if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM tasks WHERE id = $1", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+	}
+	t.Fatalf("the row of %s never committed", id)
 }
