@@ -179,3 +179,44 @@ func TestReadMessageBudget(t *testing.T) {
 		t.Fatalf("refusal %s: %v", BudgetRefusal(), err)
 	}
 }
+
+// A large message takes from the budget as it grows, about twice what has
+// arrived, not the largest message's share at once: messages that stall
+// part way cannot hold the budget for others with a little of their own.
+// Bodies without a Content-Length read the same way.
+func TestReadMessageBudgetGrows(t *testing.T) {
+	t.Parallel()
+	const budget, limit = 64 << 20, 32 << 20
+	s := NewServer(nil, Options{MaxBodyBytes: limit, BodyBudget: budget,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	pr, pw := io.Pipe()
+	type read struct {
+		msg []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		msg, release, err := s.ReadMessage(context.Background(), pr, limit)
+		if err == nil {
+			release()
+		}
+		done <- read{msg, err}
+	}()
+	if _, err := pw.Write(bytes.Repeat([]byte(" "), 3<<19)); err != nil { // 1.5 MiB, all read once Write returns
+		t.Fatal(err)
+	}
+	if !s.bodies.TryAcquire(budget - 4<<20) {
+		t.Fatalf("a message stalled after 1.5 MiB holds more than 4 MiB of the budget")
+	}
+	s.bodies.Release(budget - 4<<20)
+	if _, err := pw.Write(bytes.Repeat([]byte(" "), 20<<20)); err != nil { // grows on to 21.5 MiB
+		t.Fatal(err)
+	}
+	pw.Close()
+	if r := <-done; r.err != nil || len(r.msg) != 3<<19+20<<20 {
+		t.Fatalf("message: %d bytes, %v", len(r.msg), r.err)
+	}
+	if !s.bodies.TryAcquire(budget) {
+		t.Fatal("the budget is not whole after the release")
+	}
+}

@@ -111,7 +111,13 @@ type Server struct {
 // legitimately take to arrive: BodyGrace plus a second per MinBodyRate
 // bytes of MaxBodyBytes.
 func (s *Server) LongestBody() time.Duration {
-	return s.opts.BodyGrace + time.Duration(s.opts.MaxBodyBytes/MinBodyRate)*time.Second
+	return s.ArrivalTime(s.opts.MaxBodyBytes)
+}
+
+// ArrivalTime is how long a request body or message of size bytes may
+// take to arrive: BodyGrace plus a second per MinBodyRate bytes.
+func (s *Server) ArrivalTime(size int64) time.Duration {
+	return s.opts.BodyGrace + time.Duration(size/MinBodyRate)*time.Second
 }
 
 // NewServer returns a Server for methods and the built-in rpc.discover. It
@@ -232,7 +238,7 @@ func (s *Server) readBody(ctx context.Context, w http.ResponseWriter, r *http.Re
 		size = limit
 	}
 	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(s.opts.BodyGrace+time.Duration(size/MinBodyRate)*time.Second)) == nil {
+	if rc.SetReadDeadline(time.Now().Add(s.ArrivalTime(size))) == nil {
 		defer func() {
 			if err == nil {
 				_ = rc.SetReadDeadline(time.Time{})
@@ -304,24 +310,47 @@ func (s *Server) ReadMessage(ctx context.Context, r io.Reader, limit int64) (msg
 }
 
 // readUnsized reads r whole, its length known only at its end: once it
-// runs past smallBody bytes, it takes limit bytes (at most the whole
-// budget) from the body budget before reading on, given back by release.
-// A read that finds no room in time returns ErrBodyBudget, the rest of r
-// unread.
+// runs past smallBody bytes, it takes from the body budget as it grows,
+// twice what has arrived before reading on (a buffer grown by doubling
+// holds up to that), at most limit (and the whole budget); release gives
+// it all back. A message that stalls part way so holds about twice what
+// it sent, not the largest message's share. A read that finds no room in
+// time returns ErrBodyBudget, the rest of r unread.
 func (s *Server) readUnsized(ctx context.Context, r io.Reader, limit int64) (b []byte, release func(), err error) {
 	b, err = io.ReadAll(io.LimitReader(r, smallBody+1))
 	if err != nil || len(b) <= smallBody {
 		return b, func() {}, err
 	}
-	if release, err = s.takeBody(ctx, min(limit, s.opts.BodyBudget)); err != nil {
-		return nil, nil, err
+	most := min(limit, s.opts.BodyBudget)
+	var held int64
+	var releases []func()
+	release = func() {
+		for _, r := range releases {
+			r()
+		}
 	}
 	buf := bytes.NewBuffer(b) // grows b, without a copy at the end
-	if _, err := buf.ReadFrom(r); err != nil {
-		release()
-		return nil, nil, err
+	for {
+		if more := min(2*int64(buf.Len()), most) - held; more > 0 {
+			r, err := s.takeBody(ctx, more)
+			if err != nil {
+				release()
+				return nil, nil, err
+			}
+			releases, held = append(releases, r), held+more
+		}
+		step := io.LimitReader(r, held-int64(buf.Len()))
+		if held == most {
+			step = r // the rest: r ends it by the limit
+		}
+		if _, err := buf.ReadFrom(step); err != nil {
+			release()
+			return nil, nil, err
+		}
+		if int64(buf.Len()) < held || held == most {
+			return buf.Bytes(), release, nil
+		}
 	}
-	return buf.Bytes(), release, nil
 }
 
 // writeJSON writes the response made of parts.

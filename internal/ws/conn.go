@@ -140,8 +140,11 @@ var errAuthTooLarge = errors.New("first message too large for rpc.authenticate")
 
 // read reads the next message whole, a large one under the server's
 // budget of request bodies (rpc.Server.ReadMessage): release gives its
-// share back. The message that must authenticate the connection
-// (needsToken) is read only up to maxAuthMessage.
+// share back. A message must arrive, once it has begun, within the time a
+// request body of the largest message's size may take
+// (rpc.Server.ArrivalTime), or the connection ends with 1008. The message
+// that must authenticate the connection (needsToken) is read only up to
+// maxAuthMessage.
 func (c *conn) read(needsToken bool) (typ websocket.MessageType, msg []byte, release func(), err error) {
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
@@ -154,6 +157,10 @@ func (c *conn) read(needsToken bool) (typ websocket.MessageType, msg []byte, rel
 		}
 		return typ, msg, func() {}, err
 	}
+	late := time.AfterFunc(c.h.rpc.ArrivalTime(c.h.opts.MaxMessageBytes), func() {
+		c.shut(websocket.StatusPolicyViolation, "message did not arrive in time")
+	})
+	defer late.Stop()
 	msg, release, err = c.h.rpc.ReadMessage(c.ctx, r, c.h.opts.MaxMessageBytes)
 	return typ, msg, release, err
 }

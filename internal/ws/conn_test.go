@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/rpctest"
+	"github.com/taskwire/taskwire/internal/server"
 	"github.com/taskwire/taskwire/internal/servertest"
 	"github.com/taskwire/taskwire/internal/ws"
 )
@@ -164,4 +166,22 @@ func TestPingWhileRequestsFillTheSlots(t *testing.T) {
 	}
 	decode[taskwire.HealthResult](t, cl.response(health))
 	call[taskwire.HealthResult](cl, taskwire.MethodSystemHealth, nil)
+}
+
+// A message that does not arrive in the time a request body of the
+// largest message's size may take (BodyGrace plus a second per MiB) ends
+// the connection with 1008, so that a stalled sender holds neither the
+// connection nor its share of the body budget.
+func TestStalledMessageClosed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, wsOptions(ws.Options{MaxMessageBytes: 2 << 20}), func(c *server.Config) { c.BodyGrace = 100 * time.Millisecond })
+	cl := dial(t, b, nil)
+	w, err := cl.c.Writer(context.Background(), websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"task.create","params":{"text":"` + strings.Repeat("x", 3<<19))); err != nil {
+		t.Fatal(err)
+	}
+	cl.wantClose(websocket.StatusPolicyViolation, "message did not arrive in time")
 }
