@@ -40,12 +40,18 @@ func TestCLIWorkKillsWholeGroup(t *testing.T) {
 	script := `trap '' TERM; sleep 120 & echo $! > "$1"; wait`
 	b.cli(t, "work", "--queue", "stubborn", "--timeout", "100ms", "--exit-when-idle", "--",
 		"sh", "-c", script, "sh", pidFile).want(t, exitOK)
+	wantGone(t, pidFile)
+}
+
+// wantGone fails the test unless the process whose pid is in pidFile has
+// ended: gone, or a zombie waiting for its new parent to reap it.
+func wantGone(t *testing.T, pidFile string) {
+	t.Helper()
 	raw, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid := strings.TrimSpace(string(raw))
-	// Gone, or a zombie waiting for its new parent to reap it.
 	stat, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err == nil && !strings.Contains(string(stat), ") Z ") {
 		_ = syscall.Kill(atoi(t, pid), syscall.SIGKILL)
@@ -76,15 +82,5 @@ func TestCLIWorkCommandLeavesAChild(t *testing.T) {
 	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"hi"` {
 		t.Fatalf("task: %+v, %v", task, err)
 	}
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := strings.TrimSpace(string(raw))
-	// Gone, or a zombie waiting for its new parent to reap it.
-	stat, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err == nil && !strings.Contains(string(stat), ") Z ") {
-		_ = syscall.Kill(atoi(t, pid), syscall.SIGKILL)
-		t.Fatalf("the command's child %s still runs: %s", pid, stat)
-	}
+	wantGone(t, pidFile)
 }
