@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/auth"
 )
 
-// streams are the long-lived HTTP responses (GET /events) open with a
-// token, ended when a tokens reload revokes it.
+// streams are the HTTP requests open with a token (calls of /rpc, long
+// polls among them, and GET /events), ended when a tokens reload revokes
+// it.
 type streams struct {
 	mu   sync.Mutex
 	open map[*stream]struct{}
@@ -17,11 +19,12 @@ type streams struct {
 
 type stream struct {
 	ctx    context.Context // the caller and its token's fingerprint
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 }
 
 // untilRevoked serves h with a request context that ends when a tokens
-// reload removes the request's token or gives it another caller; without
+// reload removes the request's token or gives it another caller, its
+// cause the -32002 error saying so (a long poll answers it); without
 // tokens it is h.
 func (s *Server) untilRevoked(h http.Handler) http.Handler {
 	if s.tokens == nil {
@@ -29,8 +32,8 @@ func (s *Server) untilRevoked(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bearer := auth.BearerToken(r.Header.Get("Authorization"))
-		ctx, cancel := context.WithCancel(context.WithValue(r.Context(), fingerprintKey{}, auth.FingerprintOf(bearer)))
-		defer cancel()
+		ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), fingerprintKey{}, auth.FingerprintOf(bearer)))
+		defer cancel(nil)
 		st := &stream{ctx: ctx, cancel: cancel}
 		s.streams.add(st)
 		defer s.streams.remove(st)
@@ -59,8 +62,9 @@ func (s *Server) endRevoked() {
 	s.streams.mu.Lock()
 	defer s.streams.mu.Unlock()
 	for st := range s.streams.open {
-		if s.revalidate(st.ctx) != nil {
-			st.cancel()
+		if err := s.revalidate(st.ctx); err != nil {
+			st.cancel(&taskwire.Error{Code: taskwire.CodeNotAllowed, Message: "Unauthorized: " + err.Error(),
+				Data: map[string]any{"reason": err.Error()}})
 		}
 	}
 }

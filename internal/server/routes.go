@@ -18,7 +18,7 @@ import (
 
 func (s *Server) routes(rpcHandler http.Handler, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/rpc", s.guard("", rpcHandler))
+	mux.Handle("/rpc", s.guard("", s.untilRevoked(rpcHandler)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -284,5 +285,81 @@ func TestEventStreamEndsWhenTokenRevoked(t *testing.T) {
 	case err := <-kept:
 		t.Errorf("the stream of a kept token ended: %v", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A long poll over /rpc (task.claim with waitMs) whose token a reload
+// removes ends with -32002 "token revoked", as the socket of a WebSocket
+// does: it takes no task created afterwards.
+func TestLongPollEndsWhenTokenRevoked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	ops := `{"name": "ops", "role": "admin", "token": "` + adminToken + `"}`
+	w1 := `{"name": "w1-token", "role": "worker", "workerId": "w1", "token": "` + workerToken + `"}`
+	if err := os.WriteFile(path, []byte("["+ops+","+w1+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(c *Config) { c.Tokens, c.MaxWaitingClaims = tokens, 1 })
+	ctx := t.Context()
+	worker := as(b, workerToken)
+	if err := worker.Call(ctx, taskwire.MethodSystemRegister, map[string]any{"workerId": "w1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	claimed := make(chan error, 1)
+	go func() {
+		var res taskwire.ClaimResult
+		err := worker.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 20000}, &res)
+		for e := (*taskwire.Error)(nil); errors.As(err, &e) && e.Code == taskwire.CodeRateLimited; {
+			// A probe below held the one slot for a moment.
+			err = worker.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 20000}, &res)
+		}
+		if err == nil {
+			err = fmt.Errorf("claim answered %+v", res)
+		}
+		claimed <- err
+	}()
+	// The claim waits once a second one is refused as one too many.
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		err := worker.Call(ctx, taskwire.MethodTaskClaim, map[string]any{"workerId": "w1", "waitMs": 1}, nil)
+		var e *taskwire.Error
+		if errors.As(err, &e) && e.Code == taskwire.CodeRateLimited {
+			break
+		}
+		select {
+		case err := <-claimed:
+			t.Fatalf("the long poll answered before the reload: %v", err)
+		default:
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the long poll is not waiting after 10 s (a second claim: %v)", err)
+		}
+	}
+
+	if err := os.WriteFile(path, []byte("["+ops+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var task taskwire.Task
+	if err := as(b, adminToken).Call(ctx, taskwire.MethodTaskCreate, map[string]any{"text": "after the reload"}, &task); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-claimed:
+		var e *taskwire.Error
+		if !errors.As(err, &e) || e.Code != taskwire.CodeNotAllowed || !strings.Contains(e.Message, "token revoked") {
+			t.Fatalf("the long poll of a revoked token answered %v; want -32002 token revoked", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the long poll of a revoked token still waits")
+	}
+	var got taskwire.Task
+	if err := as(b, adminToken).Call(ctx, taskwire.MethodTaskGet, map[string]any{"id": task.ID}, &got); err != nil || got.Status != taskwire.StatusPending {
+		t.Fatalf("task after the revoked long poll: %+v, %v; want pending", got, err)
 	}
 }

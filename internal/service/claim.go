@@ -59,7 +59,7 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 		case <-s.draining:
 			return &taskwire.ClaimResult{}, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx) // a revoked token's -32002, say
 		}
 	}
 }
