@@ -329,6 +329,20 @@ func TestEndpointRoles(t *testing.T) {
 	}
 }
 
+// TestAuditWithoutAuth: with auth off every caller is an admin, and the
+// audit line says so.
+func TestAuditWithoutAuth(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	b := setup(t, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	task := createTask(t, b, nil)
+	call[taskwire.DeleteResult](t, b, taskwire.MethodTaskDelete, params{"id": task.ID})
+	if !strings.Contains(logs.String(), `"msg":"audit","action":"task.delete","task":"`+task.ID+`"`) ||
+		!strings.Contains(logs.String(), `"role":"admin"`) {
+		t.Errorf("no audit line for task.delete with role admin in the log:\n%s", logs.String())
+	}
+}
+
 // TestAudit: an admin action is logged with the token's name and the
 // task's events name it too.
 func TestAudit(t *testing.T) {
