@@ -55,7 +55,7 @@ func parse(data []byte) (*tokenSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: want {name, role, workerId?, token | sha256}: %w", i+1, err)
 		}
-		at := fmt.Sprintf("entry %d (name %q)", i+1, e.Name)
+		at := fmt.Sprintf("entry %d", i+1) // its name could be a token pasted by mistake
 		h, err := e.check()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", at, err)

@@ -74,10 +74,12 @@ func TestParseErrors(t *testing.T) {
 		{"trailing data", `[{"name":"a","role":"admin","token":"` + adminToken + `"}] []`, "after the JSON array"},
 		{"unknown field", `[{"name":"a","role":"admin","tokn":"` + adminToken + `"}]`, `unknown field "tokn"`},
 		{"wrong type", `[{"name":"a","role":"admin","token":5}]`, `field "token"`},
-		{"no name", `[{"role":"admin","token":"` + adminToken + `"}]`, `entry 1 (name ""): name: required`},
-		{"bad name", `[{"name":"a b","role":"admin","token":"` + adminToken + `"}]`, `entry 1 (name "a b"): name:`},
-		{"unknown role", `[{"name":"a","role":"root","token":"` + adminToken + `"}]`, `entry 1 (name "a"): role: want one of admin, worker, producer`},
-		{"worker without workerId", `[{"name":"w","role":"worker","token":"` + adminToken + `"}]`, `entry 1 (name "w"): workerId: required for role worker`},
+		{"no name", `[{"role":"admin","token":"` + adminToken + `"}]`, `entry 1: name: required`},
+		{"bad name", `[{"name":"a b","role":"admin","token":"` + adminToken + `"}]`, `entry 1: name:`},
+		{"unknown role", `[{"name":"a","role":"root","token":"` + adminToken + `"}]`, `entry 1: role: want one of admin, worker, producer`},
+		// A token pasted as the name by mistake is not quoted either.
+		{"token as name", `[{"name":"` + workerToken + `","role":"root","token":"` + adminToken + `"}]`, `entry 1: role:`},
+		{"worker without workerId", `[{"name":"w","role":"worker","token":"` + adminToken + `"}]`, `entry 1: workerId: required for role worker`},
 		{"workerId on admin", `[{"name":"a","role":"admin","workerId":"w1","token":"` + adminToken + `"}]`, "workerId: only role worker"},
 		{"bad workerId", `[{"name":"w","role":"worker","workerId":"w 1","token":"` + adminToken + `"}]`, "workerId: 1 to 128"},
 		{"both", `[{"name":"a","role":"admin","token":"` + adminToken + `","sha256":"` + hash + `"}]`, "token and sha256: give one"},
@@ -85,10 +87,10 @@ func TestParseErrors(t *testing.T) {
 		{"short token", `[{"name":"a","role":"admin","token":"short"}]`, "token: at least 16"},
 		{"bad hash", `[{"name":"a","role":"admin","sha256":"abc"}]`, "sha256: want 64 lowercase hex"},
 		{"duplicate name", `[{"name":"a","role":"admin","token":"` + adminToken + `"},
-			{"name":"a","role":"producer","token":"` + workerToken + `"}]`, `entry 2 (name "a"): name: used by entry 1`},
+			{"name":"a","role":"producer","token":"` + workerToken + `"}]`, `entry 2: name: used by entry 1`},
 		// The same token once in plaintext and once as its hash.
 		{"duplicate hash", `[{"name":"a","role":"admin","token":"` + adminToken + `"},
-			{"name":"b","role":"producer","sha256":"` + hash + `"}]`, `entry 2 (name "b"): token: the same token as entry 1`},
+			{"name":"b","role":"producer","sha256":"` + hash + `"}]`, `entry 2: token: the same token as entry 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
