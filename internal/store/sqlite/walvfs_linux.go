@@ -65,6 +65,9 @@ type walBuffer struct {
 	// frames and writes count the frame headers buffered and the writes
 	// made to the file.
 	frames, writes int64
+	// failWrites, set by a test, fails each write of the buffer as a full
+	// disk does.
+	failWrites bool
 }
 
 // registerWALVFS registers the VFS named walVFSName, once.
@@ -178,12 +181,12 @@ func (b *walBuffer) flush(tls *libc.TLS) int32 {
 		return lib.SQLITE_OK
 	}
 	write := *(*func(*libc.TLS, uintptr, uintptr, int32, int64) int32)(unsafe.Pointer(&walIO.baseIO.FxWrite))
-	rc := write(tls, b.pFile, uintptr(unsafe.Pointer(&b.buf[0])), int32(len(b.buf)), b.off)
+	rc := int32(lib.SQLITE_FULL)
+	if !b.failWrites {
+		rc = write(tls, b.pFile, uintptr(unsafe.Pointer(&b.buf[0])), int32(len(b.buf)), b.off)
+	}
 	b.writes++
 	b.buf, b.commit = b.buf[:0], false
-	if rc != lib.SQLITE_OK && b.err == nil {
-		b.err = fmt.Errorf("write WAL: SQLite I/O error code %d", rc)
-	}
 	return rc
 }
 
@@ -265,7 +268,12 @@ func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 
 func dbShmBarrier(tls *libc.TLS, pFile uintptr) {
 	if b := fileBuffer(pFile); b != nil && b.pFile != 0 {
-		b.flush(tls)
+		// No result to tell SQLite with: the writer finds it after the
+		// commit (walWriteErr). Every other failed write is the result of
+		// the SQLite call that made it, which rolls its commit back.
+		if rc := b.flush(tls); rc != lib.SQLITE_OK && b.err == nil {
+			b.err = fmt.Errorf("write WAL: SQLite I/O error code %d", rc)
+		}
 	}
 	(*(*func(*libc.TLS, uintptr))(unsafe.Pointer(&dbIO.baseIO.FxShmBarrier)))(tls, pFile)
 }

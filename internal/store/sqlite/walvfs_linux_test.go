@@ -3,7 +3,9 @@ package sqlite
 import (
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -71,5 +73,39 @@ func TestWALWriteFailureFailsTheStore(t *testing.T) {
 	}
 	if err := s.Ping(t.Context()); !errors.Is(err, errDisk) {
 		t.Errorf("Ping after the failed write: %v, want %v", err, errDisk)
+	}
+}
+
+// A write of the buffer that fails where SQLite is told (a full disk at
+// a commit) fails that commit alone: the commit is rolled back, and the
+// next one, with room again, commits and counts as any other.
+func TestWALWriteFailureFailsTheCommit(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1))
+	b := walBufferOf(t, s)
+	walVFSFilesMu.Lock()
+	b.failWrites = true
+	walVFSFilesMu.Unlock()
+	_, _, err := s.CreateTask(t.Context(), store.CreateTaskParams{Task: task(2), Now: task(2).CreatedAt})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("create with the WAL's writes failing: %v, want unavailable", err)
+	}
+	walVFSFilesMu.Lock()
+	b.failWrites = false
+	walVFSFilesMu.Unlock()
+	create(t, s, task(3))
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping once the writes succeed again: %v", err)
+	}
+	if _, err := s.GetTask(t.Context(), task(2).ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask of the create that failed: %v, want not found", err)
+	}
+	stats, err := s.Stats(t.Context(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Queues) != 1 || stats.Queues[0].ByStatus[taskwire.StatusPending] != 2 {
+		t.Errorf("pending tasks counted: %+v, want 2", stats.Queues)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -230,7 +231,7 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 			continue
 		}
 		if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
-			return fmt.Errorf("savepoint: %w", err)
+			return lostTransaction(fmt.Errorf("savepoint: %w", err))
 		}
 		appended, touched, counted, wrote := len(w.tx.events), len(w.tx.touches), len(w.tx.counts), len(w.tx.wrote)
 		if errs[i] = o.fn(w.tx); errs[i] != nil {
@@ -239,17 +240,25 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 			w.tx.events, w.tx.touches, w.tx.counts = w.tx.events[:appended], w.tx.touches[:touched], w.tx.counts[:counted]
 			w.tx.wrote = w.tx.wrote[:wrote]
 			if _, err := w.tx.exec("ROLLBACK TO op"); err != nil {
-				return fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i])
+				return lostTransaction(fmt.Errorf("rollback to savepoint: %w (after %w)", err, errs[i]))
 			}
 		}
 		if _, err := w.tx.exec("RELEASE op"); err != nil {
-			return fmt.Errorf("release savepoint: %w", err)
+			return lostTransaction(fmt.Errorf("release savepoint: %w", err))
 		}
 	}
 	if err := w.tx.flushTouches(false); err != nil {
 		return err
 	}
 	return w.tx.flushEvents()
+}
+
+// lostTransaction is the error of a batch whose savepoints are gone: SQLite
+// rolled its transaction back itself, as it may on a full disk, an I/O
+// error or a lack of memory. Every op of the batch failed with it, and may
+// be retried.
+func lostTransaction(err error) error {
+	return &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second, Err: err}
 }
 
 func (w *writer) isClosed() bool {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -239,4 +240,51 @@ func goCreate(ctx context.Context, s *Store, n int) <-chan error {
 		done <- err
 	}()
 	return done
+}
+
+// When SQLite itself rolls back a batch's transaction (as it may on a
+// full disk, an I/O error or lack of memory) while one op runs, every op
+// of the batch is answered unavailable, none is kept, and the next batch
+// commits as any other.
+func TestTransactionLostMidBatch(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1))
+	release := holdWriter(t, s)
+	before := goCreate(t.Context(), s, 2)
+	waitQueued(s, 1)
+	lost := make(chan error, 1)
+	go func() {
+		lost <- s.w.do(t.Context(), func(tx *writeTx) error {
+			if _, err := tx.exec("ROLLBACK"); err != nil { // as SQLite does on such errors
+				return err
+			}
+			return errors.New("disk full")
+		})
+	}()
+	waitQueued(s, 2)
+	after := goCreate(t.Context(), s, 3)
+	waitQueued(s, 3)
+	release()
+	for name, ch := range map[string]<-chan error{"the create before": before, "the create after": after} {
+		if err := <-ch; !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s: %v, want unavailable", name, err)
+		}
+	}
+	if err := <-lost; err == nil {
+		t.Error("the op that lost the transaction succeeded")
+	}
+	create(t, s, task(4))
+	for _, n := range []int{2, 3} {
+		if _, err := s.GetTask(t.Context(), task(n).ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetTask(%s) of a lost batch: %v, want not found", task(n).ID, err)
+		}
+	}
+	stats, err := s.Stats(t.Context(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Queues) != 1 || stats.Queues[0].ByStatus[taskwire.StatusPending] != 2 {
+		t.Errorf("pending tasks counted: %+v, want 2", stats.Queues)
+	}
 }
