@@ -220,3 +220,16 @@ func TestReadMessageBudgetGrows(t *testing.T) {
 		t.Fatal("the budget is not whole after the release")
 	}
 }
+
+// The body budget is twice the body limit unless set: a lower limit
+// lowers it too.
+func TestBodyBudgetFollowsTheLimit(t *testing.T) {
+	t.Parallel()
+	s := NewServer(nil, Options{MaxBodyBytes: 4 << 20})
+	if !s.bodies.TryAcquire(8 << 20) {
+		t.Fatal("no room for twice the body limit")
+	}
+	if s.bodies.TryAcquire(1) {
+		t.Fatal("the budget holds more than twice the body limit")
+	}
+}

@@ -38,12 +38,6 @@ const (
 	// MinBodyRate (bytes per second) is the slowest a large body may
 	// arrive: 1 GiB in about 18 minutes.
 	MinBodyRate = 1 << 20
-	// DefaultBodyBudget is how many bytes of large bodies (over
-	// smallBody) may be in memory at once: two of the largest, so that
-	// one slow upload does not stop every other. A request holds about
-	// twice its body until it is answered (the body, the params decoded
-	// from it).
-	DefaultBodyBudget = 2 * DefaultMaxBodyBytes
 )
 
 // smallBody is the body size up to which a body is read without taking
@@ -69,8 +63,10 @@ type Options struct {
 	BodyGrace time.Duration
 	// BodyBudget bounds the bytes of large request bodies held in memory
 	// at once, from the read until the response is written; a body waits
-	// for its share (see readBody). At least MaxBodyBytes. Default
-	// DefaultBodyBudget.
+	// for its share (see readBody). At least MaxBodyBytes. Default twice
+	// MaxBodyBytes: two of the largest (over smallBody), so that one slow
+	// upload does not stop every other. A request holds about twice its
+	// body until it is answered (the body, the params decoded from it).
 	BodyBudget int64
 	// BatchConcurrency is how many requests of one batch run at once.
 	// Default DefaultBatchConcurrency.
@@ -142,7 +138,7 @@ func NewServer(methods []Method, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	if opts.BodyBudget <= 0 {
-		opts.BodyBudget = DefaultBodyBudget
+		opts.BodyBudget = 2 * opts.MaxBodyBytes // two of the largest
 	}
 	opts.BodyBudget = max(opts.BodyBudget, opts.MaxBodyBytes)
 	s := &Server{methods: map[string]*Method{}, opts: opts, log: opts.Logger,
