@@ -321,19 +321,19 @@ func (s *Server) readUnsized(ctx context.Context, r io.Reader, limit int64) (b [
 	var held int64
 	var releases []func()
 	release = func() {
-		for _, r := range releases {
-			r()
+		for _, give := range releases {
+			give()
 		}
 	}
 	buf := bytes.NewBuffer(b) // grows b, without a copy at the end
 	for {
 		if more := min(2*int64(buf.Len()), most) - held; more > 0 {
-			r, err := s.takeBody(ctx, more)
+			give, err := s.takeBody(ctx, more)
 			if err != nil {
 				release()
 				return nil, nil, err
 			}
-			releases, held = append(releases, r), held+more
+			releases, held = append(releases, give), held+more
 		}
 		step := io.LimitReader(r, held-int64(buf.Len()))
 		if held == most {
