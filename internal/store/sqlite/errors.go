@@ -22,7 +22,12 @@ func unavailable(err error) error {
 	switch e.Code() & 0xff { // the primary result code
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
 		sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN:
-		return &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second, Err: err}
+		return unavailableFor(err)
 	}
 	return err
+}
+
+// unavailableFor is err as a *store.UnavailableError of SQLite.
+func unavailableFor(err error) *store.UnavailableError {
+	return &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second, Err: err}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"github.com/taskwire/taskwire/internal/store"
 )
@@ -119,8 +118,7 @@ func (s *walSyncer) sync() error {
 // fail records err, a change committed that may not reach the disk, as
 // the store's failure for good (see failed) and returns it.
 func (s *walSyncer) fail(err error) error {
-	s.failed.CompareAndSwap(nil, &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second,
-		Err: fmt.Errorf("%w (restart taskwire to recover)", err)})
+	s.failed.CompareAndSwap(nil, unavailableFor(fmt.Errorf("%w (restart taskwire to recover)", err)))
 	return s.failure()
 }
 

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/taskwire/taskwire"
 	"github.com/taskwire/taskwire/internal/store"
@@ -257,9 +256,7 @@ func (w *writer) runBatch(batch []*op, errs []error) error {
 // rolled its transaction back itself, as it may on a full disk, an I/O
 // error or a lack of memory. Every op of the batch failed with it, and may
 // be retried.
-func lostTransaction(err error) error {
-	return &store.UnavailableError{Backend: "sqlite", RetryAfter: time.Second, Err: err}
-}
+func lostTransaction(err error) error { return unavailableFor(err) }
 
 func (w *writer) isClosed() bool {
 	w.mu.RLock()
