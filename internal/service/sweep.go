@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/taskwire/taskwire/internal/store"
 )
 
@@ -12,20 +14,27 @@ import (
 // the worker timeout plus this.
 const DefaultSweepInterval = time.Second
 
+// sweepWarnInterval is the least time between two warnings of failed
+// sweeps (or of failed shares of the rates): an outage fails every one.
+const sweepWarnInterval = 10 * time.Second
+
 // RunSweeper sweeps every interval until ctx ends. A failed sweep is
-// logged and retried at the next tick.
+// logged, at most once every sweepWarnInterval, and retried at the next
+// tick.
 func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultSweepInterval
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	sweepWarn := &rate.Sometimes{First: 1, Interval: sweepWarnInterval}
+	shareWarn := &rate.Sometimes{First: 1, Interval: sweepWarnInterval}
 	for {
 		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sweep", "err", err)
+			sweepWarn.Do(func() { s.log.Warn("sweep", "err", err) })
 		}
 		if err := s.shareRates(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("share rates", "err", err)
+			shareWarn.Do(func() { s.log.Warn("share rates", "err", err) })
 		}
 		select {
 		case <-ctx.Done():
