@@ -131,11 +131,15 @@ func (p *CompleteParams) TaskRef() string {
 	return p.TaskID
 }
 
-// Validate checks that the task is named by id or taskId and that the
-// result fits its limit.
+// Validate checks that the task is named by id or taskId, that a failure
+// (error) comes without a result, which a failed task does not keep, and
+// that the result fits its limit.
 func (p *CompleteParams) Validate() error {
 	if _, err := oneOf("id", p.ID, "taskId", p.TaskID); err != nil {
 		return err
+	}
+	if p.Error != nil && p.Result != nil {
+		return InvalidParams("result: give result or error, not both (a failed task keeps no result)")
 	}
 	if err := checkNoNUL("id", p.ID, "taskId", p.TaskID, "error", deref(p.Error)); err != nil {
 		return err

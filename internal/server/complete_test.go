@@ -69,6 +69,8 @@ func TestCompleteParamErrors(t *testing.T) {
 		{"error not a string", func(id string) params { return params{"id": id, "error": params{"e": 1}} }, "error"},
 		{"attempt negative", func(id string) params { return params{"id": id, "attempt": -1} }, "attempt"},
 		{"unknown param", func(id string) params { return params{"id": id, "status": "completed"} }, "status"},
+		// A failure's result would be dropped: both are refused.
+		{"result and error", func(id string) params { return params{"id": id, "error": "e", "result": params{"x": 1}} }, "result"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
