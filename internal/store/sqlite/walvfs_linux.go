@@ -58,8 +58,15 @@ type walBuffer struct {
 	// next write, its page, ends the commit.
 	commit bool
 	// err is a failed write of the buffer that no method could return (a
-	// barrier has no result); the writer checks it after each commit.
+	// barrier has no result): frames of a published commit may be lost.
+	// The writer checks it after each commit and fails the store for good.
 	err error
+	// lost is a failed write of the buffer that SQLite was told of: the
+	// call that made it failed, but frames SQLite had been told were
+	// written (a cache spill earlier in the transaction) went with it, so
+	// the transaction must not commit. The writer checks it before each
+	// commit and clears it once the transaction is rolled back.
+	lost error
 	// pFile is the WAL file, 0 while it is not open.
 	pFile uintptr
 	// frames and writes count the frame headers buffered and the writes
@@ -187,6 +194,9 @@ func (b *walBuffer) flush(tls *libc.TLS) int32 {
 	}
 	b.writes++
 	b.buf, b.commit = b.buf[:0], false
+	if rc != lib.SQLITE_OK && b.lost == nil {
+		b.lost = fmt.Errorf("write WAL: SQLite I/O error code %d", rc)
+	}
 	return rc
 }
 
@@ -269,8 +279,7 @@ func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 func dbShmBarrier(tls *libc.TLS, pFile uintptr) {
 	if b := fileBuffer(pFile); b != nil && b.pFile != 0 {
 		// No result to tell SQLite with: the writer finds it after the
-		// commit (walWriteErr). Every other failed write is the result of
-		// the SQLite call that made it, which rolls its commit back.
+		// commit (walWriteErr).
 		if rc := b.flush(tls); rc != lib.SQLITE_OK && b.err == nil {
 			b.err = fmt.Errorf("write WAL: SQLite I/O error code %d", rc)
 		}
@@ -297,6 +306,28 @@ func walWriteErr(path string) error {
 		return b.err
 	}
 	return nil
+}
+
+// walWriteLost returns the first failed write of the WAL buffer of the
+// database at path since the last clearWALWriteLost, or nil: the writer's
+// transaction may have lost frames, and must not commit.
+func walWriteLost(path string) error {
+	walVFSFilesMu.Lock()
+	defer walVFSFilesMu.Unlock()
+	if b := walVFSBuffers[path]; b != nil {
+		return b.lost
+	}
+	return nil
+}
+
+// clearWALWriteLost forgets the failed writes of the WAL buffer of the
+// database at path: the transaction whose frames they lost is rolled back.
+func clearWALWriteLost(path string) {
+	walVFSFilesMu.Lock()
+	defer walVFSFilesMu.Unlock()
+	if b := walVFSBuffers[path]; b != nil {
+		b.lost = nil
+	}
 }
 
 // ptr turns an address SQLite holds as a uintptr (memory of its own, not

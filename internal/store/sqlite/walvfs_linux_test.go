@@ -109,3 +109,42 @@ func TestWALWriteFailureFailsTheCommit(t *testing.T) {
 		t.Errorf("pending tasks counted: %+v, want 2", stats.Queues)
 	}
 }
+
+// A write of the buffer that fails while a batch runs (the flush a read
+// makes of frames a cache spill wrote) may take frames of the batch's
+// earlier ops with it, though SQLite was told only of the call that
+// failed: the batch is rolled back and answered unavailable, op by op,
+// and the next batch commits as any other.
+func TestWALWriteLostFailsTheBatch(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{})
+	create(t, s, task(1))
+	b := walBufferOf(t, s)
+	release := holdWriter(t, s)
+	before := goCreate(t.Context(), s, 2)
+	waitQueued(s, 1)
+	failed := make(chan error, 1)
+	go func() {
+		failed <- s.w.do(t.Context(), func(*writeTx) error {
+			walVFSFilesMu.Lock()
+			b.lost = errors.New("write WAL: disk full")
+			walVFSFilesMu.Unlock()
+			return errors.New("disk full") // what SQLite answered the call
+		})
+	}()
+	waitQueued(s, 2)
+	release()
+	if err := <-before; !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("the create in the batch that lost a write: %v, want unavailable", err)
+	}
+	if err := <-failed; err == nil {
+		t.Error("the op whose call failed succeeded")
+	}
+	if _, err := s.GetTask(t.Context(), task(2).ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetTask of the batch that lost a write: %v, want not found", err)
+	}
+	create(t, s, task(3))
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping after the batch was rolled back: %v", err)
+	}
+}

@@ -8,3 +8,9 @@ func writerDSN(path string) string { return dsn(path, false) }
 
 // walWriteErr is nil: nothing buffers WAL writes here.
 func walWriteErr(string) error { return nil }
+
+// walWriteLost is nil: nothing buffers WAL writes here.
+func walWriteLost(string) error { return nil }
+
+// clearWALWriteLost does nothing: nothing buffers WAL writes here.
+func clearWALWriteLost(string) {}

@@ -165,6 +165,12 @@ func (w *writer) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	err := w.runBatch(batch, errs)
 	if err == nil {
+		if lost := walWriteLost(w.path); lost != nil {
+			// Frames the transaction wrote may not be in the file.
+			err = lostTransaction(lost)
+		}
+	}
+	if err == nil {
 		if _, err = w.tx.exec("COMMIT"); err != nil {
 			err = fmt.Errorf("commit: %w", err)
 		}
@@ -185,6 +191,7 @@ func (w *writer) commit(batch []*op) {
 	}
 	if err != nil {
 		_, _ = w.conn.ExecContext(w.tx.ctx, "ROLLBACK")
+		clearWALWriteLost(w.path) // what it lost went with the transaction
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
