@@ -24,7 +24,9 @@ func (s *Store) CreateTask(ctx context.Context, p store.CreateTaskParams) (*task
 	st := &taskState{Task: &t, ver: 1}
 	existing, err := s.insertTask(ctx, st, p)
 	if err != nil {
-		s.fenceUnwrittenCreate(ctx, t.ID)
+		if p.IdempotencyKey == "" {
+			s.fenceUnwrittenCreate(ctx, t.ID)
+		}
 		return nil, false, fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	if existing != "" {
@@ -94,12 +96,16 @@ func (s *Store) settleFailedCreate(ctx context.Context, id string) bool {
 	}
 }
 
-// fenceUnwrittenCreate fences off the create of task id whose row
-// PostgreSQL did not acknowledge. Its statements may still be on their way
-// (a network that stalled, then recovers) and commit the row after the
-// caller was answered an error; whatever meets the row then (the
-// reconciler, a read or change of the task) finds the fence and takes the
-// row back (fencedRow), so that the create makes no task.
+// fenceUnwrittenCreate fences off the create of task id, without an
+// idempotency key, whose row PostgreSQL did not acknowledge. Its group
+// commit, sent whole, may still be on its way (a network that stalled,
+// then recovers) and commit the row after the caller was answered an
+// error; whatever meets the row then (the reconciler, a read or change of
+// the task) finds the fence and takes the row back (fencedRow), so that
+// the create makes no task. A keyed create is not fenced: its transaction
+// waits for each statement, and a row it committed all the same is what
+// the key hands to the caller's retry, or already handed to a concurrent
+// create with the same key.
 func (s *Store) fenceUnwrittenCreate(ctx context.Context, id string) {
 	ctx = context.WithoutCancel(ctx)
 	if _, err := boundedValue(ctx, s, func(ctx context.Context) (bool, error) { return s.settleCreate(ctx, id) }); err != nil {

@@ -346,3 +346,27 @@ func waitForRow(t *testing.T, pool *pgxpool.Pool, id string) {
 	}
 	t.Fatalf("the row of %s never committed", id)
 }
+
+// TestKeyedCreateNotFenced: a create with an idempotency key that
+// PostgreSQL did not answer in time is not fenced off. Its transaction
+// waits for each statement, so a row it committed all the same is one a
+// concurrent create with the key may already have been handed; the key
+// hands it to the caller's retry too.
+func TestKeyedCreateNotFenced(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	hole, u := startBlackholeTo(t, testPostgresURL)
+	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
+	t.Cleanup(hole.close)
+	now := time.Now().UTC()
+	hole.paused.Store(true)
+	err := createWithin(t, st, t.Context(), store.CreateTaskParams{Task: readyTask("t-keyed", now), Now: now,
+		IdempotencyKey: "k-stalled", IdempotencyWindow: time.Hour})
+	hole.paused.Store(false)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("keyed create with PostgreSQL stalled: %v; want a *store.UnavailableError", err)
+	}
+	if n, err := env.rdb.Exists(t.Context(), st.k.createFence("t-keyed")).Result(); err != nil || n != 0 {
+		t.Fatalf("the keyed create was fenced off: %d, %v", n, err)
+	}
+}
