@@ -37,6 +37,7 @@ func (s *Server) untilRevoked(h http.Handler) http.Handler {
 		st := &stream{ctx: ctx, cancel: cancel}
 		s.streams.add(st)
 		defer s.streams.remove(st)
+		s.endIfRevoked(st) // a reload since the token was checked
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -62,9 +63,15 @@ func (s *Server) endRevoked() {
 	s.streams.mu.Lock()
 	defer s.streams.mu.Unlock()
 	for st := range s.streams.open {
-		if err := s.revalidate(st.ctx); err != nil {
-			st.cancel(&taskwire.Error{Code: taskwire.CodeNotAllowed, Message: "Unauthorized: " + err.Error(),
-				Data: map[string]any{"reason": err.Error()}})
-		}
+		s.endIfRevoked(st)
+	}
+}
+
+// endIfRevoked ends st when revalidate refuses its token now, with the
+// -32002 error saying why as its cause.
+func (s *Server) endIfRevoked(st *stream) {
+	if err := s.revalidate(st.ctx); err != nil {
+		st.cancel(&taskwire.Error{Code: taskwire.CodeNotAllowed, Message: "Unauthorized: " + err.Error(),
+			Data: map[string]any{"reason": err.Error()}})
 	}
 }

@@ -35,6 +35,9 @@ func (s *Service) ClaimTasks(ctx context.Context, p *taskwire.ClaimParams) (*tas
 		keepAlive = tick.C
 	}
 	for {
+		if ctx.Err() != nil { // a wake-up may win the race with the end
+			return nil, context.Cause(ctx)
+		}
 		woken := s.ready.wait() // taken before the attempt, so no signal is missed
 		tasks, err := s.store.ClaimTasks(ctx, store.ClaimTasksParams{
 			WorkerID: p.WorkerID, Queues: p.Queues,
