@@ -141,9 +141,8 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 	cmd.Env = append(cmd.Environ(), "TASKWIRE_TASK_ID="+t.ID, "TASKWIRE_TASK_ATTEMPT="+strconv.Itoa(t.Attempt))
 	var stdout bytes.Buffer
 	stderr := &limitedBuffer{max: maxStderr}
-	cmd.Stdin = bytes.NewReader(in)
 	start := time.Now()
-	err = runCollecting(cmd, &stdout, stderr)
+	err = runCollecting(cmd, in, &stdout, stderr)
 	outcome := r.outcome(ctx, err)
 	r.report(t, outcome, time.Since(start))
 	if err == nil {
@@ -155,45 +154,62 @@ func (r *commandRunner) run(ctx context.Context, t *taskwire.Task) (any, error) 
 	return nil, errors.New(outcome)
 }
 
-// runCollecting runs cmd with its stdout and stderr copied to the
-// writers, and returns cmd's own outcome as soon as it has exited: what it
-// left running in its process group is ended then (endGroup), and its
-// output is collected until the pipes close, for at most cmd.WaitDelay
-// more. (With writers of its own, exec.Cmd would wait for every process
-// holding the pipes, and fail a command that exited 0 after WaitDelay.)
-func runCollecting(cmd *exec.Cmd, stdout, stderr io.Writer) error {
-	outR, outW, err := os.Pipe()
+// runCollecting runs cmd with in on its stdin and its stdout and stderr
+// copied to the writers, and returns cmd's own outcome as soon as it has
+// exited: what it left running in its process group is ended then
+// (endGroup), and its pipes are served until they close, for at most
+// cmd.WaitDelay more. (With a reader and writers of its own, exec.Cmd
+// would wait for every process holding the pipes, and fail a command that
+// exited 0 after WaitDelay.)
+func runCollecting(cmd *exec.Cmd, in []byte, stdout, stderr io.Writer) error {
+	var pipes []*os.File // every end, closed at the end (again, for most)
+	defer func() {
+		for _, f := range pipes {
+			f.Close()
+		}
+	}()
+	pipe := func() (r, w *os.File, err error) {
+		if r, w, err = os.Pipe(); err == nil {
+			pipes = append(pipes, r, w)
+		}
+		return r, w, err
+	}
+	inR, inW, err := pipe()
 	if err != nil {
 		return err
 	}
-	errR, errW, err := os.Pipe()
+	outR, outW, err := pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
+	errR, errW, err := pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	err = cmd.Start()
-	outW.Close()
-	errW.Close()
+	for _, f := range []*os.File{inR, outW, errW} {
+		f.Close()
+	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
 		return err
 	}
-	var copies sync.WaitGroup
-	copies.Go(func() { _, _ = io.Copy(stdout, outR) })
-	copies.Go(func() { _, _ = io.Copy(stderr, errR) })
+	var served sync.WaitGroup
+	served.Go(func() {
+		_, _ = inW.Write(in)
+		inW.Close()
+	})
+	served.Go(func() { _, _ = io.Copy(stdout, outR) })
+	served.Go(func() { _, _ = io.Copy(stderr, errR) })
 	err = cmd.Wait()
 	endGroup(cmd)
 	closeAfter := time.AfterFunc(cmd.WaitDelay, func() {
-		outR.Close()
-		errR.Close()
+		for _, f := range []*os.File{inW, outR, errR} {
+			f.Close()
+		}
 	})
-	copies.Wait()
+	served.Wait()
 	closeAfter.Stop()
-	outR.Close()
-	errR.Close()
 	return err
 }
 

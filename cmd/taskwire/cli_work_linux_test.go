@@ -84,3 +84,21 @@ func TestCLIWorkCommandLeavesAChild(t *testing.T) {
 	}
 	wantGone(t, pidFile)
 }
+
+// TestCLIWorkCommandLeavesAChildOnStdin: the same when the child holds
+// stdin, with a task larger than a pipe holds, so that the input is still
+// being written when the command exits.
+func TestCLIWorkCommandLeavesAChildOnStdin(t *testing.T) {
+	t.Parallel()
+	b := cliSetup(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	id := strings.TrimSpace(b.cli(t, "create", "--queue", "stdin-leaver", "--metadata",
+		`{"pad":"`+strings.Repeat("x", 65_500)+`"}`, "hold stdin").want(t, exitOK).stdout)
+	script := `echo hi; exec 3<&0; sleep 120 <&3 & echo $! > "$1"; exit 0`
+	b.cli(t, "work", "--queue", "stdin-leaver", "--exit-when-idle", "--", "sh", "-c", script, "sh", pidFile).want(t, exitOK)
+	task, err := b.c.GetTask(t.Context(), id)
+	if err != nil || task.Status != taskwire.StatusCompleted || string(task.Result) != `"hi"` {
+		t.Fatalf("task: status %s, result %s, error %q, %v", task.Status, task.Result, task.Error, err)
+	}
+	wantGone(t, pidFile)
+}
