@@ -159,10 +159,7 @@ func TestWriteTimeout(t *testing.T) {
 // hang; those served by Redis alone go on working.
 func TestCallTimeout(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	hole, u := startBlackholeTo(t, testPostgresURL)
-	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
-	t.Cleanup(hole.close) // first: the store's connections end at once
+	_, hole, st := behindBlackhole(t)
 
 	ctx := t.Context()
 	now := time.Now().UTC()
@@ -297,10 +294,7 @@ func answerWithin(t *testing.T, what string, call func() error) error {
 // reconciler takes the row back instead of enqueueing it.
 func TestCreateCommittedLateNotMade(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	hole, u := startBlackholeTo(t, testPostgresURL)
-	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
-	t.Cleanup(hole.close)
+	env, hole, st := behindBlackhole(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
 	// A create first, so that the connection has its statements prepared
@@ -331,6 +325,18 @@ func TestCreateCommittedLateNotMade(t *testing.T) {
 	}
 }
 
+// behindBlackhole opens a store on a fresh environment whose PostgreSQL
+// it reaches through a blackhole, with a WriteTimeout of a second and no
+// reconciler of its own.
+func behindBlackhole(t *testing.T) (*testEnv, *blackhole, *Store) {
+	t.Helper()
+	env := newTestEnv(t)
+	hole, u := startBlackholeTo(t, testPostgresURL)
+	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
+	t.Cleanup(hole.close) // first: the store's connections end at once
+	return env, hole, st
+}
+
 // waitForRow waits until PostgreSQL holds the row of task id, failing the
 // test after 30 s.
 func waitForRow(t *testing.T, pool *pgxpool.Pool, id string) {
@@ -354,10 +360,7 @@ func waitForRow(t *testing.T, pool *pgxpool.Pool, id string) {
 // hands it to the caller's retry too.
 func TestKeyedCreateNotFenced(t *testing.T) {
 	t.Parallel()
-	env := newTestEnv(t)
-	hole, u := startBlackholeTo(t, testPostgresURL)
-	st := env.openOn(t, env.poolAt(t, u.String()), Options{ReconcileInterval: -1, WriteTimeout: time.Second})
-	t.Cleanup(hole.close)
+	env, hole, st := behindBlackhole(t)
 	now := time.Now().UTC()
 	hole.paused.Store(true)
 	err := createWithin(t, st, t.Context(), store.CreateTaskParams{Task: readyTask("t-keyed", now), Now: now,
