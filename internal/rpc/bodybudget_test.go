@@ -233,3 +233,45 @@ func TestBodyBudgetFollowsTheLimit(t *testing.T) {
 		t.Fatal("the budget holds more than twice the body limit")
 	}
 }
+
+// Messages growing at once under a budget too small for all of them at
+// their full size are read one after another, none refused: one that
+// cannot grow gives back what it holds while it waits, so that growing
+// bodies never each hold part and wait for the rest.
+func TestReadMessagesGrowingTogether(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 20
+	s := NewServer(nil, Options{MaxBodyBytes: limit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.bodyWait = 2 * time.Second // far longer than reading them takes
+	var wg sync.WaitGroup
+	pws := make([]*io.PipeWriter, 3)
+	errs := make([]error, len(pws))
+	for i := range pws {
+		pr, pw := io.Pipe()
+		pws[i] = pw
+		wg.Go(func() {
+			_, release, err := s.ReadMessage(context.Background(), pr, limit)
+			if err == nil {
+				release()
+			}
+			errs[i] = err
+		})
+	}
+	for _, pw := range pws { // 1.5 MiB each: each holds 2 MiB of the 8
+		if _, err := pw.Write(bytes.Repeat([]byte(" "), 3<<19)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pw := range pws { // each grows to 3.5 MiB: room for two at once
+		go func() {
+			_, _ = pw.Write(bytes.Repeat([]byte(" "), 2<<20))
+			pw.Close()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("message %d: %v", i, err)
+		}
+	}
+}
