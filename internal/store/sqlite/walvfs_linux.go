@@ -279,7 +279,7 @@ func dbClose(tls *libc.TLS, pFile uintptr) int32 {
 func dbShmBarrier(tls *libc.TLS, pFile uintptr) {
 	if b := fileBuffer(pFile); b != nil && b.pFile != 0 {
 		// No result to tell SQLite with: the writer finds it after the
-		// commit (walWriteErr).
+		// commit (walWriteFailures).
 		if rc := b.flush(tls); rc != lib.SQLITE_OK && b.err == nil {
 			b.err = fmt.Errorf("write WAL: SQLite I/O error code %d", rc)
 		}
@@ -297,27 +297,18 @@ func writerDSN(path string) string {
 	return dsn(path, false) + "&vfs=" + walVFSName
 }
 
-// walWriteErr returns the first failed write of the WAL buffer of the
-// database at path that no SQLite call could report, or nil.
-func walWriteErr(path string) error {
+// walWriteFailures returns the first failed writes of the WAL buffer of
+// the database at path: published, one no SQLite call could report (frames
+// of a published commit may be lost), and lost, one since the last
+// clearWALWriteLost (the writer's transaction may have lost frames, and
+// must not commit).
+func walWriteFailures(path string) (published, lost error) {
 	walVFSFilesMu.Lock()
 	defer walVFSFilesMu.Unlock()
 	if b := walVFSBuffers[path]; b != nil {
-		return b.err
+		return b.err, b.lost
 	}
-	return nil
-}
-
-// walWriteLost returns the first failed write of the WAL buffer of the
-// database at path since the last clearWALWriteLost, or nil: the writer's
-// transaction may have lost frames, and must not commit.
-func walWriteLost(path string) error {
-	walVFSFilesMu.Lock()
-	defer walVFSFilesMu.Unlock()
-	if b := walVFSBuffers[path]; b != nil {
-		return b.lost
-	}
-	return nil
+	return nil, nil
 }
 
 // clearWALWriteLost forgets the failed writes of the WAL buffer of the

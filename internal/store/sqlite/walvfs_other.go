@@ -6,11 +6,8 @@ package sqlite
 // VFS that gathers a commit's WAL writes is built for Linux).
 func writerDSN(path string) string { return dsn(path, false) }
 
-// walWriteErr is nil: nothing buffers WAL writes here.
-func walWriteErr(string) error { return nil }
-
-// walWriteLost is nil: nothing buffers WAL writes here.
-func walWriteLost(string) error { return nil }
+// walWriteFailures are nil: nothing buffers WAL writes here.
+func walWriteFailures(string) (published, lost error) { return nil, nil }
 
 // clearWALWriteLost does nothing: nothing buffers WAL writes here.
 func clearWALWriteLost(string) {}

@@ -165,7 +165,7 @@ func (w *writer) commit(batch []*op) {
 	errs := make([]error, len(batch))
 	err := w.runBatch(batch, errs)
 	if err == nil {
-		if lost := walWriteLost(w.path); lost != nil {
+		if _, lost := walWriteFailures(w.path); lost != nil {
 			// Frames the transaction wrote may not be in the file.
 			err = lostTransaction(lost)
 		}
@@ -176,7 +176,7 @@ func (w *writer) commit(batch []*op) {
 		}
 	}
 	if err == nil {
-		if werr := walWriteErr(w.path); werr != nil {
+		if werr, _ := walWriteFailures(w.path); werr != nil {
 			// Committed, but its WAL frames may not be in the file.
 			err = w.sync.fail(werr)
 		}
