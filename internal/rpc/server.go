@@ -310,10 +310,8 @@ func (s *Server) ReadMessage(ctx context.Context, r io.Reader, limit int64) (msg
 // twice what has arrived before reading on (a buffer grown by doubling
 // holds up to that), at most limit (and the whole budget); release gives
 // it all back. A message that stalls part way so holds about twice what
-// it sent, not the largest message's share. When the budget has no room
-// for it to grow, it gives back what it holds and waits for the largest
-// share; one that finds no room in time returns ErrBodyBudget, the rest
-// of r unread.
+// it sent, not the largest message's share. A read that finds no room in
+// time returns ErrBodyBudget, the rest of r unread.
 func (s *Server) readUnsized(ctx context.Context, r io.Reader, limit int64) (b []byte, release func(), err error) {
 	b, err = io.ReadAll(io.LimitReader(r, smallBody+1))
 	if err != nil || len(b) <= smallBody {
@@ -329,18 +327,13 @@ func (s *Server) readUnsized(ctx context.Context, r io.Reader, limit int64) (b [
 	}
 	buf := bytes.NewBuffer(b) // grows b, without a copy at the end
 	for {
-		if more := min(2*int64(buf.Len()), most) - held; more > 0 && s.bodies.TryAcquire(more) {
-			releases, held = append(releases, func() { s.bodies.Release(more) }), held+more
-		} else if more > 0 {
-			// No room to grow now: wait for the largest share holding
-			// nothing, so that bodies growing at once never each hold a
-			// part and wait for the rest.
-			release()
-			give, err := s.takeBody(ctx, most)
+		if more := min(2*int64(buf.Len()), most) - held; more > 0 {
+			give, err := s.takeBody(ctx, more)
 			if err != nil {
+				release()
 				return nil, nil, err
 			}
-			releases, held = []func(){give}, most
+			releases, held = append(releases, give), held+more
 		}
 		step := io.LimitReader(r, held-int64(buf.Len()))
 		if held == most {
